@@ -1,0 +1,3 @@
+from medsam.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The ``medsam`` command line.
+
+Each subcommand lives in its own module of this package, listed in
+:data:`SUBCOMMANDS`. A subcommand module defines
+
+``HELP``
+    one line shown by ``medsam --help``;
+``add_arguments(parser)``
+    adds its options to an :class:`argparse.ArgumentParser`;
+``run(args) -> int``
+    does the work and returns the exit status.
+
+Subcommand modules import heavy dependencies (torch, SimpleITK, matplotlib)
+inside ``run`` so that ``medsam --help`` stays fast.
+
+Errors the user can fix are raised as :class:`medsam.errors.MedSAMError`; they are
+printed as one line ``medsam: error: ...`` on stderr with exit status 2. Nothing
+else prints errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .._version import __version__
+from ..errors import MedSAMError
+
+# subcommand name -> module (in the order shown by --help)
+SUBCOMMANDS: dict[str, str] = {
+}
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medsam",
+        description="Promptable medical image segmentation (MedSAM).",
+    )
+    parser.add_argument("--version", action="version", version=f"medsam {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._run(args) or EXIT_OK)
+    except MedSAMError as exc:
+        print(f"medsam: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("medsam: interrupted", file=sys.stderr)
+        return 130

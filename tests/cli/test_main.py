@@ -1,0 +1,31 @@
+import shutil
+
+import medsam
+from medsam.cli import main
+
+
+def test_version_subprocess(cli):
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"medsam {medsam.__version__}"
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: medsam" in capsys.readouterr().out
+
+
+def test_import_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, medsam; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(__import__('pathlib').Path(medsam.__file__).parents[1])})
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_console_script_installed():
+    # CI installs the package as the README says, so the entry point exists there.
+    exe = shutil.which("medsam")
+    assert exe is not None, "the `medsam` console script is not on PATH; install with pip"
