@@ -20,7 +20,8 @@ from ..errors import InputError
 from ..fileutil import atomic_path
 from ..metrics.case import CaseMetrics
 
-__all__ = ["RESULT_COLUMNS", "ResultRow", "read_results", "write_results", "rows_from_metrics", "write_csv"]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics",
+           "write_csv"]
 
 RESULT_COLUMNS = ("task", "method", "case", "label", "dsc", "nsd", "hd95",
                   "gt_voxels", "pred_voxels", "gt_volume", "pred_volume", "volume_unit")
@@ -110,3 +111,31 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
             raise InputError(f"{path}: duplicate row for task {r.task!r}, label {r.label}, case {r.case!r}")
         seen.add(k)
     return rows
+
+
+def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None
+                ) -> tuple[dict[str, list[ResultRow]], dict[str, str]]:
+    """Read result CSVs into ``{method: rows}`` (and ``{method: source file}``).
+
+    Methods are named by the CSVs' ``method`` column (a file may hold several
+    methods), or by ``names``, one per file, which requires one method per
+    file. The same method in two files is an :class:`InputError`.
+    """
+    if names is not None and len(names) != len(paths):
+        raise InputError(f"{len(names)} names given for {len(paths)} result files")
+    tables: dict[str, list[ResultRow]] = {}
+    sources: dict[str, str] = {}
+    for i, path in enumerate(paths):
+        rows = read_results(path)
+        methods = list(dict.fromkeys(r.method for r in rows))
+        if names is not None:
+            if len(methods) > 1:
+                raise InputError(f"{path}: holds methods {', '.join(methods)}; cannot rename it to {names[i]!r}")
+            rows = [dataclasses.replace(r, method=names[i]) for r in rows]
+            methods = [names[i]]
+        for m in methods:
+            if m in tables:
+                raise InputError(f"{path}: method {m!r} also comes from {sources[m]}; name them with --names")
+            tables[m] = [r for r in rows if r.method == m]
+            sources[m] = str(path)
+    return tables, sources
