@@ -22,6 +22,7 @@ def _assert_same_geometry(a, b, atol=1e-4):
     ("pyradiomics_nrrd/prostate_phantom_subvolume.nrrd",
      "pyradiomics_nrrd/prostate_phantom_subvolume-label.nrrd", ".mha"),
     ("monai_testing/anatomical.nii", "monai_testing/anatomical_label.nii.gz", ".mhd"),
+    ("pyradiomics_nrrd/breast1_image.nrrd", "pyradiomics_nrrd/breast1_label.nrrd", ".nhdr"),
 ])
 def test_volume_roundtrip(shared_data, tmp_path, image_rel, label_rel, ext):
     image, g = io.read(shared_data / image_rel)
@@ -41,6 +42,10 @@ def test_volume_roundtrip(shared_data, tmp_path, image_rel, label_rel, ext):
     img_back, ig = io.read(io.write(image, tmp_path / f"image{ext}", g))
     np.testing.assert_array_equal(img_back, image)
     _assert_same_geometry(ig, g)
+    # nothing else is left in the folder (detached headers name their final data file)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in names if n.startswith(".")], names
+    assert len(names) == (4 if ext in (".mhd", ".nhdr") else 2), names
 
 
 def test_dicom_series_sorted_by_position(shared_data):

@@ -24,6 +24,8 @@ from .geometry import Geometry
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: single DICOM files (read only; folders are read as series)
 DICOM_EXTENSIONS = (".dcm", ".dicom")
+#: formats whose header names a separate data file
+DETACHED_EXTENSIONS = (".mhd", ".nhdr")
 
 
 def _sitk():
@@ -130,12 +132,41 @@ def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
     if array.dtype == bool:
         array = array.astype(np.uint8)
     image = geometry.to_sitk(array)
+    if str(path).lower().endswith(DETACHED_EXTENSIONS):
+        return _write_detached(image, Path(path), overwrite, compress)
     with atomic_path(path, overwrite=overwrite) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), compress)
         except RuntimeError as exc:
             raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
     return Path(path)
+
+
+def _write_detached(image, path: Path, overwrite: bool, compress: bool) -> Path:
+    """Header + data file formats (.mhd, .nhdr): write both under their final names in a
+    temporary folder beside ``path``, then move the data file(s) and last the header."""
+    import shutil
+    import tempfile
+
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        try:
+            _sitk().WriteImage(image, str(tmpdir / path.name), compress)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
+        data_files = [f for f in tmpdir.iterdir() if f.name != path.name]
+        for f in data_files:
+            if (path.parent / f.name).exists() and not overwrite:
+                raise InputError(f"{path.parent / f.name}: output exists; pass --overwrite to replace it")
+        for f in data_files:
+            os.replace(f, path.parent / f.name)
+        os.replace(tmpdir / path.name, path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
 
 
 # ---------------------------------------------------------------- DICOM
