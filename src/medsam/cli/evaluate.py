@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
         "partial": _sibling(args.output, ".partial.csv"),
         "failed": _sibling(args.output, ".failed.csv"),
     }
-    for path in outputs.values():
-        check_writable_output(path, args.overwrite)
+    # The .partial/.failed files describe the latest run only: they are
+    # replaced by a failed run and removed by a complete one.
+    for key in ("results", "summary_csv", "summary_md"):
+        check_writable_output(outputs[key], args.overwrite)
     config = EvaluateConfig(
         task=args.task or args.gt.resolve().name, method=args.method or args.pred.resolve().name,
         tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
@@ -77,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
         written = ""
         if run_.rows:
             write_results(run_.rows, outputs["partial"])
+        else:
+            outputs["partial"].unlink(missing_ok=True)
             written = f"; results of the other cases are in {outputs['partial']} (INCOMPLETE)"
         print(f"medsam evaluate: {len(run_.failures)} of {run_.n_cases} cases failed (listed in "
               f"{outputs['failed']}){written}; {args.output} was not written", file=sys.stderr)
         return 1
+    for key in ("partial", "failed"):
+        outputs[key].unlink(missing_ok=True)
     write_results(run_.rows, outputs["results"])
     summary = summarize(run_.rows)
     write_summary(summary, outputs["summary_csv"], outputs["summary_md"])

@@ -18,7 +18,8 @@ import numpy as np
 from ..metrics.overlap import dice
 from ..metrics.surface import normalized_surface_distance, surface_distances
 
-__all__ = ["majority_vote", "ExpertScore", "compare_with_experts", "expert_table"]
+__all__ = ["majority_vote", "ExpertScore", "compare_with_experts", "expert_table", "expert_markdown",
+           "write_expert_comparison"]
 
 
 def majority_vote(masks: Sequence[np.ndarray], tie: str = "background") -> np.ndarray:
@@ -122,3 +123,42 @@ def expert_table(scores: Sequence[ExpertScore], model_name: str = "model") -> li
                     "model_dsc": float(np.median([s.dsc for s in full])),
                     "model_nsd": float(np.median([s.nsd for s in full]))})
     return out
+
+
+def expert_markdown(table: Sequence[dict]) -> str:
+    """The :func:`expert_table` as Markdown (medians, DSC and NSD in %)."""
+    lines = ["| rater | reference | n | rater DSC | model DSC | rater NSD | model NSD |",
+             "|---|---|---|---|---|---|---|"]
+
+    def pct(v: float) -> str:
+        return "-" if v != v else f"{100 * v:.1f}"
+
+    for row in table:
+        lines.append(f"| {row['rater']} | {row['reference']} | {row['n']} | {pct(row['rater_dsc'])} | "
+                     f"{pct(row['model_dsc'])} | {pct(row['rater_nsd'])} | {pct(row['model_nsd'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_expert_comparison(scores: Sequence[ExpertScore], folder, model_name: str = "model",
+                            plot: bool = True) -> list:
+    """Write ``experts_scores.csv`` (every score), ``experts.csv`` and
+    ``experts.md`` (the table) and ``experts.png`` (the plot) into ``folder``."""
+    from pathlib import Path
+
+    from ..fileutil import atomic_path
+    from .results import write_csv
+
+    folder = Path(folder)
+    table = expert_table(scores, model_name)
+    fields = [f.name for f in dataclasses.fields(ExpertScore)]
+    written = [write_csv(folder / "experts_scores.csv", fields, ([getattr(s, f) for f in fields] for s in scores))]
+    keys = ["rater", "reference", "n", "rater_dsc", "model_dsc", "rater_nsd", "model_nsd"]
+    written.append(write_csv(folder / "experts.csv", keys, ([row[k] for k in keys] for row in table)))
+    with atomic_path(folder / "experts.md") as tmp:
+        tmp.write_text(expert_markdown(table))
+    written.append(folder / "experts.md")
+    if plot:
+        from .plots import expert_plot
+
+        written.append(expert_plot(scores, folder / "experts.png", model_name))
+    return written

@@ -153,7 +153,8 @@ def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> P
         for box, color in zip(parts["boxes"], colors):
             box.set_facecolor(color)
             box.set_alpha(0.75)
-        ax.set_xticks(range(len(raters)), [f"vs. consensus\nwithout {t}" for t in ticks], fontsize=8)
+        ax.set_xticks(range(len(raters)), ticks, fontsize=8, rotation=30 if len(raters) > 6 else 0)
+        ax.set_xlabel("left-out rater (reference: majority vote of the others)", fontsize=8)
         ax.set_ylabel(f"{metric.upper()} against leave-one-out consensus")
         ax.grid(axis="y", alpha=0.3)
         low = min((min(d) for d in data if len(d)), default=0.0)

@@ -198,6 +198,7 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     from tqdm.auto import tqdm
 
     matched, failures = match_cases(pred_dir, gt_dir)
+    n_cases = len(matched) + len(failures)
     jobs = [(c, p, g, config) for c, p, g in matched]
     workers = config.workers or min(os.cpu_count() or 1, len(jobs))
     results: dict[str, list[ResultRow]] = {}
@@ -217,7 +218,7 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     finally:
         bar.close()
     rows = [r for case in sorted(results) for r in results[case]]
-    return EvaluationRun(rows=rows, failures=sorted(failures), n_cases=len(matched) + len(failures))
+    return EvaluationRun(rows=rows, failures=sorted(failures), n_cases=n_cases)
 
 
 def _collect(case, rows, error, results, failures):
