@@ -16,7 +16,6 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
