@@ -18,6 +18,7 @@ Module and parameter names follow the public ``tiny_vit_sam.py`` so that
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -28,7 +29,11 @@ from .common import LayerNorm2d
 
 
 class Conv2d_BN(nn.Sequential):  # noqa: N801 (name fixed by the checkpoint layout)
-    """Convolution without bias (``c``) followed by batch norm (``bn``); (B, C, H, W)."""
+    """Convolution without bias (``c``) followed by batch norm (``bn``); (B, C, H, W).
+
+    In eval mode the batch norm is folded into the convolution's weights on the
+    fly (one convolution, same result up to rounding).
+    """
 
     def __init__(self, in_chans: int, out_chans: int, kernel_size: int = 1, stride: int = 1,
                  padding: int = 0, groups: int = 1, bn_weight_init: float = 1.0) -> None:
@@ -39,6 +44,15 @@ class Conv2d_BN(nn.Sequential):  # noqa: N801 (name fixed by the checkpoint layo
         nn.init.constant_(bn.weight, bn_weight_init)
         nn.init.zeros_(bn.bias)
         self.add_module("bn", bn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, bn = self.c, self.bn
+        if self.training:
+            return bn(conv(x))
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        weight = conv.weight * scale[:, None, None, None]
+        bias = bn.bias - bn.running_mean * scale
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class PatchEmbed(nn.Module):
@@ -154,7 +168,9 @@ class Attention(nn.Module):
         batch, tokens, _ = x.shape
         qkv = self.qkv(self.norm(x)).view(batch, tokens, self.num_heads, 3 * self.head_dim)
         q, k, v = qkv.permute(0, 2, 1, 3).split(self.head_dim, dim=3)
-        bias = self.bias().to(q.dtype)
+        # a mask expanded to the full (B', heads, N, N) shape lets SDPA take its
+        # fused path (several times faster on CPU than broadcasting one)
+        bias = self.bias().to(q.dtype).expand(batch, -1, -1, -1)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         return self.proj(x.transpose(1, 2).reshape(batch, tokens, -1))
 
@@ -163,6 +179,11 @@ def offset_index(window: int, device: torch.device | str = "cpu") -> torch.Tenso
     """(window^2, window^2) index of the offset between two cells of a window,
     ``|dy| * window + |dx|``, cells in row-major order. This is the order in
     which TinyViT enumerates offsets (first seen while scanning pairs)."""
+    return _offset_index(window, str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=16)
+def _offset_index(window: int, device: str) -> torch.Tensor:
     cells = torch.arange(window * window, device=device)
     ys, xs = cells // window, cells % window
     return (ys[:, None] - ys[None, :]).abs() * window + (xs[:, None] - xs[None, :]).abs()
