@@ -151,8 +151,13 @@ def _resolve(checkpoint: Union[str, os.PathLike]) -> Path:
     :func:`medsam.weights.get_weights_path`."""
     if isinstance(checkpoint, str) and not Path(checkpoint).exists() \
             and not _looks_like_path(checkpoint):
-        from .weights import get_weights_path  # only needed for names
-
+        try:
+            from .weights import get_weights_path  # only needed for names
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.weights":
+                raise
+            raise CheckpointError(f"{checkpoint}: no such checkpoint file, and this installation "
+                                  f"has no named weights") from None
         return Path(get_weights_path(checkpoint))
     return Path(checkpoint)
 
