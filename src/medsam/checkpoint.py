@@ -133,7 +133,7 @@ def load_model(checkpoint: Union[str, os.PathLike], variant: Optional[str] = Non
                 hint = f"; its keys look like variant {guess!r}"
         raise CheckpointError(f"{path}: does not fit model variant {variant!r} ({how}): "
                               f"{problems}{hint}")
-    state = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    state = {key: value.to(expected[key].dtype).contiguous() for key, value in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     still_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()]
                   if t.is_meta]

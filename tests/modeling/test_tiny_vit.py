@@ -86,7 +86,8 @@ def test_state_dict_layout_is_litemedsams(lite):
 
 
 def test_parameter_count(lite):
-    expected = sum(int(torch.Size(shape).numel()) for key, shape in expected_encoder_layout().items()
+    layout = expected_encoder_layout()
+    expected = sum(int(torch.Size(shape).numel()) for key, shape in layout.items()
                    if ".bn.running_" not in key and "num_batches_tracked" not in key)
     count = sum(p.numel() for p in lite.image_encoder.parameters() if p.requires_grad)
     assert count == expected == 5_726_740

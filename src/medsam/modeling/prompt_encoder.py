@@ -83,7 +83,7 @@ class PromptEncoder(nn.Module):
         if parts:
             sparse = torch.cat(parts, dim=1)
         else:
-            sparse = torch.empty((batch, 0, self.embed_dim), device=weight.device, dtype=weight.dtype)
+            sparse = weight.new_empty((batch, 0, self.embed_dim))
         if masks is not None:
             dense = self.mask_downscaling(masks)
         else:
@@ -153,7 +153,8 @@ class PositionEmbeddingRandom(nn.Module):
                            dim=-1)
         return self._pe_encoding(grid).permute(2, 0, 1)
 
-    def forward_with_coords(self, coords: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    def forward_with_coords(self, coords: torch.Tensor,
+                            image_size: Tuple[int, int]) -> torch.Tensor:
         """Encode (B, N, 2) xy pixel coordinates in an (H, W) frame: (B, N, 2F)."""
         height, width = image_size
         normalised = torch.stack([coords[..., 0] / width, coords[..., 1] / height], dim=-1)

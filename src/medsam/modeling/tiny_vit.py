@@ -59,7 +59,8 @@ class PatchEmbed(nn.Module):
     """Stem: (B, 3, H, W) -> (B, embed_dim, H/s^2, W/s^2) by two Conv2d_BN with
     a GELU between (``kernel_size`` 1 and ``stride`` 1 for LiteMedSAM)."""
 
-    def __init__(self, in_chans: int, embed_dim: int, kernel_size: int = 1, stride: int = 1) -> None:
+    def __init__(self, in_chans: int, embed_dim: int, kernel_size: int = 1,
+                 stride: int = 1) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.seq = nn.Sequential(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Tuple, Type
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -57,7 +56,8 @@ class TwoWayTransformer(nn.Module):
         queries = point_embedding
         for layer in self.layers:
             queries, keys = layer(queries, keys, point_embedding, key_pe)
-        attn_out = self.final_attn_token_to_image(q=queries + point_embedding, k=keys + key_pe, v=keys)
+        attn_out = self.final_attn_token_to_image(q=queries + point_embedding, k=keys + key_pe,
+                                                  v=keys)
         queries = self.norm_final_attn(queries + attn_out)
         return queries, keys
 
