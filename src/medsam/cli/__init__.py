@@ -30,6 +30,7 @@ from ..errors import MedSAMError
 
 # subcommand name -> module (in the order shown by --help)
 SUBCOMMANDS: dict[str, str] = {
+    "weights": "medsam.cli.weights",
 }
 
 EXIT_OK = 0
