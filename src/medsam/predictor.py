@@ -141,6 +141,20 @@ class MedSAMPredictor:
                              f"-pixel inputs but the model takes {size}")
         self.reset_image()
 
+    @classmethod
+    def from_weights(cls, name: str, device: str | torch.device | None = "cpu",
+                     download: bool = False) -> "MedSAMPredictor":
+        """A predictor for the named weights (``medsam.weights.WEIGHTS``), with the
+        transform those weights were trained with (``sam`` for Meta's SAM files).
+        ``download``: fetch the file when it is not cached yet."""
+        from .checkpoint import load_model
+        from .weights import get_entry, get_weights_path
+
+        entry = get_entry(name)
+        path = get_weights_path(name, download=download)
+        model = load_model(path, variant=entry.variant, device=str(resolve_device(device)))
+        return cls(model, transform=entry.transform)
+
     # ------------------------------------------------------------------ image embedding
 
     def reset_image(self) -> None:
