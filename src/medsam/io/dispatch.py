@@ -1,0 +1,141 @@
+"""One reader / writer interface for every supported format, chosen by extension or folder.
+
+``read(path) -> (array, Geometry)`` and ``write(array, path, geometry)``; a folder is
+read as a DICOM series. Array and geometry conventions are those of
+:mod:`medsam.io.geometry`: arrays ``(z, y, x)`` / ``(y, x)[, 3]``, spacing in array axis
+order (mm), origin and direction in ITK/LPS world terms.
+
+There is no DICOM writer: a mask for a DICOM series is written as NIfTI (or any
+volume format) carrying the series' geometry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .geometry import Geometry
+from .npz import NPZ_EXTENSIONS, read_npz, write_npz
+from .raster import RASTER_READ_EXTENSIONS, RASTER_WRITE_EXTENSIONS, read_raster, write_raster
+from .volume import DICOM_EXTENSIONS, VOLUME_EXTENSIONS, read_dicom_series, read_volume, write_volume
+
+_READ = {
+    **{e: "volume" for e in VOLUME_EXTENSIONS + DICOM_EXTENSIONS},
+    **{e: "raster" for e in RASTER_READ_EXTENSIONS},
+    **{e: "npz" for e in NPZ_EXTENSIONS},
+}
+_WRITE = {
+    **{e: "volume" for e in VOLUME_EXTENSIONS},
+    **{e: "raster" for e in RASTER_WRITE_EXTENSIONS},
+    **{e: "npz" for e in NPZ_EXTENSIONS},
+}
+
+
+def extension(path: str | os.PathLike) -> str:
+    """The lower-case format extension of ``path``, including ``.nii.gz``."""
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return Path(name).suffix
+
+
+def supported_extensions(mode: str = "read") -> tuple[str, ...]:
+    """File extensions that :func:`read` (``mode="read"``) or :func:`write` (``"write"``)
+    accept. Folders (DICOM series) are read too."""
+    if mode not in ("read", "write"):
+        raise ValueError(f"mode must be 'read' or 'write', got {mode!r}")
+    return tuple(sorted(_READ if mode == "read" else _WRITE))
+
+
+def is_supported(path: str | os.PathLike) -> bool:
+    """True for a folder or a file with a readable extension (existence not checked)."""
+    return Path(path).is_dir() or extension(path) in _READ
+
+
+def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndarray, Geometry]:
+    """Read an image or mask.
+
+    Args:
+        path: a file (by extension: NIfTI, NRRD, MHA/MHD, DICOM file, PNG/JPEG/BMP/TIFF/GIF,
+            challenge npz) or a folder holding one DICOM series.
+        series_id: picks a series in a DICOM folder that holds several.
+    Returns:
+        ``(array, geometry)``: ``(z, y, x)`` volumes, ``(y, x)`` or ``(y, x, 3)`` images.
+    Raises:
+        InputError: missing path, unsupported extension, unreadable or corrupt file,
+            DICOM folder with no or several series.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_dicom_series(path, series_id=series_id)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    kind = _READ.get(extension(path))
+    if kind is None:
+        raise InputError(f"{path}: unsupported file type {extension(path) or '(no extension)'!r}; "
+                         f"supported: {', '.join(supported_extensions())} or a DICOM folder")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    if kind == "volume":
+        return read_volume(path)
+    if kind == "raster":
+        return read_raster(path)
+    case = read_npz(path)
+    return case.image, case.geometry
+
+
+def write(array: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,
+          overwrite: bool = False) -> Path:
+    """Write ``array`` with ``geometry`` to ``path`` (format by extension), atomically.
+
+    ``geometry`` defaults to the identity geometry of the array's dimension. Bool arrays
+    are written as uint8. An existing file is an error unless ``overwrite``.
+
+    Raises:
+        InputError: unsupported extension, existing output, values the format cannot hold.
+        ValueError: array shape does not match the geometry.
+    """
+    path = Path(path)
+    kind = _WRITE.get(extension(path))
+    if extension(path) in (".jpg", ".jpeg"):
+        raise InputError(f"{path}: JPEG is lossy and would change label values; write .png instead")
+    if kind is None:
+        raise InputError(f"{path}: cannot write {extension(path) or '(no extension)'!r} files; "
+                         f"supported: {', '.join(supported_extensions('write'))}")
+    array = np.asarray(array)
+    if geometry is None:
+        ndim = 2 if array.ndim == 3 and array.shape[-1] == 3 and kind == "raster" else array.ndim
+        geometry = Geometry.default(ndim)
+    geometry.check_shape(array.shape)
+    if kind == "volume":
+        return write_volume(array, path, geometry, overwrite=overwrite)
+    if kind == "raster":
+        return write_raster(array, path, geometry, overwrite=overwrite)
+    return write_npz(array, path, geometry, overwrite=overwrite)
+
+
+def as_label_map(mask: np.ndarray) -> np.ndarray:
+    """Cast a bool or integer mask to the smallest unsigned label dtype (uint8 / uint16).
+
+    Raises ValueError for negative, non-integer, or > 65535 values."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask.astype(np.uint8)
+    if np.issubdtype(mask.dtype, np.floating):
+        if not np.all(np.isfinite(mask)) or not np.all(mask == np.round(mask)):
+            raise ValueError("label maps must hold whole numbers")
+    elif not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"label maps must be integer or bool, got {mask.dtype}")
+    lo, hi = (mask.min(), mask.max()) if mask.size else (0, 0)
+    if lo < 0 or hi > 65535:
+        raise ValueError(f"label ids must be in 0..65535, got {lo}..{hi}")
+    return mask.astype(np.uint8 if hi <= 255 else np.uint16)
+
+
+def write_labels(labels: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write a label map (0 = background) as uint8/uint16 in ``geometry`` (see :func:`write`)."""
+    return write(as_label_map(labels), path, geometry, overwrite=overwrite)

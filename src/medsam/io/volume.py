@@ -1,0 +1,242 @@
+"""Volumes through SimpleITK: NIfTI, NRRD, MetaImage (MHA/MHD) and DICOM series.
+
+Arrays come back in array axis order (``(z, y, x)`` for 3D) with a
+:class:`~medsam.io.geometry.Geometry` holding spacing (array order), origin and
+direction (ITK/LPS). DICOM series are read from a folder with
+``ImageSeriesReader``; the slices are sorted by their position along the slice
+normal (GDCM's sorter). A folder holding several series is an error listing them,
+unless ``series_id`` picks one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..fileutil import atomic_path
+from .geometry import Geometry
+
+#: file extensions (lower case) read and written by SimpleITK
+VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: single DICOM files (read only; folders are read as series)
+DICOM_EXTENSIONS = (".dcm", ".dicom")
+#: formats whose header names a separate data file
+DETACHED_EXTENSIONS = (".mhd", ".nhdr")
+
+
+def _sitk():
+    import SimpleITK as sitk
+
+    return sitk
+
+
+def _first_line(exc: BaseException) -> str:
+    """SimpleITK errors are long multi-line ITK traces: keep the informative line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR" in ln.upper() or "unable" in ln.lower() or "could not" in ln.lower():
+            return ln.split(": ", 1)[-1] if ln.count(":") >= 3 else ln
+    return lines[-1] if lines else type(exc).__name__
+
+
+def image_to_array(image, path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
+    """Split a SimpleITK image into ``(array, Geometry)``; only 2D and 3D images
+    (scalar, or 2D with 3/4 channels) are accepted."""
+    dim = image.GetDimension()
+    if dim not in (2, 3):
+        raise InputError(f"{path}: {dim}D images are not supported (only 2D and 3D)")
+    channels = image.GetNumberOfComponentsPerPixel()
+    if channels != 1 and not (dim == 2 and channels in (3, 4)):
+        raise InputError(f"{path}: images with {channels} components per voxel are not supported")
+    array = _sitk().GetArrayFromImage(image)
+    if channels == 4:  # RGBA -> RGB
+        array = array[..., :3]
+    return np.ascontiguousarray(array), Geometry.from_sitk(image)
+
+
+def _nifti_expected_bytes(header: bytes) -> int | None:
+    """Bytes a NIfTI-1/2 file must hold (header + voxel data), or None if not NIfTI."""
+    import struct
+
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            break
+        if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+            break
+    else:
+        return None
+    ndim = dims[0]
+    if not 1 <= ndim <= 7 or bitpix <= 0:
+        return None
+    return max(offset, 348) + int(np.prod([max(d, 1) for d in dims[1:ndim + 1]])) * bitpix // 8
+
+
+def check_nifti_complete(path: str | os.PathLike) -> None:
+    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels).
+
+    For ``.nii.gz`` the whole gzip stream is decompressed once to count its bytes."""
+    import gzip
+    import zlib
+
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            expected = _nifti_expected_bytes(fh.read(540))
+            if expected is None:
+                return  # not NIfTI-1/2: let ITK report what it finds
+            if opener is open:
+                size = path.stat().st_size
+            else:
+                size = 540
+                while chunk := fh.read(1 << 22):
+                    size += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
+    if size < expected:
+        raise InputError(f"{path}: truncated NIfTI file ({size} of {expected} bytes)")
+
+
+def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
+    """Read one NIfTI / NRRD / MHA / MHD (or single DICOM) file.
+
+    Returns:
+        ``(array, geometry)``: array ``(z, y, x)`` (or ``(y, x)``) in the file's pixel type.
+    """
+    sitk = _sitk()
+    if str(path).lower().endswith((".nii", ".nii.gz")):
+        check_nifti_complete(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: cannot read image ({_first_line(exc)})") from None
+    return image_to_array(image, path)
+
+
+def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
+                 overwrite: bool = False, compress: bool = True) -> Path:
+    """Write ``array`` (array axis order) with ``geometry`` to a SimpleITK format chosen by
+    the extension of ``path``, atomically. Returns the final path."""
+    sitk = _sitk()
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    image = geometry.to_sitk(array)
+    if str(path).lower().endswith(DETACHED_EXTENSIONS):
+        return _write_detached(image, Path(path), overwrite, compress)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        try:
+            sitk.WriteImage(image, str(tmp), compress)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
+    return Path(path)
+
+
+def _write_detached(image, path: Path, overwrite: bool, compress: bool) -> Path:
+    """Header + data file formats (.mhd, .nhdr): write both under their final names in a
+    temporary folder beside ``path``, then move the data file(s) and last the header."""
+    import shutil
+    import tempfile
+
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        try:
+            _sitk().WriteImage(image, str(tmpdir / path.name), compress)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
+        data_files = [f for f in tmpdir.iterdir() if f.name != path.name]
+        for f in data_files:
+            if (path.parent / f.name).exists() and not overwrite:
+                raise InputError(f"{path.parent / f.name}: output exists; pass --overwrite to replace it")
+        for f in data_files:
+            os.replace(f, path.parent / f.name)
+        os.replace(tmpdir / path.name, path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+# ---------------------------------------------------------------- DICOM
+@dataclass(frozen=True)
+class DicomSeries:
+    """One DICOM series found in a folder."""
+
+    series_id: str
+    files: tuple[str, ...]
+    description: str = ""
+    modality: str = ""
+
+    def summary(self) -> str:
+        extra = ", ".join(filter(None, [self.modality, self.description]))
+        return f"{self.series_id or '<no id>'} ({len(self.files)} files{', ' + extra if extra else ''})"
+
+
+def _tag(path: str, key: str) -> str:
+    sitk = _sitk()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+    except RuntimeError:
+        return ""
+
+
+def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
+    """The DICOM series in ``folder`` (not recursive), each with its files sorted by slice
+    position along the slice normal. Raises InputError when the folder holds none."""
+    sitk = _sitk()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
+        raise InputError(f"{folder}: no DICOM series found in this folder")
+    series = []
+    for sid in ids:
+        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid))
+        series.append(DicomSeries(sid, files, _tag(files[0], "0008|103e"), _tag(files[0], "0008|0060")))
+    return series
+
+
+def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None
+                      ) -> tuple[np.ndarray, Geometry]:
+    """Read a DICOM series from ``folder`` as ``(array (z, y, x), geometry)``.
+
+    Pixel values are rescaled (RescaleSlope/Intercept: Hounsfield units for CT). Slices are
+    ordered by position along the normal, so the geometry's direction and origin describe
+    the stacked volume. With several series in the folder, ``series_id`` must name one.
+    """
+    sitk = _sitk()
+    series = list_dicom_series(folder)
+    if series_id is not None:
+        chosen = [s for s in series if s.series_id == series_id]
+        if not chosen:
+            listing = "; ".join(s.summary() for s in series)
+            raise InputError(f"{folder}: no DICOM series {series_id!r} here; found: {listing}")
+        picked = chosen[0]
+    elif len(series) > 1:
+        listing = "; ".join(s.summary() for s in series)
+        raise InputError(f"{folder}: holds {len(series)} DICOM series, pick one by its id: {listing}")
+    else:
+        picked = series[0]
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(list(picked.files))
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{folder}: cannot read DICOM series ({_first_line(exc)})") from None
+    return image_to_array(image, folder)

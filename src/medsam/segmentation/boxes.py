@@ -1,0 +1,124 @@
+"""Box helpers: validation against an image, boxes from masks, world -> pixel conversion.
+
+Conventions: 2D boxes are ``(x0, y0, x1, y1)`` in pixel coordinates of the original
+image (x = column, y = row), with ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``
+(coordinates are continuous; a box from a mask spans its min..max pixel indices, as
+MedSAM builds them). 3D boxes are ``(x0, y0, z0, x1, y1, z1)`` with ``z0 <= z1`` slice
+indices, both inclusive. World boxes hold two opposite corners in mm, ITK/LPS order
+``(x, y[, z])`` (or RAS, as 3D Slicer displays them, with ``frame="RAS"``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.geometry import Geometry
+
+
+def validate_box_2d(box: Sequence[float], shape: Sequence[int], what: str = "box") -> np.ndarray:
+    """Check a 2D box against an image of ``shape`` ``(H, W, ...)``; return it as float array.
+
+    Raises:
+        InputError: wrong length, non-finite values, zero size, or outside the image.
+    """
+    b = np.asarray(box, dtype=float).ravel()
+    if b.size != 4 or not np.all(np.isfinite(b)):
+        raise InputError(f"{what}: expected 4 finite numbers x0,y0,x1,y1, got {list(np.ravel(box))}")
+    h, w = int(shape[0]), int(shape[1])
+    x0, y0, x1, y1 = b
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"{what} {_fmt(b)}: zero or negative size (need x0 < x1 and y0 < y1)")
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        raise InputError(f"{what} {_fmt(b)}: outside the image (width {w}, height {h})")
+    return b
+
+
+def validate_z_range(z0: float, z1: float, depth: int, what: str = "box") -> tuple[int, int]:
+    """Check an inclusive slice range against a volume of ``depth`` slices."""
+    if not (np.isfinite(z0) and np.isfinite(z1)):
+        raise InputError(f"{what}: slice indices must be finite, got {z0}, {z1}")
+    lo, hi = int(round(z0)), int(round(z1))
+    if hi < lo:
+        raise InputError(f"{what}: z0 {lo} is after z1 {hi}")
+    if lo < 0 or hi >= depth:
+        raise InputError(f"{what}: slices {lo}..{hi} are outside the volume (0..{depth - 1})")
+    return lo, hi
+
+
+def validate_slice(index: float, depth: int, what: str = "slice") -> int:
+    """Check a slice index (0-based) against a volume of ``depth`` slices."""
+    if isinstance(index, bool) or not float(index).is_integer():
+        raise InputError(f"{what} {index!r}: must be a whole slice number")
+    k = int(index)
+    if not 0 <= k < depth:
+        raise InputError(f"{what} {k} is out of range: the volume has slices 0..{depth - 1}")
+    return k
+
+
+def mask_to_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray | None:
+    """Bounding box ``(x0, y0, x1, y1)`` of a 2D mask's pixel indices, grown by ``margin``
+    pixels on every side and clipped to the image; None for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    box = np.array([cols[0] - margin, rows[0] - margin, cols[-1] + margin, rows[-1] + margin], float)
+    box[[0, 2]] = np.clip(box[[0, 2]], 0, w - 1)
+    box[[1, 3]] = np.clip(box[[1, 3]], 0, h - 1)
+    if box[2] <= box[0]:  # a one-pixel-wide mask without margin: keep a positive size
+        box[2] = min(box[0] + 1, w)
+    if box[3] <= box[1]:
+        box[3] = min(box[1] + 1, h)
+    return box
+
+
+def world_box_to_pixels(box: Sequence[float], geometry: Geometry, shape: Sequence[int],
+                        frame: str = "LPS", what: str = "box") -> np.ndarray:
+    """Convert a world box (two opposite corners in mm) to a pixel box of the image.
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` for 2D images, ``(x0, y0, z0, x1, y1, z1)`` for volumes.
+        geometry: the image's geometry; ``shape`` its array shape (array axis order).
+        frame: ``"LPS"`` (ITK, DICOM) or ``"RAS"`` (3D Slicer's display; x and y negated).
+    Returns:
+        ``(x0, y0, x1, y1)`` or ``(x0, y0, z0, x1, y1, z1)`` in pixel / slice coordinates
+        (z rounded to whole slices), clipped to the image when it overlaps partly.
+    Raises:
+        InputError: wrong number of values, or the box does not overlap the image.
+    """
+    d = geometry.ndim
+    b = np.asarray(box, dtype=float).ravel()
+    if b.size != 2 * d or not np.all(np.isfinite(b)):
+        raise InputError(f"{what}: a world box on a {d}D image needs {2 * d} numbers "
+                         f"({'x0,y0,z0,x1,y1,z1' if d == 3 else 'x0,y0,x1,y1'}), got {list(b)}")
+    frame = frame.upper()
+    if frame not in ("LPS", "RAS"):
+        raise ValueError(f"frame must be 'LPS' or 'RAS', got {frame!r}")
+    lo, hi = b[:d].copy(), b[d:].copy()
+    if frame == "RAS":
+        lo[:2] *= -1
+        hi[:2] *= -1
+    corners = np.array(np.meshgrid(*[[lo[i], hi[i]] for i in range(d)], indexing="ij")).reshape(d, -1).T
+    idx = geometry.world_to_index(corners)           # (2**d, d) array order (z, y, x)
+    imin, imax = idx.min(axis=0), idx.max(axis=0)
+    size = np.asarray(shape[:d], dtype=float)
+    # pixel boxes are continuous with pixel i spanning [i - 0.5, i + 0.5] around its centre
+    if np.any(imax < -0.5) or np.any(imin > size - 0.5):
+        raise InputError(f"{what} {_fmt(b)} ({frame} mm) does not overlap the image")
+    if d == 2:
+        (y0, x0), (y1, x1) = np.clip(imin, 0, size), np.clip(imax, 0, size)
+        out = np.array([x0, y0, x1, y1])
+        return validate_box_2d(out, shape, what)
+    z0, z1 = int(np.clip(np.round(imin[0]), 0, size[0] - 1)), int(np.clip(np.round(imax[0]), 0, size[0] - 1))
+    y0, x0 = np.clip(imin[1:], 0, size[1:])
+    y1, x1 = np.clip(imax[1:], 0, size[1:])
+    validate_box_2d([x0, y0, x1, y1], shape[1:], what)
+    return np.array([x0, y0, z0, x1, y1, z1], dtype=float)
+
+
+def _fmt(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in b) + ")"

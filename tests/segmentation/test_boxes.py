@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from medsam.errors import InputError
+from medsam.io import Geometry
+from medsam.segmentation.boxes import (mask_to_box, validate_box_2d, validate_slice, validate_z_range,
+                                       world_box_to_pixels)
+
+
+def test_validate_box_2d():
+    np.testing.assert_array_equal(validate_box_2d([0, 0, 10, 5], (5, 10)), [0, 0, 10, 5])
+    for box, msg in [([0, 0, 0, 5], "zero"), ([3, 0, 2, 5], "zero"), ([0, 0, 11, 5], "outside"),
+                     ([-1, 0, 4, 4], "outside"), ([0, 0, 4], "4 finite"), ([0, 0, np.nan, 3], "4 finite")]:
+        with pytest.raises(InputError, match=msg):
+            validate_box_2d(box, (5, 10))
+
+
+def test_validate_z_and_slice():
+    assert validate_z_range(2, 4, 5) == (2, 4)
+    assert validate_z_range(3, 3, 5) == (3, 3)
+    with pytest.raises(InputError, match="outside the volume"):
+        validate_z_range(2, 5, 5)
+    with pytest.raises(InputError, match="after"):
+        validate_z_range(4, 2, 5)
+    assert validate_slice(0, 3) == 0
+    with pytest.raises(InputError, match=r"slice 3 is out of range: the volume has slices 0..2"):
+        validate_slice(3, 3)
+    with pytest.raises(InputError, match="whole"):
+        validate_slice(1.5, 3)
+
+
+def test_mask_to_box():
+    m = np.zeros((10, 12), bool)
+    assert mask_to_box(m) is None
+    m[2:5, 3:9] = True
+    np.testing.assert_array_equal(mask_to_box(m), [3, 2, 8, 4])
+    np.testing.assert_array_equal(mask_to_box(m, 5), [0, 0, 11, 9])   # clipped
+    one = np.zeros((10, 12), bool)
+    one[4, 6] = True
+    b = mask_to_box(one)
+    assert b[2] > b[0] and b[3] > b[1]
+
+
+def test_world_box_roundtrip_on_real_geometry(shared_data):
+    from medsam import io
+
+    vol, g = io.read(shared_data / "totalseg/example_seg_dicom.nii.gz")   # y axis flipped
+    pix = np.array([100.0, 150.0, 4, 300.0, 260.0, 12])
+    (z0, y0, x0), (z1, y1, x1) = pix[[2, 1, 0]], pix[[5, 4, 3]]
+    corner_a = g.index_to_world([z0, y0, x0])
+    corner_b = g.index_to_world([z1, y1, x1])
+    world = [*corner_a, *corner_b]
+    np.testing.assert_allclose(world_box_to_pixels(world, g, vol.shape), pix, atol=1e-6)
+    # RAS (3D Slicer's display): x and y negated
+    ras = [-corner_a[0], -corner_a[1], corner_a[2], -corner_b[0], -corner_b[1], corner_b[2]]
+    np.testing.assert_allclose(world_box_to_pixels(ras, g, vol.shape, frame="RAS"), pix, atol=1e-6)
+    # the same numbers read as LPS land elsewhere (here: outside the image)
+    with pytest.raises(InputError, match="does not overlap"):
+        world_box_to_pixels(ras, g, vol.shape)
+    with pytest.raises(InputError, match="6 numbers"):
+        world_box_to_pixels(world[:4], g, vol.shape)
+
+
+def test_world_box_2d_uses_pixel_size():
+    g = Geometry(spacing=(0.5, 0.25))
+    np.testing.assert_allclose(world_box_to_pixels([1, 1, 2.5, 4], g, (20, 20)), [4, 2, 10, 8])
+    # a box partly outside is clipped to the image
+    np.testing.assert_allclose(world_box_to_pixels([-1, -1, 2.5, 4], g, (20, 20)), [0, 0, 10, 8])

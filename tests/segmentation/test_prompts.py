@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+
+from medsam.errors import InputError
+from medsam.io import Geometry
+from medsam.segmentation.prompts import (BoxPrompt, parse_box_text, prompts_from_npz_boxes,
+                                         read_prompts_file, resolve_prompt)
+
+
+def test_read_prompts_file(tmp_path):
+    p = tmp_path / "prompts.json"
+    p.write_text(json.dumps({"prompts": [
+        {"box": [1, 2, 30, 40], "slice": 3, "name": "liver"},
+        {"box": [1, 2, 0, 30, 40, 5], "label": 7},
+        {"box": [-10.5, 3, 0, 5, 9, 12], "world": True, "frame": "ras"},
+    ]}))
+    a, b, c = read_prompts_file(p)
+    assert a == BoxPrompt((1, 2, 30, 40), label=1, name="liver", slice=3)
+    assert b.label == 7 and len(b.box) == 6
+    assert c.label == 3 and c.world and c.frame == "RAS"
+    p.write_text(json.dumps([{"box": [0, 0, 5, 5]}]))     # a bare list works too
+    assert read_prompts_file(p)[0].label == 1
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", r"not valid JSON \(line 1"),
+    ("[]", "no prompts"),
+    ('{"boxes": []}', "expected a list"),
+    ('[{"box": [1, 2, 3]}]', r"prompt 1: \"box\" must be a list of 4 or 6"),
+    ('[{"box": [0, 0, 5, 5]}, {"box": [1, 2, 3, 4], "label": 0}]', r"prompt 2: \"label\""),
+    ('[{"box": [0, 0, 5, 5], "slcie": 3}]', "unknown key"),
+    ('[{"box": [0, 0, 5, 5], "slice": 1.5}]', "slice"),
+    ('[{"box": [0, 0, 5, 5], "world": "yes"}]', "world"),
+    ('[{"box": [0, 0, 5, 5], "frame": "XYZ"}]', "frame"),
+    ('[{"box": [0, 0, "a", 5]}]', "box"),
+    ('[3]', "expected an object"),
+])
+def test_bad_prompts_files(tmp_path, content, message):
+    p = tmp_path / "bad.json"
+    p.write_text(content)
+    with pytest.raises(InputError, match=message) as err:
+        read_prompts_file(p)
+    assert str(p) in str(err.value)
+
+
+def test_missing_prompts_file(tmp_path):
+    with pytest.raises(InputError, match="prompts file not found"):
+        read_prompts_file(tmp_path / "nope.json")
+
+
+def test_parse_box_text():
+    assert parse_box_text("1,2,3,4") == (1, 2, 3, 4)
+    assert parse_box_text("1 2 3 4 5 6") == (1, 2, 3, 4, 5, 6)
+    for bad in ("1,2,3", "a,b,c,d", "1,2,3,inf"):
+        with pytest.raises(InputError, match="box"):
+            parse_box_text(bad)
+
+
+def test_resolve_prompt():
+    g3, shape3 = Geometry((2.0, 1.0, 1.0)), (10, 40, 50)
+    r = resolve_prompt(BoxPrompt((5, 6, 2, 20, 30, 7), label=4), shape3, g3)
+    assert r.box2d == (5, 6, 20, 30) and r.key_slice == 4 and r.z_range == (2, 7)
+    r = resolve_prompt(BoxPrompt((5, 6, 20, 30), slice=9), shape3, g3)
+    assert r.key_slice == 9 and r.z_range is None
+    r = resolve_prompt(BoxPrompt((5, 6, 4, 20, 30, 14), world=True), shape3, g3)
+    assert r.box2d == (5, 6, 20, 30) and r.z_range == (2, 7)
+    cases = [
+        (BoxPrompt((5, 6, 20, 30)), "needs a slice"),
+        (BoxPrompt((5, 6, 20, 30), slice=10), "out of range"),
+        (BoxPrompt((5, 6, 0, 20, 30, 3), slice=1), "not both"),
+        (BoxPrompt((5, 6, 0, 60, 30, 3), label=2, name="x"), r"label 2 \(x\) box .*outside"),
+        (BoxPrompt((5, 6, 20, 30), world=True, slice=2), "6 numbers"),
+    ]
+    for prompt, message in cases:
+        with pytest.raises(InputError, match=message):
+            resolve_prompt(prompt, shape3, g3)
+    g2 = Geometry.default(2)
+    assert resolve_prompt(BoxPrompt((1, 1, 4, 4)), (5, 5, 3), g2).key_slice is None
+    for prompt, message in [(BoxPrompt((1, 1, 0, 4, 4, 1)), "4 numbers"),
+                            (BoxPrompt((1, 1, 4, 4), slice=0), "applies to volumes"),
+                            (BoxPrompt((1, 1, 1, 4)), "zero")]:
+        with pytest.raises(InputError, match=message):
+            resolve_prompt(prompt, (5, 5), g2)
+
+
+def test_box_prompt_checks_and_npz_boxes(shared_data):
+    with pytest.raises(ValueError):
+        BoxPrompt((1, 2, 3))
+    with pytest.raises(ValueError):
+        BoxPrompt((1, 2, 3, 4), label=0)
+    boxes = np.load(shared_data / "medficientsam_mammo/2DBox_Mammography_demo.npz")["boxes"]
+    prompts = prompts_from_npz_boxes(boxes)
+    assert [p.label for p in prompts] == [1, 2, 3, 4] and prompts[0].box == (131, 1532, 475, 1895)
