@@ -312,3 +312,82 @@ def test_devices(vit):
         with pytest.raises(InputError, match="MPS is not available"):
             resolve_device("mps")
     assert MedSAMPredictor(vit, device="cpu").device == torch.device("cpu")
+
+
+# ---------------------------------------------------------------- with medsam's own models
+
+
+def medsam_published_masks(model, image, boxes):
+    """MedSAM_Inference.py on ``model``: masks (N, H, W) and low-res logits."""
+    skimage_transform = pytest.importorskip(
+        "skimage.transform", reason="scikit-image is a test dependency (pip install -e '.[test]')")
+    img_3c = np.repeat(image[:, :, None], 3, axis=-1) if image.ndim == 2 else image
+    H, W, _ = img_3c.shape
+    img_1024 = skimage_transform.resize(img_3c, (1024, 1024), order=3, preserve_range=True,
+                                        anti_aliasing=True).astype(np.uint8)
+    img_1024 = (img_1024 - img_1024.min()) / np.clip(img_1024.max() - img_1024.min(), 1e-8, None)
+    tensor = torch.tensor(img_1024).float().permute(2, 0, 1).unsqueeze(0)
+    box_1024 = np.array(boxes) / np.array([W, H, W, H]) * 1024
+    with torch.no_grad():
+        embedding = model.image_encoder(tensor)
+        box_t = torch.as_tensor(box_1024, dtype=torch.float)[:, None, :]
+        sparse, dense = model.prompt_encoder(points=None, boxes=box_t, masks=None)
+        low, _ = model.mask_decoder(
+            image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+            multimask_output=False)
+        probs = F.interpolate(torch.sigmoid(low), size=(H, W), mode="bilinear",
+                              align_corners=False)
+    return probs[:, 0].numpy() > 0.5, low.numpy()
+
+
+@pytest.mark.slow
+def test_medsam_vit_b_equals_published_pipeline(case):
+    """Our ViT-B (random weights) through the predictor == MedSAM's script on it."""
+    import medsam
+
+    image, box = case
+    model = medsam.build_model("vit_b")
+    boxes = [box, [0, 0, image.shape[1], image.shape[0]]]
+    expected, expected_logits = medsam_published_masks(model, image, boxes)
+    p = MedSAMPredictor(model)
+    assert (p.variant, p.transform.name) == ("vit_b", "medsam")
+    p.set_image(image)
+    masks, _, logits = p.predict(boxes=boxes)
+    assert 0 < expected[0].sum() < expected[0].size
+    np.testing.assert_allclose(logits, expected_logits, rtol=0, atol=1e-5)
+    assert (masks != expected).sum() <= 5  # batch of 2 vs batch of 2: equal but for ties
+
+
+def test_lite_model_from_named_weights(case, tmp_path, monkeypatch):
+    """A LiteMedSAM checkpoint in the cache under its registry name, loaded with the
+    LiteMedSAM transform; results equal LiteMedSAM's published steps."""
+    cv2 = pytest.importorskip(
+        "cv2", reason="opencv-python-headless is a test dependency (pip install -e '.[test]')")
+    import medsam
+    from medsam.errors import MedSAMError
+
+    monkeypatch.setenv("MEDSAM_HOME", str(tmp_path))
+    with pytest.raises(MedSAMError, match="lite_medsam.pth"):
+        MedSAMPredictor.from_weights("lite_medsam")
+    torch.manual_seed(3)
+    source = medsam.build_model("lite")
+    (tmp_path / "weights").mkdir()
+    torch.save(source.state_dict(), tmp_path / "weights" / "lite_medsam.pth")
+    p = MedSAMPredictor.from_weights("lite_medsam", device="cpu")
+    assert (p.variant, p.transform.name) == ("lite", "litemedsam")
+
+    image, box = case
+    H, W = image.shape[:2]
+    newh, neww = int(H * 256 / max(H, W) + 0.5), int(W * 256 / max(H, W) + 0.5)
+    img_256 = cv2.resize(image, (neww, newh), interpolation=cv2.INTER_AREA)
+    img_256 = (img_256 - img_256.min()) / np.clip(img_256.max() - img_256.min(), 1e-8, None)
+    img_256 = np.pad(img_256, ((0, 256 - newh), (0, 256 - neww), (0, 0)))
+    with torch.no_grad():
+        embedding = source.eval().image_encoder(
+            torch.tensor(img_256).float().permute(2, 0, 1).unsqueeze(0))
+    p.set_image(image)
+    np.testing.assert_allclose(p.get_image_embedding().numpy(), embedding.numpy(), rtol=0,
+                               atol=1e-5)
+    masks, scores, logits = p.predict(boxes=box)
+    assert masks.shape == (1, H, W) and np.isfinite(scores).all()
