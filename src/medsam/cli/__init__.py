@@ -34,6 +34,8 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "medsam.cli.compare",
     "volume": "medsam.cli.volume",
     "report": "medsam.cli.report",
+    "prepare": "medsam.cli.prepare",
+    "train": "medsam.cli.train",
     "weights": "medsam.cli.weights",
 }
 

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from medsam.errors import InputError
+from medsam.training.description import load_description, parse_description
+
+
+def test_json_description_is_parsed_with_defaults(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"datasets": [{"name": "a", "modality": "MRI",
+                                              "images": "img/*.nii.gz",
+                                              "labels": "lab/{stem}.nii.gz"}]}))
+    d = load_description(path)
+    spec = d.datasets[0]
+    assert spec.modality == "mr" and spec.root == tmp_path
+    assert (spec.min_pixels, spec.min_voxels, spec.axis) == (100, 1000, 0)
+    assert d.split == (0.8, 0.1, 0.1) and d.seed == 0
+
+
+def test_yaml_description(tmp_path):
+    pytest.importorskip("yaml", reason="PyYAML is in the test extra")
+    path = tmp_path / "d.yaml"
+    path.write_text("seed: 3\ndatasets:\n  - name: ct1\n    modality: ct\n    images: '*.nii'\n"
+                    "    labels: 'l/{stem}.nii'\n    intensity: {window: lung}\n"
+                    "    classes: {1: liver, 2: spleen}\n")
+    d = load_description(path)
+    assert d.seed == 3
+    assert d.datasets[0].classes == ((1, "liver"), (2, "spleen"))
+    assert d.datasets[0].intensity.window == "lung"
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"name": "a", "modality": "xray"}, "'images' is required"),
+    ({"name": "a", "modality": "sonar", "images": "x"}, "unknown modality"),
+    ({"name": "a b", "modality": "ct", "images": "x"}, "may only hold"),
+    ({"name": "a", "modality": "mr", "images": "x", "intensity": {"window": "lung"}},
+     "CT window was given"),
+    ({"name": "a", "modality": "ct", "images": "x", "intensity": {"window": "nope"}},
+     "unknown CT window"),
+    ({"name": "a", "modality": "ct", "images": "x", "colour": 1}, "unknown keys"),
+    ({"name": "a", "modality": "ct", "images": "x", "classes": {"0": "bg"}}, "must be positive"),
+    ({"name": "a", "modality": "ct", "images": "x", "tile_size": 64, "tile_overlap": 64},
+     "tile_overlap"),
+])
+def test_bad_dataset_entries_raise_input_error(tmp_path, item, message):
+    with pytest.raises(InputError, match=message):
+        parse_description({"datasets": [item]}, tmp_path)
+
+
+def test_bad_top_level(tmp_path):
+    ok = {"name": "a", "modality": "ct", "images": "x"}
+    with pytest.raises(InputError, match="non-empty list"):
+        parse_description({"datasets": []}, tmp_path)
+    with pytest.raises(InputError, match="unique"):
+        parse_description({"datasets": [ok, ok]}, tmp_path)
+    with pytest.raises(InputError, match="summing to 1"):
+        parse_description({"datasets": [ok], "split": [0.5, 0.1, 0.1]}, tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_description(bad)
+    with pytest.raises(InputError, match="file not found"):
+        load_description(tmp_path / "missing.json")
