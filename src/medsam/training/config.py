@@ -56,6 +56,7 @@ class TrainConfig:
     tune_max_items: int | None = None    # None: evaluate every tuning object
     freeze_bn: bool = False              # BatchNorm (lite encoder) in eval mode
     freeze_image_encoder: bool = False   # train the mask decoder only (paper: False)
+    cache_embeddings: bool = False       # with a frozen encoder: embed each slice once (RAM)
     save_every: int = 0                  # also checkpoint every N optimizer steps (0: per epoch)
     tensorboard: bool = False
     progress: bool = True
@@ -135,6 +136,9 @@ def check_config(c: TrainConfig) -> None:
         raise InputError(f"precision must be one of {PRECISIONS}, got {c.precision!r}")
     if c.scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {SCHEDULERS}, got {c.scheduler!r}")
+    if c.cache_embeddings and not c.freeze_image_encoder:
+        raise InputError("cache_embeddings needs freeze_image_encoder: true (a trained encoder "
+                         "changes the embeddings)")
     if c.box_shift < 0 or c.workers < 0 or c.save_every < 0:
         raise InputError("box_shift, workers and save_every must not be negative")
 

@@ -57,14 +57,35 @@ class SegmentationStep(nn.Module):
         self.sam = sam
         self.freeze_image_encoder = freeze_image_encoder
 
-    def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_image_encoder):
-            embeddings = self.sam.image_encoder(images)
+    def forward(self, images: torch.Tensor | None, boxes: torch.Tensor,
+                embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        if embeddings is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled()
+                                        and not self.freeze_image_encoder):
+                embeddings = self.sam.image_encoder(images)
         with torch.no_grad():
             sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)
             pe = self.sam.prompt_encoder.get_dense_pe()
         low, _ = self.sam.mask_decoder(embeddings, pe, sparse, dense, multimask_output=False)
         return low
+
+
+class EmbeddingCache:
+    """Image embeddings of a frozen encoder, computed once per stored slice (in RAM:
+    4 MiB per slice). ``get(files, images)`` -> (B, 256, 64, 64)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+        self.store: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def get(self, files: list[str], images: torch.Tensor) -> torch.Tensor:
+        missing = [i for i, f in enumerate(files) if f not in self.store]
+        if missing:
+            computed = self.encoder(images[missing])
+            for i, emb in zip(missing, computed):
+                self.store[files[i]] = emb.clone()
+        return torch.stack([self.store[f] for f in files])
 
 
 def build_initial_model(config: TrainConfig) -> nn.Module:
@@ -234,6 +255,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     dataset = PreparedDataset(config.data, train_rows, transform, config.box_shift, config.seed)
     my_tune = tune_rows[env.rank::env.world_size]
+    cache = EmbeddingCache(sam.image_encoder) if config.cache_embeddings else None
     result = TrainResult(run, best_dsc=best)
     cfg = config_dict(config)
 
@@ -264,8 +286,13 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
                         sync = step_module.no_sync()
                     with sync:
                         with autocast_context(config.precision, device):
-                            logits = step_module(batch["image"].to(device),
-                                                 batch["box"].to(device))
+                            images_in = batch["image"].to(device)
+                            embeddings = None
+                            if cache is not None:
+                                files = [train_rows[int(i)]["file"] for i in batch["index"]]
+                                embeddings = cache.get(files, images_in)
+                            logits = step_module(images_in, batch["box"].to(device),
+                                                 embeddings=embeddings)
                         loss = dice_bce_loss(logits, batch["mask"].to(device)) / accum
                         loss.backward()
                     step_loss += float(loss.detach())
@@ -289,7 +316,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
             bar.close()
             seconds = time.perf_counter() - t0
             start_step = 0
-            total, count = tune_dice(sam, transform, Path(config.data), my_tune, device)
+            total, count = tune_dice(sam, transform, Path(config.data), my_tune, device, cache=cache)
             loss_total, loss_n, total, count = dist_utils.all_sum(
                 [loss_sum, loss_count, total, count], device)
             set_train_mode(sam, config.freeze_bn, config.freeze_image_encoder)

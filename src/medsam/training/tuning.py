@@ -15,8 +15,9 @@ from .data import load_slice, row_box
 
 @torch.no_grad()
 def tune_dice(model, transform, root: Path, rows: list[dict], device: torch.device,
-              batch_size: int = 4) -> tuple[float, int]:
-    """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam``."""
+              batch_size: int = 4, cache=None) -> tuple[float, int]:
+    """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam``;
+    ``cache``: an :class:`~medsam.training.trainer.EmbeddingCache` (frozen encoder)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -32,7 +33,10 @@ def tune_dice(model, transform, root: Path, rows: list[dict], device: torch.devi
             metas.append((prepared.original_size, prepared.input_size))
         x = torch.stack(images).to(device)
         b = torch.as_tensor(np.stack(boxes), dtype=torch.float32, device=device)
-        embeddings = model.image_encoder(x)
+        if cache is not None:
+            embeddings = cache.get([row["file"] for row in part], x)
+        else:
+            embeddings = model.image_encoder(x)
         sparse, dense = model.prompt_encoder(points=None, boxes=b, masks=None)
         low, _ = model.mask_decoder(embeddings, model.prompt_encoder.get_dense_pe(), sparse,
                                     dense, multimask_output=False)

@@ -1,0 +1,115 @@
+"""`medsam train` on real prepared data (lite variant at 256: quick on a CPU)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medsam.errors import CheckpointError, InputError
+from medsam.training.config import make_config
+from medsam.training.trainer import train
+
+
+def settings(prepared, out, **extra):
+    base = dict(data=str(prepared), out=str(out), variant="lite", init="scratch", epochs=1,
+                batch_size=2, max_steps_per_epoch=3, tune_max_items=2, progress=False,
+                device="cpu", seed=0)
+    return make_config({**base, **extra})
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def scratch_run(prepared_jsrt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "scratch"
+    return train(settings(prepared_jsrt, out, lr=1e-3, tensorboard=False))
+
+
+@pytest.mark.slow
+def test_loss_falls_and_run_folder_is_complete(scratch_run):
+    run = scratch_run.run_dir
+    losses = [float(r["loss"]) for r in read_csv(run / "steps.csv")]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    log = read_csv(run / "log.csv")
+    assert len(log) == 1 and 0.0 <= float(log[0]["tune_dsc"]) <= 1.0
+    assert float(log[0]["images_per_s"]) > 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["lr"] == 1e-3 and config["weight_decay"] == 0.01
+    assert config["betas"] == [0.9, 0.999]
+    for name in ("best.pth", "last.pth", "resume.pt"):
+        assert (run / name).is_file()
+
+
+@pytest.mark.slow
+def test_checkpoint_is_plain_sam_layout_and_segments(scratch_run, shared_data):
+    from medsam import load_model
+    from medsam.io import read
+    from medsam.predictor import MedSAMPredictor
+
+    state = torch.load(scratch_run.run_dir / "last.pth", weights_only=True)
+    assert all(k.split(".")[0] in ("image_encoder", "prompt_encoder", "mask_decoder")
+               for k in state)
+    model = load_model(scratch_run.run_dir / "last.pth")  # variant inferred from the keys
+    assert model.variant == "lite"
+    resume = torch.load(scratch_run.run_dir / "resume.pt", weights_only=False)
+    for key, value in state.items():
+        assert torch.equal(value, resume["model"][key])
+        assert torch.equal(value, model.state_dict()[key])
+    image, _ = read(shared_data / "jsrt_scr_cxr/images/JPCLN003.png")
+    predictor = MedSAMPredictor(model)
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(boxes=[[150, 50, 500, 870]])
+    assert masks.shape == (1, *image.shape[:2]) and masks.dtype == bool
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(prepared_jsrt, tmp_path):
+    kw = dict(batch_size=1, max_steps_per_epoch=1, tune_max_items=1)
+    straight = train(settings(prepared_jsrt, tmp_path / "a", epochs=2, **kw))
+    train(settings(prepared_jsrt, tmp_path / "b", epochs=1, **kw))
+    with pytest.raises(InputError, match="--resume"):
+        train(settings(prepared_jsrt, tmp_path / "b", epochs=2, **kw))
+    resumed = train(settings(prepared_jsrt, tmp_path / "b", epochs=2, **kw), resume=True)
+    a = torch.load(tmp_path / "a" / "last.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pth", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    oa = torch.load(tmp_path / "a" / "resume.pt", weights_only=False)["optimizer"]
+    ob = torch.load(tmp_path / "b" / "resume.pt", weights_only=False)["optimizer"]
+    for k, state in oa["state"].items():
+        assert torch.equal(state["exp_avg_sq"], ob["state"][k]["exp_avg_sq"])
+    assert straight.history[1]["train_loss"] == resumed.history[0]["train_loss"]
+    assert [r["epoch"] for r in read_csv(tmp_path / "b" / "log.csv")] == ["0", "1"]
+
+
+def test_bad_inputs_fail_before_training(prepared_jsrt, tmp_path):
+    lite = tmp_path / "lite.pth"
+    from medsam.modeling.build import build_model
+
+    torch.save(build_model("lite").state_dict(), lite)
+    with pytest.raises(CheckpointError, match="does not fit model variant 'vit_b'"):
+        train(settings(prepared_jsrt, tmp_path / "r1", variant="vit_b", init=str(lite)))
+    assert not (tmp_path / "r1").exists()
+    with pytest.raises(InputError, match="manifest not found"):
+        train(settings(tmp_path / "nothing", tmp_path / "r2"))
+    with pytest.raises(InputError, match="not in"):
+        train(settings(prepared_jsrt, tmp_path / "r3", datasets=("kvasir",)))
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(settings(prepared_jsrt, tmp_path / "r4"), resume=True)
+    with pytest.raises(InputError, match="fewer than one optimizer step"):
+        train(settings(prepared_jsrt, tmp_path / "r5", batch_size=64))
+    with pytest.raises(InputError, match="cache_embeddings needs"):
+        settings(prepared_jsrt, tmp_path / "r6", cache_embeddings=True)
+    assert not any((tmp_path / f"r{i}").exists() for i in range(1, 6))
+
+
+def test_cli_errors_are_one_line(prepared_jsrt, tmp_path, cli):
+    done = cli("train", "--data", prepared_jsrt, "-o", tmp_path / "r", "--variant", "lite",
+               "--set", "epochs=zero")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "medsam: error: setting 'epochs': 'zero' is not a valid int"
+    assert not (tmp_path / "r").exists()
