@@ -30,6 +30,10 @@ from ..errors import MedSAMError
 
 # subcommand name -> module (in the order shown by --help)
 SUBCOMMANDS: dict[str, str] = {
+    "evaluate": "medsam.cli.evaluate",
+    "compare": "medsam.cli.compare",
+    "volume": "medsam.cli.volume",
+    "report": "medsam.cli.report",
 }
 
 EXIT_OK = 0

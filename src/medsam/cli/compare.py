@@ -1,0 +1,79 @@
+"""``medsam compare``: paired Wilcoxon tests between methods' result CSVs, with
+a multiple-testing correction, and box plots per task and method."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "compare methods on the same cases: Wilcoxon signed-rank tests (Holm/BH corrected) and box plots"
+
+
+def _names(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",")]
+    if any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"empty name in {text!r}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", type=Path, help="result CSVs from `medsam evaluate`")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="folder for comparison.csv, comparison.md and box plots")
+    parser.add_argument("--names", type=_names, help="comma-separated method names, one per CSV")
+    parser.add_argument("--metrics", type=_names, default=["dsc", "nsd"],
+                        help="metrics to test, comma-separated from dsc,nsd,hd95 (default dsc,nsd)")
+    parser.add_argument("--correction", choices=["holm", "bh"], default="holm",
+                        help="multiple-testing correction: Holm-Bonferroni (default) or Benjamini-Hochberg")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="test only the cases all methods have (default: missing cases are an error)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the box plots")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
+    from ..evaluation.results import load_tables
+    from ..evaluation.summary import METRIC_TITLES, PERCENT_METRICS
+    from ..fileutil import check_writable_output
+
+    bad = [m for m in args.metrics if m not in ("dsc", "nsd", "hd95")]
+    if bad:
+        raise InputError(f"--metrics: unknown metric(s) {', '.join(bad)}; choose from dsc, nsd, hd95")
+    if not 0 < args.alpha < 1:
+        raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
+    tables, _ = load_tables(args.results, args.names)
+    out = args.output
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    files = [out / "comparison.csv", out / "comparison.md"]
+    if not args.no_plots:
+        files += [out / f"boxplot_{m}.png" for m in args.metrics]
+    for f in files:
+        check_writable_output(f, args.overwrite)
+    rows = compare_methods(tables, args.metrics, args.correction, args.alpha, args.allow_missing)
+    write_comparison(rows, files[0], files[1], args.alpha)
+    if not args.no_plots:
+        from ..evaluation.plots import box_plot
+        from ..evaluation.report import group_name
+
+        labels_per_task: dict[str, set] = {}
+        for rows_ in tables.values():
+            for r in rows_:
+                labels_per_task.setdefault(r.task, set()).add(r.label)
+        groups = sorted({(r.task, r.label) for rows_ in tables.values() for r in rows_})
+        names = [group_name(t, lab, labels_per_task) for t, lab in groups]
+        for metric in args.metrics:
+            scale = 100.0 if metric in PERCENT_METRICS else 1.0
+            values: dict = {}
+            for method, rows_ in tables.items():
+                for r in rows_:
+                    values.setdefault((group_name(r.task, r.label, labels_per_task), method), []).append(
+                        getattr(r, metric) * scale)
+            box_plot(values, names, list(tables), METRIC_TITLES.get(metric, metric), out / f"boxplot_{metric}.png",
+                     title=f"{metric.upper()} per task and method")
+    print(comparison_markdown(rows, args.alpha), end="")
+    print(f"written to {out}/")
+    return 0

@@ -1,0 +1,96 @@
+"""``medsam evaluate``: DSC, NSD and HD95 of a prediction folder against a
+reference folder, one CSV row per case and label, plus a summary table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "score predicted masks against reference masks (DSC, NSD, HD95, volumes) into a CSV"
+
+
+def _labels(text: str) -> tuple[int, ...]:
+    try:
+        labels = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"labels must be comma-separated integers, got {text!r}") from None
+    if not labels or any(v <= 0 for v in labels):
+        raise argparse.ArgumentTypeError(f"labels must be positive integers, got {text!r}")
+    return labels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted masks")
+    parser.add_argument("--gt", required=True, type=Path, help="folder of reference masks (matched by file name)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="result CSV to write")
+    parser.add_argument("--task", help="task name written in every row (default: name of the --gt folder)")
+    parser.add_argument("--method", help="method name written in every row (default: name of the --pred folder)")
+    parser.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    parser.add_argument("--labels", type=_labels, help="comma-separated labels to score (default: all present)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--binary", action="store_true",
+                       help="masks are binary (one foreground value each, e.g. 255); scored as label 1")
+    group.add_argument("--threshold", type=float,
+                       help="foreground is value > THRESHOLD (lossy masks such as JPEG); scored as label 1")
+    parser.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    name = path.name[: -len(".csv")] if path.name.lower().endswith(".csv") else path.name
+    return path.with_name(name + suffix)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..evaluation.results import write_csv, write_results
+    from ..evaluation.runner import EvaluateConfig, evaluate_folders
+    from ..evaluation.summary import summarize, summary_markdown, write_summary
+    from ..fileutil import check_writable_output
+
+    if args.tolerance < 0:
+        raise InputError(f"--tolerance must be >= 0 mm, got {args.tolerance}")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    outputs = {
+        "results": args.output,
+        "summary_csv": _sibling(args.output, ".summary.csv"),
+        "summary_md": _sibling(args.output, ".summary.md"),
+        "partial": _sibling(args.output, ".partial.csv"),
+        "failed": _sibling(args.output, ".failed.csv"),
+    }
+    # The .partial/.failed files describe the latest run only: they are
+    # replaced by a failed run and removed by a complete one.
+    for key in ("results", "summary_csv", "summary_md"):
+        check_writable_output(outputs[key], args.overwrite)
+    config = EvaluateConfig(
+        task=args.task or args.gt.resolve().name, method=args.method or args.pred.resolve().name,
+        tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
+        workers=args.workers,
+    )
+    run_ = evaluate_folders(args.pred, args.gt, config, progress=not args.quiet)
+    if not run_.complete:
+        for case, message in run_.failures:
+            print(f"medsam evaluate: failed: {message if case in message else f'case {case}: {message}'}",
+                  file=sys.stderr)
+        write_csv(outputs["failed"], ["case", "error"], run_.failures)
+        written = ""
+        if run_.rows:
+            write_results(run_.rows, outputs["partial"])
+        else:
+            outputs["partial"].unlink(missing_ok=True)
+            written = f"; results of the other cases are in {outputs['partial']} (INCOMPLETE)"
+        print(f"medsam evaluate: {len(run_.failures)} of {run_.n_cases} cases failed (listed in "
+              f"{outputs['failed']}){written}; {args.output} was not written", file=sys.stderr)
+        return 1
+    for key in ("partial", "failed"):
+        outputs[key].unlink(missing_ok=True)
+    write_results(run_.rows, outputs["results"])
+    summary = summarize(run_.rows)
+    write_summary(summary, outputs["summary_csv"], outputs["summary_md"])
+    print(summary_markdown(summary), end="")
+    print(f"{run_.n_cases} cases, {len(run_.rows)} rows -> {args.output} "
+          f"(summary: {outputs['summary_csv']}, {outputs['summary_md']})")
+    return 0

@@ -1,0 +1,110 @@
+"""``medsam volume``: label volumes (mL) of masks, or agreement of predicted
+with reference volumes from a result CSV (Pearson r with CI, Bland-Altman,
+scatter and Bland-Altman plots)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "tumour volumes in mL per label, or predicted-vs-reference volume agreement with plots"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("masks", nargs="*", type=Path, help="mask files (any format medsam reads)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="CSV of the volumes; with --agreement: folder for the statistics and plots")
+    parser.add_argument("--agreement", type=Path, metavar="RESULTS_CSV",
+                        help="result CSV of `medsam evaluate`: compare its predicted and reference volumes")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the r interval")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _mask_volumes(args) -> int:
+    import numpy as np
+
+    from .. import io as mio
+    from ..errors import InputError
+    from ..evaluation.results import write_csv
+    from ..evaluation.volumes import label_volumes
+    from ..fileutil import check_writable_output
+
+    if args.output is not None:
+        check_writable_output(args.output, args.overwrite)
+    rows = []
+    for path in args.masks:
+        if path.name.lower().endswith(".npz"):
+            geometry = mio.read_npz(path).geometry
+            with np.load(path, allow_pickle=False) as data:
+                key = next((k for k in ("segs", "gts") if k in data), None)
+                if key is None:
+                    raise InputError(f"{path}: npz file has no 'segs' or 'gts' mask")
+                mask = np.asarray(data[key])
+        else:
+            mask, geometry = mio.read(path)
+        if mask.dtype.kind not in "iub":
+            raise InputError(f"{path}: mask must hold integer labels, got {mask.dtype}")
+        if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
+            raise InputError(f"{path}: mask holds negative labels")
+        try:
+            volumes = label_volumes(mask, geometry.spacing)
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        if not getattr(geometry, "spacing_known", True):
+            print(f"{path}: no physical pixel size in the file; sizes are in pixels")
+        if not volumes:
+            print(f"{path}: no foreground labels")
+        for v in volumes:
+            print(f"{path}\tlabel {v.label}\t{v.voxels} voxels\t{v.volume:.4f} {v.unit}")
+            rows.append([str(path), v.label, v.voxels, v.volume, v.unit])
+    if args.output is not None:
+        write_csv(args.output, ["file", "label", "voxels", "volume", "unit"], rows)
+        print(f"written to {args.output}")
+    return 0
+
+
+def _agreement(args) -> int:
+    from ..errors import InputError
+    from ..evaluation.plots import bland_altman_plot, volume_scatter_plot
+    from ..evaluation.results import read_results, write_csv
+    from ..evaluation.volumes import volume_agreement, volume_pairs
+    from ..fileutil import check_writable_output
+
+    if args.output is None:
+        raise InputError("--agreement needs -o FOLDER for the statistics and plots")
+    files = [args.output / n for n in ("volume_agreement.csv", "volumes.png", "bland_altman.png")]
+    for f in files:
+        check_writable_output(f, args.overwrite)
+    rows = read_results(args.agreement)
+    pred, ref = volume_pairs(rows)
+    if pred.size < 4:
+        raise InputError(f"{args.agreement}: {pred.size} 3D label volumes with a non-empty reference; "
+                         f"volume agreement needs at least 4")
+    try:
+        a = volume_agreement(pred, ref, args.confidence)
+    except ValueError as exc:
+        raise InputError(f"{args.agreement}: {exc}") from None
+    p, ba = a.pearson, a.bland_altman
+    write_csv(files[0], ["n", "pearson_r", "r_ci_low", "r_ci_high", "confidence", "r_pvalue", "bias_ml",
+                         "sd_difference_ml", "loa_low_ml", "loa_high_ml"],
+              [[p.n, p.r, p.ci_low, p.ci_high, p.confidence, p.pvalue, ba.mean_difference, ba.sd_difference,
+                ba.lower_limit, ba.upper_limit]])
+    volume_scatter_plot(pred, ref, files[1], r=p.r, ci=(p.ci_low, p.ci_high))
+    bland_altman_plot(pred, ref, files[2], ba.mean_difference, ba.lower_limit, ba.upper_limit)
+    print(f"n = {p.n}, Pearson r = {p.r:.4f} ({p.confidence:.0%} CI {p.ci_low:.4f} to {p.ci_high:.4f}), "
+          f"Bland-Altman bias {ba.mean_difference:+.3f} mL, limits of agreement {ba.lower_limit:+.3f} to "
+          f"{ba.upper_limit:+.3f} mL")
+    print(f"written to {args.output}/")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+
+    if args.agreement is not None and args.masks:
+        raise InputError("give mask files or --agreement RESULTS_CSV, not both")
+    if args.agreement is None and not args.masks:
+        raise InputError("give one or more mask files, or --agreement RESULTS_CSV")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be in (0, 1), got {args.confidence}")
+    return _agreement(args) if args.agreement is not None else _mask_volumes(args)

@@ -1,0 +1,146 @@
+"""Paired comparison of methods on the same cases (``medsam compare``).
+
+For every task/label group, every pair of methods and every metric, a
+two-sided Wilcoxon signed-rank test of the per-case values, with the median
+of the paired differences, and p-values adjusted for multiple testing
+(Holm-Bonferroni by default, or Benjamini-Hochberg) over all tests of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..fileutil import atomic_path
+from .results import ResultRow, write_csv
+from .stats import CORRECTION_NAMES, adjust_pvalues, paired_wilcoxon
+
+__all__ = ["ComparisonRow", "compare_methods", "comparison_markdown", "write_comparison", "paired_values"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonRow:
+    """One paired test: ``method_a`` against ``method_b`` on ``metric`` for one
+    task/label. ``median_difference`` is the median of per-case ``a - b``;
+    ``p_adjusted`` uses ``correction`` over all rows of the run."""
+
+    task: str
+    label: int
+    metric: str
+    method_a: str
+    method_b: str
+    n: int
+    median_a: float
+    median_b: float
+    median_difference: float
+    statistic: float
+    pvalue: float
+    p_adjusted: float
+    correction: str
+    significant: bool
+
+
+def paired_values(tables: Mapping[str, Sequence[ResultRow]], allow_missing: bool = False
+                  ) -> dict[tuple[str, int], dict[str, dict[str, ResultRow]]]:
+    """``{(task, label): {method: {case: row}}}`` restricted to the cases every
+    method has. Unless ``allow_missing``, a case present for one method and
+    absent for another is an :class:`InputError` naming it."""
+    groups: dict[tuple[str, int], dict[str, dict[str, ResultRow]]] = defaultdict(dict)
+    for method, rows in tables.items():
+        for r in rows:
+            groups[(r.task, r.label)].setdefault(method, {})[r.case] = r
+    for (task, label), by_method in groups.items():
+        missing_methods = [m for m in tables if m not in by_method]
+        if missing_methods and not allow_missing:
+            raise InputError(f"task {task!r} label {label}: no results for method(s) {', '.join(missing_methods)}")
+        all_cases = set().union(*(set(v) for v in by_method.values()))
+        common = set.intersection(*(set(v) for v in by_method.values())) if by_method else set()
+        if common != all_cases and not allow_missing:
+            for method, cases in by_method.items():
+                lacking = sorted(all_cases - set(cases))
+                if lacking:
+                    shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+                    raise InputError(
+                        f"task {task!r} label {label}: method {method!r} has no result for "
+                        f"{len(lacking)} case(s): {shown} (pass --allow-missing to compare common cases only)")
+        for method in by_method:
+            by_method[method] = {c: by_method[method][c] for c in sorted(common)}
+    return dict(groups)
+
+
+def compare_methods(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence[str] = ("dsc", "nsd"),
+                    correction: str = "holm", alpha: float = 0.05,
+                    allow_missing: bool = False) -> list[ComparisonRow]:
+    """Wilcoxon tests for every group, pair of methods (in the given order)
+    and metric. Needs at least two methods."""
+    if len(tables) < 2:
+        raise InputError("comparison needs result tables of at least two methods")
+    if correction not in CORRECTION_NAMES:
+        raise InputError(f"unknown correction {correction!r}; choose from {', '.join(CORRECTION_NAMES)}")
+    groups = paired_values(tables, allow_missing)
+    raw = []
+    for (task, label), by_method in sorted(groups.items()):
+        methods = [m for m in tables if m in by_method]
+        for a, b in itertools.combinations(methods, 2):
+            for metric in metrics:
+                va = np.array([getattr(r, metric) for r in by_method[a].values()], float)
+                vb = np.array([getattr(r, metric) for r in by_method[b].values()], float)
+                test = paired_wilcoxon(va, vb)
+                raw.append((task, label, metric, a, b, test, _median(va), _median(vb)))
+    adjusted = adjust_pvalues([t.pvalue for *_, t, _, _ in raw], correction)
+    name = CORRECTION_NAMES[correction]
+    return [
+        ComparisonRow(task, label, metric, a, b, t.n, ma, mb, t.median_difference, t.statistic,
+                      t.pvalue, float(p), name, bool(p < alpha))
+        for (task, label, metric, a, b, t, ma, mb), p in zip(raw, adjusted)
+    ]
+
+
+def _median(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05) -> str:
+    """Markdown table of the tests, naming the test and the correction."""
+    correction = rows[0].correction if rows else "none"
+    lines = [
+        f"Two-sided Wilcoxon signed-rank tests on paired cases; p-values adjusted with "
+        f"{correction} over all {len(rows)} tests; * marks adjusted p < {alpha}.",
+        "",
+        "| task | label | metric | A | B | n | median A | median B | median A-B | p | p adjusted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        k = 100.0 if r.metric in ("dsc", "nsd") else 1.0
+        star = " *" if r.significant else ""
+        lines.append(
+            f"| {r.task} | {r.label} | {r.metric} | {r.method_a} | {r.method_b} | {r.n} | "
+            f"{r.median_a * k:.2f} | {r.median_b * k:.2f} | {r.median_difference * k:+.2f} | "
+            f"{_p(r.pvalue)} | {_p(r.p_adjusted)}{star} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(rows: Sequence[ComparisonRow], csv_path: str | os.PathLike,
+                     md_path: str | os.PathLike | None = None, alpha: float = 0.05) -> list[Path]:
+    fields = [f.name for f in dataclasses.fields(ComparisonRow)]
+    written = [write_csv(csv_path, fields, ([getattr(r, f) for f in fields] for r in rows))]
+    if md_path is not None:
+        with atomic_path(md_path) as tmp:
+            Path(tmp).write_text(comparison_markdown(rows, alpha))
+        written.append(Path(md_path))
+    return written

@@ -1,0 +1,164 @@
+"""Comparison with human experts (MedSAM paper, Fig. 2f).
+
+Several raters segment the same cases. The consensus is the voxel-wise
+majority vote. Each rater is scored against the consensus of the *other*
+raters (leave-one-out, so no rater is scored against itself), and the model is
+scored against exactly the same leave-one-out consensuses, so each rater's
+scores pair with the model's scores case by case. The model is also scored
+against the consensus of all raters (the paper's ground truth).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..metrics.overlap import dice
+from ..metrics.surface import normalized_surface_distance, surface_distances
+
+__all__ = ["majority_vote", "ExpertScore", "compare_with_experts", "expert_table", "expert_markdown",
+           "write_expert_comparison"]
+
+
+def majority_vote(masks: Sequence[np.ndarray], tie: str = "background") -> np.ndarray:
+    """Voxel-wise majority of binary masks (nonzero = foreground), as bool.
+
+    A voxel is foreground when more than half of the masks mark it; an exact
+    tie (even number of masks) is background, or foreground with
+    ``tie="foreground"``. One mask is its own consensus.
+    """
+    if not masks:
+        raise ValueError("majority vote needs at least one mask")
+    if tie not in ("background", "foreground"):
+        raise ValueError(f"tie must be 'background' or 'foreground', got {tie!r}")
+    shape = np.shape(masks[0])
+    votes = np.zeros(shape, np.int32)
+    for m in masks:
+        if np.shape(m) != shape:
+            raise ValueError(f"masks differ in shape: {np.shape(m)} and {shape}")
+        votes += np.asarray(m) != 0
+    n = len(masks)
+    return votes * 2 > n if tie == "background" else votes * 2 >= n
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertScore:
+    """One score: ``participant`` (a rater or the model) on ``case`` against
+    ``reference`` ("consensus without <rater>" or "consensus of all")."""
+
+    case: str
+    participant: str
+    reference: str
+    dsc: float
+    nsd: float
+
+
+def _score(mask, consensus, spacing, tolerance):
+    d = surface_distances(mask, consensus, spacing)
+    return dice(mask, consensus), normalized_surface_distance(d, tolerance=tolerance)
+
+
+def compare_with_experts(raters: Mapping[str, Sequence[np.ndarray]], cases: Sequence[str],
+                         spacings: Sequence[Sequence[float]] | None = None,
+                         model: Sequence[np.ndarray] | None = None, model_name: str = "model",
+                         tolerance: float = 2.0, tie: str = "background") -> list[ExpertScore]:
+    """Leave-one-out scores of every rater, and the model's scores against the
+    same consensuses and against the all-rater consensus.
+
+    ``raters[name][i]`` is that rater's binary mask of ``cases[i]``;
+    ``spacings[i]`` its spacing in mm, array axis order (default 1 mm);
+    ``model[i]`` the model's mask. Needs at least two raters.
+    """
+    names = list(raters)
+    if len(names) < 2:
+        raise ValueError("expert comparison needs at least two raters")
+    if model_name in raters:
+        raise ValueError(f"model name {model_name!r} is also a rater name")
+    n_cases = len(cases)
+    for name in names:
+        if len(raters[name]) != n_cases:
+            raise ValueError(f"rater {name!r} has {len(raters[name])} masks for {n_cases} cases")
+    if model is not None and len(model) != n_cases:
+        raise ValueError(f"model has {len(model)} masks for {n_cases} cases")
+    scores = []
+    for i, case in enumerate(cases):
+        spacing = None if spacings is None else spacings[i]
+        for name in names:
+            others = [raters[o][i] for o in names if o != name]
+            consensus = majority_vote(others, tie)
+            ref = f"consensus without {name}"
+            scores.append(ExpertScore(case, name, ref, *_score(raters[name][i], consensus, spacing, tolerance)))
+            if model is not None:
+                scores.append(ExpertScore(case, model_name, ref, *_score(model[i], consensus, spacing, tolerance)))
+        if model is not None:
+            consensus = majority_vote([raters[n][i] for n in names], tie)
+            scores.append(ExpertScore(case, model_name, "consensus of all",
+                                      *_score(model[i], consensus, spacing, tolerance)))
+    return scores
+
+
+def expert_table(scores: Sequence[ExpertScore], model_name: str = "model") -> list[dict]:
+    """One line per rater: the rater's median DSC/NSD against the
+    leave-one-out consensus and the model's median against the same
+    consensuses; plus one line for the model against the all-rater consensus."""
+    out = []
+    raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))
+    for name in raters:
+        ref = f"consensus without {name}"
+        own = [s for s in scores if s.participant == name and s.reference == ref]
+        mod = [s for s in scores if s.participant == model_name and s.reference == ref]
+        out.append({
+            "rater": name, "reference": ref, "n": len(own),
+            "rater_dsc": float(np.median([s.dsc for s in own])),
+            "rater_nsd": float(np.median([s.nsd for s in own])),
+            "model_dsc": float(np.median([s.dsc for s in mod])) if mod else float("nan"),
+            "model_nsd": float(np.median([s.nsd for s in mod])) if mod else float("nan"),
+        })
+    full = [s for s in scores if s.participant == model_name and s.reference == "consensus of all"]
+    if full:
+        out.append({"rater": "(all raters)", "reference": "consensus of all", "n": len(full),
+                    "rater_dsc": float("nan"), "rater_nsd": float("nan"),
+                    "model_dsc": float(np.median([s.dsc for s in full])),
+                    "model_nsd": float(np.median([s.nsd for s in full]))})
+    return out
+
+
+def expert_markdown(table: Sequence[dict]) -> str:
+    """The :func:`expert_table` as Markdown (medians, DSC and NSD in %)."""
+    lines = ["| rater | reference | n | rater DSC | model DSC | rater NSD | model NSD |",
+             "|---|---|---|---|---|---|---|"]
+
+    def pct(v: float) -> str:
+        return "-" if v != v else f"{100 * v:.1f}"
+
+    for row in table:
+        lines.append(f"| {row['rater']} | {row['reference']} | {row['n']} | {pct(row['rater_dsc'])} | "
+                     f"{pct(row['model_dsc'])} | {pct(row['rater_nsd'])} | {pct(row['model_nsd'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_expert_comparison(scores: Sequence[ExpertScore], folder, model_name: str = "model",
+                            plot: bool = True) -> list:
+    """Write ``experts_scores.csv`` (every score), ``experts.csv`` and
+    ``experts.md`` (the table) and ``experts.png`` (the plot) into ``folder``."""
+    from pathlib import Path
+
+    from ..fileutil import atomic_path
+    from .results import write_csv
+
+    folder = Path(folder)
+    table = expert_table(scores, model_name)
+    fields = [f.name for f in dataclasses.fields(ExpertScore)]
+    written = [write_csv(folder / "experts_scores.csv", fields, ([getattr(s, f) for f in fields] for s in scores))]
+    keys = ["rater", "reference", "n", "rater_dsc", "model_dsc", "rater_nsd", "model_nsd"]
+    written.append(write_csv(folder / "experts.csv", keys, ([row[k] for k in keys] for row in table)))
+    with atomic_path(folder / "experts.md") as tmp:
+        tmp.write_text(expert_markdown(table))
+    written.append(folder / "experts.md")
+    if plot:
+        from .plots import expert_plot
+
+        written.append(expert_plot(scores, folder / "experts.png", model_name))
+    return written

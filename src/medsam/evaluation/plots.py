@@ -1,0 +1,167 @@
+"""Plots for evaluation reports (matplotlib, optional extra ``plots``).
+
+matplotlib is imported inside the functions, with the non-interactive Agg
+backend; every figure is written atomically as PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import MedSAMError
+from ..fileutil import atomic_path
+
+__all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot"]
+
+_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise MedSAMError("plots need matplotlib: pip install 'medsam[plots]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def box_plot(values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence[str],
+             methods: Sequence[str], ylabel: str, path: str | os.PathLike,
+             title: str | None = None) -> Path:
+    """Grouped box plot (paper Fig. 2a,c): one group of boxes per task, one box
+    per method, whiskers at 1.5 IQR; ``values[(group, method)]`` are the
+    per-case values (non-finite values are left out)."""
+    plt = _pyplot()
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(1, len(methods)) * 0.6 + 2), 4.2))
+    for j, method in enumerate(methods):
+        data, positions = [], []
+        for i, group in enumerate(groups):
+            v = np.asarray(values.get((group, method), []), float)
+            v = v[np.isfinite(v)]
+            if v.size:
+                data.append(v)
+                positions.append(i + (j - (len(methods) - 1) / 2) * width)
+        if not data:
+            continue
+        color = _COLORS[j % len(_COLORS)]
+        ax.boxplot(data, positions=positions, widths=width * 0.85, patch_artist=True, whis=1.5,
+                   boxprops={"facecolor": color, "alpha": 0.75}, medianprops={"color": "black"},
+                   flierprops={"marker": ".", "markersize": 3})
+        ax.plot([], [], "s", color=color, label=method)
+    ax.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0,
+                  ha="right" if len(groups) > 4 else "center")
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    if len(methods) > 1:
+        ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def volume_scatter_plot(predicted: Sequence[float], reference: Sequence[float], path: str | os.PathLike,
+                        r: float | None = None, ci: tuple[float, float] | None = None,
+                        unit: str = "mL", title: str | None = None) -> Path:
+    """Predicted against reference volumes with the identity line."""
+    plt = _pyplot()
+    p, ref = np.asarray(predicted, float), np.asarray(reference, float)
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.scatter(ref, p, s=18, alpha=0.8, color=_COLORS[0], edgecolor="none")
+    hi = float(max(p.max(initial=0), ref.max(initial=0))) * 1.05 or 1.0
+    ax.plot([0, hi], [0, hi], "--", color="grey", lw=1, label="identity")
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, hi)
+    ax.set_xlabel(f"reference volume ({unit})")
+    ax.set_ylabel(f"predicted volume ({unit})")
+    text = f"n = {p.size}"
+    if r is not None:
+        text += f", Pearson r = {r:.3f}"
+        if ci is not None:
+            text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    ax.set_title(title or text, fontsize=9)
+    if title:
+        ax.text(0.03, 0.95, text, transform=ax.transAxes, fontsize=8, va="top")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def bland_altman_plot(predicted: Sequence[float], reference: Sequence[float], path: str | os.PathLike,
+                      mean_difference: float, lower: float, upper: float, unit: str = "mL") -> Path:
+    """Difference (predicted - reference) against the mean of both, with the
+    bias and the 95% limits of agreement."""
+    plt = _pyplot()
+    p, ref = np.asarray(predicted, float), np.asarray(reference, float)
+    mean, diff = (p + ref) / 2, p - ref
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    ax.scatter(mean, diff, s=18, alpha=0.8, color=_COLORS[0], edgecolor="none")
+    for y, style, label in ((mean_difference, "-", f"bias {mean_difference:+.2f}"),
+                            (upper, "--", f"+1.96 SD {upper:+.2f}"), (lower, "--", f"-1.96 SD {lower:+.2f}")):
+        ax.axhline(y, linestyle=style, color=_COLORS[3] if style == "-" else "grey", lw=1)
+        ax.annotate(label, (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", fontsize=8)
+    ax.set_xlabel(f"mean of predicted and reference ({unit})")
+    ax.set_ylabel(f"predicted - reference ({unit})")
+    ax.set_title(f"Bland-Altman, n = {p.size}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> Path:
+    """Box plots of DSC and NSD: each rater against the consensus of the other
+    raters, next to the model against the same consensuses (paper Fig. 2f)."""
+    plt = _pyplot()
+    raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))
+    has_model = any(s.participant == model_name for s in scores)
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(raters) + 3), 4.0))
+    for ax, metric in zip(axes, ("dsc", "nsd")):
+        data, positions, colors, ticks = [], [], [], []
+        for i, name in enumerate(raters):
+            ref = f"consensus without {name}"
+            own = [getattr(s, metric) for s in scores if s.participant == name and s.reference == ref]
+            data.append(own)
+            positions.append(i - (0.2 if has_model else 0))
+            colors.append(_COLORS[0])
+            if has_model:
+                mod = [getattr(s, metric) for s in scores if s.participant == model_name and s.reference == ref]
+                data.append(mod)
+                positions.append(i + 0.2)
+                colors.append(_COLORS[1])
+            ticks.append(name)
+        parts = ax.boxplot(data, positions=positions, widths=0.35, patch_artist=True,
+                           medianprops={"color": "black"}, flierprops={"marker": ".", "markersize": 3})
+        for box, color in zip(parts["boxes"], colors):
+            box.set_facecolor(color)
+            box.set_alpha(0.75)
+        ax.set_xticks(range(len(raters)), ticks, fontsize=8, rotation=30 if len(raters) > 6 else 0)
+        ax.set_xlabel("left-out rater (reference: majority vote of the others)", fontsize=8)
+        ax.set_ylabel(f"{metric.upper()} against leave-one-out consensus")
+        ax.grid(axis="y", alpha=0.3)
+        low = min((min(d) for d in data if len(d)), default=0.0)
+        ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.01)
+    axes[0].plot([], [], "s", color=_COLORS[0], label="rater")
+    if has_model:
+        axes[0].plot([], [], "s", color=_COLORS[1], label=model_name)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("Raters and model against the consensus of the other raters", fontsize=10)
+    return _save(fig, path)

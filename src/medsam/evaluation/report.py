@@ -1,0 +1,185 @@
+"""A report folder (``medsam report``): summary tables, paired tests, box
+plots and tumour-volume agreement, with ``index.html`` and ``index.md`` that
+show everything.
+
+The folder is built in a temporary folder beside the destination and renamed
+into place when complete, so a failed run never leaves a partial report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import InputError
+from .compare import comparison_markdown, compare_methods, write_comparison
+from .plots import bland_altman_plot, box_plot, volume_scatter_plot
+from .results import ResultRow, write_csv
+from .summary import METRIC_TITLES, PERCENT_METRICS, summarize, summary_markdown, write_summary
+from .volumes import volume_agreement, volume_pairs
+
+__all__ = ["ReportConfig", "build_report", "group_name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """Options of a report: the metrics to test and plot, the multiple-testing
+    correction ("holm" or "bh"), the significance level, and whether cases
+    missing for some methods are allowed (then only common cases are tested)."""
+
+    metrics: tuple[str, ...] = ("dsc", "nsd")
+    correction: str = "holm"
+    alpha: float = 0.05
+    allow_missing: bool = False
+
+
+def group_name(task: str, label: int, labels_per_task: Mapping[str, set]) -> str:
+    """``task`` alone when it has one label, else ``task:label``."""
+    return task if len(labels_per_task.get(task, ())) == 1 else f"{task}:{label}"
+
+
+@contextlib.contextmanager
+def _atomic_folder(path: Path, overwrite: bool):
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.PathLike,
+                 config: ReportConfig = ReportConfig(), overwrite: bool = False,
+                 sources: Mapping[str, str] | None = None) -> Path:
+    """Write the report for ``tables`` (method name -> result rows) into
+    ``out_dir``; return the path of ``index.html``."""
+    if not tables:
+        raise InputError("report needs at least one result table")
+    out_dir = Path(out_dir)
+    methods = list(tables)
+    all_rows = [r for rows in tables.values() for r in rows]
+    labels_per_task: dict[str, set] = {}
+    for r in all_rows:
+        labels_per_task.setdefault(r.task, set()).add(r.label)
+    groups = sorted({(r.task, r.label) for r in all_rows})
+    names = [group_name(t, lab, labels_per_task) for t, lab in groups]
+    sections: list[tuple[str, str, list[str]]] = []  # (title, markdown text, images)
+
+    with _atomic_folder(out_dir, overwrite) as tmp:
+        summary = summarize(all_rows)
+        write_summary(summary, tmp / "summary.csv", tmp / "summary.md")
+        sections.append(("Summary per task and label", summary_markdown(summary), []))
+
+        if len(methods) > 1:
+            comparison = compare_methods(tables, config.metrics, config.correction, config.alpha,
+                                         config.allow_missing)
+            write_comparison(comparison, tmp / "comparison.csv", tmp / "comparison.md", config.alpha)
+            sections.append(("Paired comparison (Wilcoxon signed-rank)",
+                             comparison_markdown(comparison, config.alpha), []))
+
+        images = []
+        for metric in config.metrics:
+            values = {}
+            scale = 100.0 if metric in PERCENT_METRICS else 1.0
+            for r in all_rows:
+                values.setdefault((group_name(r.task, r.label, labels_per_task), r.method), []).append(
+                    getattr(r, metric) * scale)
+            file = f"boxplot_{metric}.png"
+            box_plot(values, names, methods, METRIC_TITLES.get(metric, metric), tmp / file,
+                     title=f"{metric.upper()} per task and method")
+            images.append(file)
+        sections.append(("Box plots", "Boxes: quartiles; line: median; whiskers: 1.5 IQR.\n", images))
+
+        volume_lines, volume_images, volume_rows = [], [], []
+        for method in methods:
+            pred, ref = volume_pairs(tables[method])
+            if pred.size < 4:
+                continue
+            try:
+                agreement = volume_agreement(pred, ref)
+            except ValueError as exc:
+                volume_lines.append(f"- {method}: volume agreement not computed ({exc}).")
+                continue
+            p, ba = agreement.pearson, agreement.bland_altman
+            volume_rows.append([method, p.n, p.r, p.ci_low, p.ci_high, p.pvalue, ba.mean_difference,
+                                ba.sd_difference, ba.lower_limit, ba.upper_limit])
+            volume_lines.append(
+                f"- {method}: n = {p.n} (3D label volumes with a non-empty reference), Pearson r = "
+                f"{p.r:.4f} (95% CI {p.ci_low:.4f} to {p.ci_high:.4f}, p = {p.pvalue:.2g}); "
+                f"Bland-Altman bias {ba.mean_difference:+.3f} mL, limits of agreement "
+                f"{ba.lower_limit:+.3f} to {ba.upper_limit:+.3f} mL.")
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in method)
+            volume_scatter_plot(pred, ref, tmp / f"volumes_{safe}.png", r=p.r, ci=(p.ci_low, p.ci_high),
+                                title=f"{method}: predicted vs reference volume")
+            bland_altman_plot(pred, ref, tmp / f"bland_altman_{safe}.png", ba.mean_difference,
+                              ba.lower_limit, ba.upper_limit)
+            volume_images += [f"volumes_{safe}.png", f"bland_altman_{safe}.png"]
+        if volume_rows:
+            write_csv(tmp / "volume_agreement.csv",
+                      ["method", "n", "pearson_r", "r_ci_low", "r_ci_high", "r_pvalue", "bias_ml",
+                       "sd_difference_ml", "loa_low_ml", "loa_high_ml"], volume_rows)
+        if volume_lines:
+            sections.append(("Tumour volumes", "\n".join(volume_lines) + "\n", volume_images))
+
+        inputs = "\n".join(f"- {m}: {len(tables[m])} rows" + (f" from `{sources[m]}`" if sources else "")
+                           for m in methods)
+        _write_index(tmp, inputs, sections)
+    return out_dir / "index.html"
+
+
+def _md_table_to_html(text: str) -> str:
+    out, in_table = [], False
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+        else:
+            if in_table:
+                out.append("</table>")
+                in_table = False
+            if line.startswith("- "):
+                out.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+            elif line.strip():
+                out.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out)
+
+
+def _write_index(folder: Path, inputs: str, sections) -> None:
+    md = ["# Evaluation report", "", "Inputs:", "", inputs, ""]
+    body = ["<h1>Evaluation report</h1>", "<h2>Inputs</h2>", _md_table_to_html(inputs)]
+    for title, text, images in sections:
+        md += [f"## {title}", "", text]
+        body += [f"<h2>{html.escape(title)}</h2>", _md_table_to_html(text)]
+        for image in images:
+            md += [f"![{image}]({image})", ""]
+            body.append(f'<p><img src="{html.escape(image)}" alt="{html.escape(image)}"></p>')
+    files = sorted(p.name for p in folder.iterdir()) + ["index.html", "index.md"]
+    md += ["## Files", "", *(f"- [{f}]({f})" for f in files), ""]
+    body += ["<h2>Files</h2>", "<ul>", *(f'<li><a href="{f}">{f}</a></li>' for f in files), "</ul>"]
+    (folder / "index.md").write_text("\n".join(md))
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+             "table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:3px 6px;}"
+             "img{max-width:100%;}")
+    (folder / "index.html").write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

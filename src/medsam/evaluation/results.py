@@ -1,0 +1,141 @@
+"""Result tables: one row per (task, method, case, label), as CSV.
+
+Columns (:data:`RESULT_COLUMNS`): ``task, method, case, label, dsc, nsd, hd95,
+gt_voxels, pred_voxels, gt_volume, pred_volume, volume_unit``. ``hd95`` is in
+mm (``inf`` when exactly one mask is empty); volumes are in ``volume_unit``
+(``mL`` for 3D masks, ``mm2`` for 2D). Reading checks every row and raises
+:class:`medsam.errors.InputError` naming the file and line of a bad one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import InputError
+from ..fileutil import atomic_path
+from ..metrics.case import CaseMetrics
+
+__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics",
+           "write_csv"]
+
+RESULT_COLUMNS = ("task", "method", "case", "label", "dsc", "nsd", "hd95",
+                  "gt_voxels", "pred_voxels", "gt_volume", "pred_volume", "volume_unit")
+_FLOATS = ("dsc", "nsd", "hd95", "gt_volume", "pred_volume")
+_INTS = ("label", "gt_voxels", "pred_voxels")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRow:
+    """One row of a result table (see the module docstring for units)."""
+
+    task: str
+    method: str
+    case: str
+    label: int
+    dsc: float
+    nsd: float
+    hd95: float
+    gt_voxels: int
+    pred_voxels: int
+    gt_volume: float
+    pred_volume: float
+    volume_unit: str
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        """(task, label, case): what pairs rows of different methods."""
+        return (self.task, self.label, self.case)
+
+
+def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) -> list[ResultRow]:
+    return [ResultRow(task=task, method=method, **dataclasses.asdict(m)) for m in metrics]
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else ("-inf" if value < 0 else "nan"))
+    return str(value)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """Write a CSV atomically (the final file appears only when complete)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow([_format(v) for v in row])
+    return path
+
+
+def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:
+    """Write result rows to ``path`` (CSV, atomically)."""
+    return write_csv(path, RESULT_COLUMNS, ([getattr(r, c) for c in RESULT_COLUMNS] for r in rows))
+
+
+def read_results(path: str | os.PathLike) -> list[ResultRow]:
+    """Read a result CSV written by :func:`write_results` (``medsam evaluate``)."""
+    path = Path(path)
+    try:
+        f = open(path, newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read result table ({exc.strerror})") from None
+    with f:
+        reader = csv.DictReader(f)
+        missing = [c for c in RESULT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: not a medsam result table; missing columns {', '.join(missing)}")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                values = {c: raw[c] for c in RESULT_COLUMNS}
+                for c in _FLOATS:
+                    values[c] = float(values[c])
+                for c in _INTS:
+                    values[c] = int(values[c])
+            except (TypeError, ValueError):
+                raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
+            rows.append(ResultRow(**values))
+    if not rows:
+        raise InputError(f"{path}: result table has no rows")
+    seen: set = set()
+    for r in rows:
+        k = (r.method, *r.key)
+        if k in seen:
+            raise InputError(f"{path}: duplicate row for task {r.task!r}, label {r.label}, case {r.case!r}")
+        seen.add(k)
+    return rows
+
+
+def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None
+                ) -> tuple[dict[str, list[ResultRow]], dict[str, str]]:
+    """Read result CSVs into ``{method: rows}`` (and ``{method: source file}``).
+
+    Methods are named by the CSVs' ``method`` column (a file may hold several
+    methods), or by ``names``, one per file, which requires one method per
+    file. The same method in two files is an :class:`InputError`.
+    """
+    if names is not None and len(names) != len(paths):
+        raise InputError(f"{len(names)} names given for {len(paths)} result files")
+    tables: dict[str, list[ResultRow]] = {}
+    sources: dict[str, str] = {}
+    for i, path in enumerate(paths):
+        rows = read_results(path)
+        methods = list(dict.fromkeys(r.method for r in rows))
+        if names is not None:
+            if len(methods) > 1:
+                raise InputError(f"{path}: holds methods {', '.join(methods)}; cannot rename it to {names[i]!r}")
+            rows = [dataclasses.replace(r, method=names[i]) for r in rows]
+            methods = [names[i]]
+        for m in methods:
+            if m in tables:
+                raise InputError(f"{path}: method {m!r} also comes from {sources[m]}; name them with --names")
+            tables[m] = [r for r in rows if r.method == m]
+            sources[m] = str(path)
+    return tables, sources

@@ -1,0 +1,227 @@
+"""Evaluate a folder of predictions against a folder of references
+(``medsam evaluate``).
+
+Cases are matched by file name without extension (``case.nii.gz`` matches
+``case.nrrd``); masks are read with :func:`medsam.io.read` (npz challenge files:
+the ``segs`` array of a prediction, the ``gts`` array of a reference, spacing
+from the file). Shapes and spacings must agree: a mismatch is an error naming
+the case. Cases run in parallel processes with a progress bar; a case that
+fails is reported with its error, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MedSAMError
+from ..metrics.case import evaluate_labels
+from .results import ResultRow, rows_from_metrics
+
+__all__ = ["EvaluateConfig", "EvaluationRun", "case_name", "match_cases", "load_mask", "evaluate_case",
+           "evaluate_folders"]
+
+_MULTI_SUFFIXES = (".nii.gz", ".seg.nrrd", ".nii", ".tar.gz")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """How to evaluate.
+
+    ``labels``: labels to score (default: every nonzero label present in
+    either mask). ``binary``: each mask must hold one foreground value (any
+    nonzero value), scored as label 1. ``threshold``: foreground is
+    ``value > threshold`` (for lossy masks such as JPEG), scored as label 1.
+    ``tolerance``: NSD tolerance in mm. ``workers``: processes (default: CPU
+    count, at most the number of cases; 1 runs in this process).
+    ``spacing_rtol``: relative tolerance when comparing spacings.
+    """
+
+    task: str = "task"
+    method: str = "method"
+    tolerance: float = 2.0
+    labels: tuple[int, ...] | None = None
+    binary: bool = False
+    threshold: float | None = None
+    workers: int | None = None
+    spacing_rtol: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationRun:
+    """Rows of the cases that succeeded and ``(case, message)`` of those that
+    failed; ``complete`` only when nothing failed."""
+
+    rows: list[ResultRow]
+    failures: list[tuple[str, str]]
+    n_cases: int
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures
+
+
+def case_name(path: Path) -> str:
+    """File name without its (possibly double) extension."""
+    name = path.name
+    for suffix in _MULTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem if path.suffix else name
+
+
+def _list_cases(folder: Path, role: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {role} folder does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{folder}: {role} folder is empty")
+    cases: dict[str, Path] = {}
+    for p in files:
+        name = case_name(p)
+        if name in cases:
+            raise InputError(f"{folder}: two {role} files for case {name!r}: {cases[name].name} and {p.name}")
+        cases[name] = p
+    return cases
+
+
+def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
+                ) -> tuple[list[tuple[str, Path, Path]], list[tuple[str, str]]]:
+    """Pair prediction and reference files by case name.
+
+    Returns the matched ``(case, pred, gt)`` triples and the unmatched cases as
+    ``(case, message)`` failures. No match at all is an :class:`InputError`.
+    """
+    preds = _list_cases(Path(pred_dir), "prediction")
+    gts = _list_cases(Path(gt_dir), "reference")
+    matched = [(c, preds[c], gts[c]) for c in sorted(set(preds) & set(gts))]
+    if not matched:
+        raise InputError(f"no case names in common between {pred_dir} ({len(preds)} files) and "
+                         f"{gt_dir} ({len(gts)} files)")
+    unmatched = [(c, f"no prediction in {pred_dir}") for c in sorted(set(gts) - set(preds))]
+    unmatched += [(c, f"no reference in {gt_dir}") for c in sorted(set(preds) - set(gts))]
+    return matched, unmatched
+
+
+def load_mask(path: Path, role: str):
+    """Read a mask: ``(array, spacing or None)``; spacing is None when the file
+    carries no physical size (PNG/JPEG)."""
+    from .. import io as mio
+
+    if path.name.lower().endswith(".npz"):
+        key = "segs" if role == "prediction" else "gts"
+        geometry = mio.read_npz(path).geometry
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data:
+                raise InputError(f"{path}: npz {role} file has no {key!r} array (keys: {', '.join(data.files)})")
+            array = np.asarray(data[key])
+    else:
+        array, geometry = mio.read(path)
+    spacing = tuple(float(s) for s in geometry.spacing) if getattr(geometry, "spacing_known", True) else None
+    return array, spacing
+
+
+def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8:
+        # an RGB(A) raster mask: accept only if it is grey
+        if not all(np.array_equal(array[..., 0], array[..., c]) for c in (1, 2)):
+            raise InputError(f"{path}: colour mask; masks must be grey label images")
+        array = array[..., 0]
+    if config.threshold is not None:
+        return (array > config.threshold).astype(np.uint8)
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise InputError(f"{path}: mask holds non-integer values; pass --threshold to binarise it")
+        array = array.astype(np.int64)
+    elif array.dtype.kind == "b":
+        array = array.astype(np.uint8)
+    elif array.dtype.kind not in "iu":
+        raise InputError(f"{path}: mask has unsupported data type {array.dtype}")
+    if array.size and array.min() < 0:
+        raise InputError(f"{path}: mask holds negative values")
+    if config.binary:
+        values = np.unique(array)
+        values = values[values != 0]
+        if values.size > 1:
+            shown = ", ".join(str(v) for v in values[:6]) + (" ..." if values.size > 6 else "")
+            raise InputError(f"{path}: mask is not binary (foreground values {shown}); "
+                             f"pass --threshold for lossy masks or drop --binary for label maps")
+        return (array != 0).astype(np.uint8)
+    return array
+
+
+def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateConfig) -> list[ResultRow]:
+    """Rows of one case; raises :class:`InputError` naming the case for any
+    problem with its files."""
+    try:
+        pred, pred_spacing = load_mask(pred_path, "prediction")
+        gt, gt_spacing = load_mask(gt_path, "reference")
+        pred, gt = _to_labels(pred, pred_path, config), _to_labels(gt, gt_path, config)
+    except MedSAMError as exc:
+        raise InputError(f"case {case}: {exc}") from None
+    if pred.shape != gt.shape:
+        raise InputError(f"case {case}: prediction {pred_path.name} has shape {pred.shape}, "
+                         f"reference {gt_path.name} has shape {gt.shape}")
+    if pred.ndim not in (2, 3):
+        raise InputError(f"case {case}: masks must be 2D or 3D, got shape {pred.shape}")
+    if gt_spacing is None:
+        gt_spacing = pred_spacing
+    if pred_spacing is not None and gt_spacing is not None and not all(
+            math.isclose(a, b, rel_tol=config.spacing_rtol) for a, b in zip(pred_spacing, gt_spacing)):
+        raise InputError(f"case {case}: prediction spacing {pred_spacing} differs from reference spacing "
+                         f"{gt_spacing} (mm, array axis order)")
+    spacing = gt_spacing or (1.0,) * gt.ndim
+    labels = (1,) if (config.binary or config.threshold is not None) and config.labels is None else config.labels
+    metrics = evaluate_labels(pred, gt, spacing, labels=labels, tolerance=config.tolerance, case=case)
+    return rows_from_metrics(metrics, config.task, config.method)
+
+
+def _run_one(args):
+    case, pred_path, gt_path, config = args
+    try:
+        return case, evaluate_case(case, pred_path, gt_path, config), None
+    except (MedSAMError, ValueError) as exc:
+        return case, None, str(exc)
+    except Exception as exc:  # a bug or a library failure: report it with its type, never drop the case
+        return case, None, f"case {case}: {type(exc).__name__}: {exc}"
+
+
+def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                     config: EvaluateConfig = EvaluateConfig(), progress: bool = True) -> EvaluationRun:
+    """Evaluate every matched case (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    matched, failures = match_cases(pred_dir, gt_dir)
+    n_cases = len(matched) + len(failures)
+    jobs = [(c, p, g, config) for c, p, g in matched]
+    workers = config.workers or min(os.cpu_count() or 1, len(jobs))
+    results: dict[str, list[ResultRow]] = {}
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="case", disable=not progress)
+    try:
+        if workers <= 1:
+            outcomes = map(_run_one, jobs)
+            for case, rows, error in outcomes:
+                _collect(case, rows, error, results, failures)
+                bar.update()
+        else:
+            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_run_one, job) for job in jobs]
+                for future in cf.as_completed(futures):
+                    _collect(*future.result(), results, failures)
+                    bar.update()
+    finally:
+        bar.close()
+    rows = [r for case in sorted(results) for r in results[case]]
+    return EvaluationRun(rows=rows, failures=sorted(failures), n_cases=n_cases)
+
+
+def _collect(case, rows, error, results, failures):
+    if error is None:
+        results[case] = rows
+    else:
+        failures.append((case, error))

@@ -1,0 +1,96 @@
+"""Summary tables per task and label: median (IQR), mean and n of each metric,
+as in the MedSAM paper's tables, written as CSV and Markdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..fileutil import atomic_path
+from ..metrics.case import MetricSummary, summarize_values
+from .results import ResultRow, write_csv
+
+__all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric"]
+
+DEFAULT_METRICS = ("dsc", "nsd", "hd95")
+PERCENT_METRICS = {"dsc", "nsd"}
+METRIC_TITLES = {"dsc": "DSC (%)", "nsd": "NSD (%)", "hd95": "HD95 (mm)"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SummaryRow:
+    """Summary of one (method, task, label) group; ``metrics`` maps a metric
+    name to its :class:`MetricSummary` over the group's cases."""
+
+    method: str
+    task: str
+    label: int
+    n_cases: int
+    metrics: dict
+
+
+def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = DEFAULT_METRICS) -> list[SummaryRow]:
+    """Group rows by (method, task, label) and summarise each metric."""
+    groups: dict[tuple[str, str, int], list[ResultRow]] = defaultdict(list)
+    for r in rows:
+        groups[(r.method, r.task, r.label)].append(r)
+    out = []
+    for (method, task, label), group in sorted(groups.items()):
+        out.append(SummaryRow(method, task, label, len(group),
+                              {m: summarize_values([getattr(r, m) for r in group]) for m in metrics}))
+    return out
+
+
+def format_metric(name: str, s: MetricSummary) -> str:
+    """``median (q1-q3)``, in % for DSC/NSD; ``n_inf`` appended for HD95 with
+    empty masks."""
+    if s.n == 0:
+        text = "n/a"
+    else:
+        k, digits = (100.0, 1) if name in PERCENT_METRICS else (1.0, 2)
+        text = f"{s.median * k:.{digits}f} ({s.q1 * k:.{digits}f}-{s.q3 * k:.{digits}f})"
+    if s.n_infinite:
+        text += f" [{s.n_infinite} inf]"
+    return text
+
+
+def summary_markdown(summary: Sequence[SummaryRow]) -> str:
+    """Markdown table: one line per group, median (IQR) and mean per metric."""
+    metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
+    header = ["method", "task", "label", "n"]
+    for m in metrics:
+        header += [f"{METRIC_TITLES.get(m, m)} median (IQR)", f"{METRIC_TITLES.get(m, m)} mean"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in summary:
+        cells = [s.method, s.task, str(s.label), str(s.n_cases)]
+        for m in metrics:
+            v = s.metrics[m]
+            k = 100.0 if m in PERCENT_METRICS else 1.0
+            cells += [format_metric(m, v), "n/a" if v.n == 0 else f"{v.mean * k:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: Sequence[SummaryRow], csv_path: str | os.PathLike,
+                  md_path: str | os.PathLike | None = None) -> list[Path]:
+    """Write the summary as CSV (raw fractions and mm) and optionally Markdown."""
+    metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
+    header = ["method", "task", "label", "n_cases"]
+    for m in metrics:
+        header += [f"{m}_median", f"{m}_q1", f"{m}_q3", f"{m}_mean", f"{m}_n", f"{m}_n_inf"]
+    rows = []
+    for s in summary:
+        row = [s.method, s.task, s.label, s.n_cases]
+        for m in metrics:
+            v = s.metrics[m]
+            row += [v.median, v.q1, v.q3, v.mean, v.n, v.n_infinite]
+        rows.append(row)
+    written = [write_csv(csv_path, header, rows)]
+    if md_path is not None:
+        with atomic_path(md_path) as tmp:
+            Path(tmp).write_text(summary_markdown(summary))
+        written.append(Path(md_path))
+    return written

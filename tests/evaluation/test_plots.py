@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+from PIL import Image  # noqa: E402
+
+from medsam.evaluation.experts import compare_with_experts, write_expert_comparison  # noqa: E402
+from medsam.evaluation.plots import bland_altman_plot, box_plot, volume_scatter_plot  # noqa: E402
+from medsam.evaluation.volumes import volume_agreement, volume_pairs  # noqa: E402
+
+
+def assert_png(path, min_size=(300, 250)):
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1]
+        arr = np.asarray(im.convert("L"))
+    assert arr.std() > 5  # something is drawn
+    assert not list(path.parent.glob(f".{path.name}*"))  # no temp files left
+
+
+def test_box_plot(method_tables, tmp_path):
+    values = {}
+    for method, rows in method_tables.items():
+        for r in rows:
+            values.setdefault((r.task, method), []).append(r.dsc * 100)
+    values[("lung CXR", "dilated")].append(float("inf"))  # non-finite values are left out
+    path = box_plot(values, ["CT lesion", "lung CXR"], list(method_tables), "DSC (%)", tmp_path / "b.png")
+    assert_png(path)
+
+
+def test_volume_plots(method_tables, tmp_path):
+    pred, ref = volume_pairs(method_tables["dilated"])
+    a = volume_agreement(pred, ref)
+    assert_png(volume_scatter_plot(pred, ref, tmp_path / "s.png", r=a.pearson.r,
+                                   ci=(a.pearson.ci_low, a.pearson.ci_high)))
+    ba = a.bland_altman
+    assert_png(bland_altman_plot(pred, ref, tmp_path / "ba.png", ba.mean_difference, ba.lower_limit,
+                                 ba.upper_limit))
+
+
+def test_expert_outputs(tmp_path):
+    rng = np.random.default_rng(1)
+    base = np.zeros((40, 40), bool)
+    base[10:30, 10:30] = True
+    raters = {f"e{i}": [np.roll(base, int(rng.integers(-2, 3)), axis=1) for _ in range(5)] for i in range(3)}
+    scores = compare_with_experts(raters, [f"c{i}" for i in range(5)], model=[base] * 5)
+    written = write_expert_comparison(scores, tmp_path)
+    names = sorted(p.name for p in written)
+    assert names == ["experts.csv", "experts.md", "experts.png", "experts_scores.csv"]
+    assert "consensus without e0" in (tmp_path / "experts.md").read_text()
+    assert_png(tmp_path / "experts.png")
