@@ -1,0 +1,280 @@
+"""Loading checkpoints into our models.
+
+A checkpoint is a PyTorch file holding a state dict in SAM's key layout
+(``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``): Meta's
+``sam_vit_*.pth``, ``medsam_vit_b.pth``, ``lite_medsam.pth``, or a training
+checkpoint ``{"model": state_dict, "optimizer": ..., "epoch": ...}``, possibly
+saved from a ``DistributedDataParallel`` (``module.``) or ``torch.compile``
+(``_orig_mod.``) wrapper. Files are read with ``torch.load(weights_only=True)``:
+no code in a checkpoint is ever run.
+
+Every problem a user can cause (missing file, not a torch file, truncated file,
+no model weights, keys or shapes that do not fit the model) raises
+:class:`~medsam.errors.CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+
+from .errors import CheckpointError, InputError
+from .modeling.build import MODEL_CONFIGS, MODEL_REGISTRY, ViTConfig, build_model
+from .modeling.sam import Sam
+
+StateDict = Dict[str, torch.Tensor]
+
+COMPONENTS = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
+# wrappers whose prefix is stripped when every key carries it
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
+# keys under which training scripts nest the model's state dict
+NESTING_KEYS = ("model", "state_dict", "model_state_dict")
+# pixel normalisation buffers some SAM versions save; our models hold none
+IGNORED_KEYS = ("pixel_mean", "pixel_std")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".tar")
+_LISTED = 5  # how many keys an error message lists per kind of problem
+
+
+def load_state_dict(path: Union[str, os.PathLike]) -> StateDict:
+    """Read the model's state dict from the checkpoint file ``path``.
+
+    Accepts a plain state dict, ``{"model": ...}`` / ``{"state_dict": ...}``
+    training checkpoints and ``module.`` / ``_orig_mod.`` / ``model.``
+    prefixes; tensors are loaded onto the CPU. Returns a new dict whose keys
+    start with ``image_encoder.``, ``prompt_encoder.`` or ``mask_decoder.``
+    (pixel mean/std buffers dropped). Raises :class:`CheckpointError`.
+    """
+    path = Path(path)
+    loaded = _torch_load(path)
+    state = _unwrap(loaded, path)
+    if not any(key.startswith(COMPONENTS) for key in state):
+        raise CheckpointError(
+            f"{path}: no model weights found (expected keys starting with "
+            f"{', '.join(c + '*' for c in COMPONENTS)}); it holds {_first(list(state))}")
+    return state
+
+
+def infer_variant(state_dict: Mapping, source: str = "state dict") -> str:
+    """The ``MODEL_REGISTRY`` variant whose keys and shapes ``state_dict`` has.
+
+    TinyViT keys (``image_encoder.layers.*``) mean ``"lite"``; otherwise the
+    ViT width (patch-embedding channels) and number of blocks pick ``vit_b`` /
+    ``vit_l`` / ``vit_h``. Raises :class:`CheckpointError` (message starting
+    with ``source``) when no variant fits.
+    """
+    keys = list(state_dict)
+    if any(key.startswith("image_encoder.layers.") for key in keys):
+        return "lite"
+    proj = state_dict.get("image_encoder.patch_embed.proj.weight")
+    if proj is None:
+        raise CheckpointError(
+            f"{source}: cannot tell the model variant: no image-encoder patch embedding "
+            f"(image_encoder.patch_embed.*); pass the variant explicitly")
+    width = int(proj.shape[0])
+    blocks = {key.split(".")[2] for key in keys if key.startswith("image_encoder.blocks.")}
+    for name, config in MODEL_CONFIGS.items():
+        enc = config.encoder
+        if isinstance(enc, ViTConfig) and enc.embed_dim == width and enc.depth == len(blocks):
+            return name
+    raise CheckpointError(
+        f"{source}: no known model variant has a ViT of width {width} with {len(blocks)} "
+        f"blocks (known: {_vit_summary()})")
+
+
+def load_model(checkpoint: Union[str, os.PathLike], variant: Optional[str] = None,
+               device: Union[str, torch.device] = "cpu") -> Sam:
+    """Build the model and load ``checkpoint`` into it with strict checking.
+
+    Args:
+        checkpoint: a checkpoint file, or the name of registered weights
+            (``medsam.weights``) when the string is not an existing file and
+            does not look like a path.
+        variant: a ``MODEL_REGISTRY`` name; None infers it from the keys.
+        device: where to put the model ("cpu", "cuda", "cuda:1", "mps", ...).
+
+    Returns:
+        the :class:`~medsam.modeling.sam.Sam`, in eval mode, float32.
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, or its keys or
+            shapes do not match the variant (the message lists the first
+            missing / unexpected keys and shape mismatches).
+        InputError: unknown variant or unusable device.
+    """
+    path = _resolve(checkpoint)
+    state = load_state_dict(path)
+    if variant is None:
+        variant = infer_variant(state, source=str(path))
+        how = "inferred from its keys"
+    else:
+        if variant not in MODEL_REGISTRY:
+            raise InputError(f"unknown model variant {variant!r}; choose one of "
+                             f"{', '.join(MODEL_REGISTRY)}")
+        how = "as requested"
+    target = _device(device)
+    with torch.device("meta"):
+        model = build_model(variant)
+    expected = model.state_dict()
+    problems = _mismatches(expected, state)
+    if problems:
+        hint = ""
+        if how == "as requested":
+            try:
+                guess = infer_variant(state)
+            except CheckpointError:
+                guess = None
+            if guess is not None and guess != variant:
+                hint = f"; its keys look like variant {guess!r}"
+        raise CheckpointError(f"{path}: does not fit model variant {variant!r} ({how}): "
+                              f"{problems}{hint}")
+    state = {key: value.to(expected[key].dtype).contiguous() for key, value in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    still_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()]
+                  if t.is_meta]
+    if still_meta:  # a module with a non-persistent buffer would end here: a bug of ours
+        raise RuntimeError(f"tensors not filled from the checkpoint: {still_meta[:_LISTED]}")
+    try:
+        model = model.to(target)
+    except (RuntimeError, AssertionError) as error:
+        raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
+    return model.eval()
+
+
+def _resolve(checkpoint: Union[str, os.PathLike]) -> Path:
+    """File path of ``checkpoint``; registered-weights names go through
+    :func:`medsam.weights.get_weights_path`."""
+    if isinstance(checkpoint, str) and not Path(checkpoint).exists() \
+            and not _looks_like_path(checkpoint):
+        try:
+            from .weights import get_weights_path  # only needed for names
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.weights":
+                raise
+            raise CheckpointError(f"{checkpoint}: no such checkpoint file, and this installation "
+                                  f"has no named weights") from None
+        return Path(get_weights_path(checkpoint))
+    return Path(checkpoint)
+
+
+def _looks_like_path(text: str) -> bool:
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return (any(sep in text for sep in seps) or text.startswith(("~", "."))
+            or text.lower().endswith(CHECKPOINT_SUFFIXES))
+
+
+def _torch_load(path: Path) -> object:
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({error.strerror})") from None
+    if not head:
+        raise CheckpointError(f"{path}: is empty, not a PyTorch checkpoint")
+    is_zip = head.startswith(b"PK\x03\x04")
+    is_pickle = head[:1] == b"\x80"
+    if not (is_zip or is_pickle):
+        raise CheckpointError(f"{path}: is not a PyTorch checkpoint (unrecognised file format)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. odd pickle protocols in garbage files
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files
+        raise CheckpointError(f"{path}: {_load_failure(str(error))}") from None
+
+
+def _load_failure(message: str) -> str:
+    """A one-line explanation of a failed ``torch.load(weights_only=True)``."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if found:
+        return (f"holds a Python object ({found.group(1)}) besides tensors, which is not loaded "
+                f"for safety (torch.load weights_only=True); save only the model's state dict")
+    detail = message
+    if "WeightsUnpickler error:" in message:
+        detail = message.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    reason = lines[0].split(". ")[0].rstrip(".") if lines else "unknown error"
+    return f"cannot be read as a PyTorch checkpoint; the file is truncated or damaged ({reason})"
+
+
+def _unwrap(loaded: object, path: Path) -> StateDict:
+    """The model state dict inside ``loaded``, with wrapper prefixes removed."""
+    state = loaded
+    for _ in range(2):
+        if isinstance(state, Mapping) and not any(str(k).startswith(COMPONENTS) for k in state):
+            nested = next((state[k] for k in NESTING_KEYS
+                           if k in state and isinstance(state[k], Mapping)), None)
+            if nested is not None:
+                state = nested
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    state = {str(key): value for key, value in state.items()}
+    state = _strip_prefixes(state)
+    for key in IGNORED_KEYS:
+        state.pop(key, None)
+    bad = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if bad and any(key.startswith(COMPONENTS) for key in state):
+        raise CheckpointError(f"{path}: is not a state dict: {_first(bad)} are not tensors")
+    return state
+
+
+def _strip_prefixes(state: StateDict) -> StateDict:
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(key.startswith(prefix) for key in state):
+                state = {key[len(prefix):]: value for key, value in state.items()}
+                changed = True
+    return state
+
+
+def _mismatches(expected: Mapping, state: Mapping) -> str:
+    """'' when ``state`` has exactly the keys and shapes of ``expected``, else a
+    description of the first missing / unexpected keys and shape mismatches."""
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [f"{key} {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} "
+              f"in the model" for key in expected
+              if key in state and tuple(state[key].shape) != tuple(expected[key].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys: {_first(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys: {_first(unexpected)}")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches: {_first(shapes)}")
+    return "; ".join(parts)
+
+
+def _first(items: List[str]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    if len(items) > _LISTED:
+        shown += f", ... ({len(items) - _LISTED} more)"
+    return shown or "nothing"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _device(device: Union[str, torch.device]) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InputError(f"unknown device {device!r}: {_first_line(error)}") from None
+
+
+def _vit_summary() -> str:
+    return ", ".join(f"{name} (width {c.encoder.embed_dim}, {c.encoder.depth} blocks)"
+                     for name, c in MODEL_CONFIGS.items() if isinstance(c.encoder, ViTConfig))

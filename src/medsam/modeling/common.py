@@ -1,0 +1,75 @@
+"""Small building blocks shared by the encoders and the mask decoder.
+
+Parameter names follow Meta's ``segment_anything`` so that the official SAM,
+MedSAM and LiteMedSAM checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Type
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MLPBlock(nn.Module):
+    """Two linear layers with an activation between them: ``lin2(act(lin1(x)))``.
+
+    Input and output ``(..., embedding_dim)``; hidden width ``mlp_dim``.
+    """
+
+    def __init__(self, embedding_dim: int, mlp_dim: int, act: Type[nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.lin1 = nn.Linear(embedding_dim, mlp_dim)
+        self.lin2 = nn.Linear(mlp_dim, embedding_dim)
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(self.act(self.lin1(x)))
+
+
+class MLP(nn.Module):
+    """``num_layers`` linear layers with ReLU between them (none after the last).
+
+    Used for the mask decoder's hypernetworks and its IoU head. Input
+    ``(..., input_dim)``, output ``(..., output_dim)``.
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int,
+                 sigmoid_output: bool = False) -> None:
+        super().__init__()
+        widths_in = [input_dim] + [hidden_dim] * (num_layers - 1)
+        widths_out = [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths_in, widths_out))
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = F.relu(x)
+        return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalisation over the channel axis of a ``(B, C, H, W)`` tensor.
+
+    Each pixel's ``C`` values are normalised to zero mean and unit variance
+    (biased variance, ``eps`` inside the square root), then scaled and shifted
+    per channel.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        centred = x - mean
+        var = centred.pow(2).mean(1, keepdim=True)
+        x = centred / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
