@@ -9,7 +9,6 @@ interpolated logit lies within 1e-4 of the threshold), for box and point
 prompts, single and multimask. This is what makes real MedSAM weights give MedSAM's masks.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -49,13 +48,9 @@ def pair(reference, randomize, tmp_path_factory):
     ours = medsam.load_model(path)
     image = _test_image()
     with torch.inference_mode():
-        start = time.perf_counter()
         ref_embedding = ref.image_encoder(image)
-        middle = time.perf_counter()
         embedding = ours.image_encoder(image)
-        end = time.perf_counter()
-    seconds = {"reference": middle - start, "ours": end - middle}
-    return ours, ref, embedding, ref_embedding, seconds
+    return ours, ref, embedding, ref_embedding, None
 
 
 @pytest.mark.slow  # two full ViT-B passes at 1024x1024 on the CPU
@@ -70,16 +65,6 @@ def test_image_embedding(pair):
     assert embedding.shape == (1, 256, 64, 64)
     assert ref_embedding.abs().mean() > 0.1  # not a degenerate comparison
     torch.testing.assert_close(embedding, ref_embedding, rtol=0, atol=ATOL)
-
-
-@pytest.mark.slow
-def test_image_encoder_not_slower_than_reference(pair):
-    """One 1024x1024 ViT-B pass each (ours uses fused attention kernels; it is
-    typically about 1.5x faster on CPU). Run with -s to see the times."""
-    seconds = pair[-1]
-    print(f"ViT-B image encoder, 1x3x1024x1024, {torch.get_num_threads()} threads: "
-          f"reference {seconds['reference']:.2f} s, ours {seconds['ours']:.2f} s")
-    assert seconds["ours"] <= 1.2 * seconds["reference"]
 
 
 def _prompts(kind):

@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "medsam.cli.compare",
     "volume": "medsam.cli.volume",
     "report": "medsam.cli.report",
+    "weights": "medsam.cli.weights",
 }
 
 EXIT_OK = 0

@@ -1,0 +1,326 @@
+"""Box- and point-prompted 2D segmentation with a cached image embedding.
+
+    predictor = MedSAMPredictor(medsam.load_model("medsam_vit_b"))
+    predictor.set_image(image)                    # (H, W) or (H, W, 3), values in [0, 255]
+    masks, scores, logits = predictor.predict(boxes=[[x0, y0, x1, y1], ...])
+
+The transform (resizing, normalisation, prompt scaling, mask post-processing) is
+chosen from the model: LiteMedSAM -> ``"litemedsam"``, ViTs -> ``"medsam"``; pass
+``transform="sam"`` for Meta's SAM weights (see :mod:`medsam.transforms`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .devices import resolve_device
+from .errors import InputError
+from .fileutil import atomic_path, check_writable_output
+from .intensity import to_three_channels
+from .transforms import get_transform, transform_for_variant
+
+EMBEDDING_FORMAT = "medsam-embedding-1"
+_VIT_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+
+
+def model_image_size(model: torch.nn.Module) -> int:
+    """Side S of the model's square input: ``model.image_size``, else the encoder's ``img_size``."""
+    size = getattr(model, "image_size", None) or getattr(model.image_encoder, "img_size", None)
+    if size is None:
+        raise ValueError("cannot tell the model's input size: it has no `image_size` attribute "
+                         "and its image_encoder no `img_size`")
+    return int(size)
+
+
+def model_variant(model: torch.nn.Module) -> str:
+    """``model.variant``, else guessed from the encoder (``lite`` for 256 inputs, the
+    ViT size from the patch embedding width)."""
+    variant = getattr(model, "variant", None)
+    if variant:
+        return str(variant)
+    if model_image_size(model) == 256:
+        return "lite"
+    proj = getattr(getattr(model.image_encoder, "patch_embed", None), "proj", None)
+    return _VIT_WIDTHS.get(getattr(proj, "out_channels", None), "vit")
+
+
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype == bool or not np.issubdtype(image.dtype, np.number) \
+            or np.issubdtype(image.dtype, np.complexfloating):
+        raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected a 2D image of shape (H, W) or (H, W, 3), got shape "
+                         f"{image.shape}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    finite = np.isfinite(image)
+    if not finite.any():
+        raise ValueError("image is all NaN (or infinite)")
+    if not finite.all():
+        raise ValueError(f"image contains {int((~finite).sum())} NaN or infinite values")
+    low, high = image.min(), image.max()
+    if low < 0 or high > 255:
+        raise ValueError(
+            f"image values span [{low}, {high}] but the model expects [0, 255]; normalise it "
+            f"first, e.g. medsam.intensity.normalize_intensity(image, modality='ct')")
+    return to_three_channels(image)
+
+
+def _as_boxes(boxes, size: tuple[int, int]) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (4,) or (N, 4) as x0, y0, x1, y1, got "
+                         f"{np.shape(boxes)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("boxes contain NaN or infinite values")
+    h, w = size
+    for i, (x0, y0, x1, y1) in enumerate(arr):
+        if x1 < x0 or y1 < y0:
+            raise ValueError(f"box {i} {arr[i].tolist()} has x1 < x0 or y1 < y0; boxes are "
+                             f"x0, y0, x1, y1 with x the column")
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise ValueError(f"box {i} {arr[i].tolist()} lies outside the image (width {w}, "
+                             f"height {h}); expected 0 <= x0 <= x1 <= {w}, 0 <= y0 <= y1 <= {h}")
+    return arr
+
+
+def _as_points(points, labels, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    if labels is None:
+        raise ValueError("point_labels are required with points (1 foreground, 0 background)")
+    pts = np.asarray(points, dtype=np.float64)
+    lab = np.asarray(labels)
+    if pts.ndim == 2:
+        pts, lab = pts[None], lab[None]
+    if pts.ndim != 3 or pts.shape[2] != 2:
+        raise ValueError(f"points must have shape (K, 2) or (N, K, 2) as x, y, got "
+                         f"{np.shape(points)}")
+    if lab.shape != pts.shape[:2]:
+        raise ValueError(f"point_labels must have shape {pts.shape[:2]} to match the points, "
+                         f"got {np.shape(labels)}")
+    if not np.all(np.isin(lab, (0, 1))):
+        raise ValueError("point_labels must be 1 (foreground) or 0 (background)")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("points contain NaN or infinite values")
+    h, w = size
+    outside = (pts[..., 0] < 0) | (pts[..., 0] > w) | (pts[..., 1] < 0) | (pts[..., 1] > h)
+    if outside.any():
+        bad = pts[outside][0].tolist()
+        raise ValueError(f"point {bad} lies outside the image (width {w}, height {h})")
+    return pts, lab.astype(np.int64)
+
+
+class MedSAMPredictor:
+    """Segments one image at a time from box and/or point prompts.
+
+    ``model``: a ``Sam`` (``image_encoder``, ``prompt_encoder``, ``mask_decoder``).
+    ``transform``: a name in :data:`medsam.transforms.TRANSFORMS`, a transform
+    object, or None to choose from the model variant. ``device``: ``cpu``,
+    ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is.
+    """
+
+    def __init__(self, model: torch.nn.Module, transform=None,
+                 device: str | torch.device | None = None) -> None:
+        if device is not None:
+            model = model.to(resolve_device(device))
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.variant = model_variant(model)
+        if transform is None:
+            transform = transform_for_variant(self.variant)
+        self.transform = get_transform(transform) if isinstance(transform, str) else transform
+        size = model_image_size(model)
+        if self.transform.image_size != size:
+            raise ValueError(f"transform {self.transform.name!r} makes {self.transform.image_size}"
+                             f"-pixel inputs but the model takes {size}")
+        self.reset_image()
+
+    @classmethod
+    def from_weights(cls, name: str, device: str | torch.device | None = "cpu",
+                     download: bool = False) -> "MedSAMPredictor":
+        """A predictor for the named weights (``medsam.weights.WEIGHTS``), with the
+        transform those weights were trained with (``sam`` for Meta's SAM files).
+        ``download``: fetch the file when it is not cached yet."""
+        from .checkpoint import load_model
+        from .weights import get_entry, get_weights_path
+
+        entry = get_entry(name)
+        path = get_weights_path(name, download=download)
+        model = load_model(path, variant=entry.variant, device=str(resolve_device(device)))
+        return cls(model, transform=entry.transform)
+
+    # ------------------------------------------------------------------ image embedding
+
+    def reset_image(self) -> None:
+        """Forget the current image and its embedding."""
+        self._embedding: torch.Tensor | None = None
+        self.original_size: tuple[int, int] | None = None
+        self.input_size: tuple[int, int] | None = None
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._embedding is not None
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Compute and cache the embedding of ``image``: (H, W) grey or (H, W, 3) RGB,
+        values in [0, 255] (uint8 or any real dtype; see :mod:`medsam.intensity`)."""
+        image = _check_image(image)
+        prepared = self.transform.prepare_image(image)
+        with torch.inference_mode():
+            x = torch.from_numpy(prepared.tensor)[None].to(self.device)
+            embedding = self.model.image_encoder(x)
+        self._embedding = embedding
+        self.original_size = tuple(int(v) for v in prepared.original_size)
+        self.input_size = tuple(int(v) for v in prepared.input_size)
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The cached embedding, (1, 256, 64, 64) float32 on the model's device."""
+        return self._require_image()
+
+    def _require_image(self) -> torch.Tensor:
+        if self._embedding is None:
+            raise ValueError("no image set: call set_image(image) or load_embedding(path) first")
+        return self._embedding
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, boxes=None, points=None, point_labels=None,
+                multimask_output: bool = False, batch_size: int = 64
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Segment N objects of the current image in one call.
+
+        ``boxes``: (4,) or (N, 4) XYXY in original pixels. ``points``: (K, 2) or
+        (N, K, 2) XY in original pixels, with ``point_labels`` (K,) or (N, K), 1 for
+        foreground, 0 for background. With both, N must match (or points have N=1,
+        shared by every box). Prompts are decoded ``batch_size`` at a time.
+
+        Returns ``masks`` bool (N, H, W) (``(N, 3, H, W)`` with ``multimask_output``),
+        ``scores`` float32 (N,) or (N, 3) (predicted IoU), and ``low_res_logits``
+        float32 (N, 1 or 3, 256, 256).
+        """
+        embedding = self._require_image()
+        if boxes is None and points is None:
+            raise ValueError("give boxes and/or points to predict from")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        box_arr = None if boxes is None else _as_boxes(boxes, self.original_size)
+        pts = lab = None
+        if points is not None:
+            pts, lab = _as_points(points, point_labels, self.original_size)
+        n = len(box_arr) if box_arr is not None else len(pts)
+        if pts is not None and len(pts) != n:
+            if len(pts) != 1:
+                raise ValueError(f"{n} boxes but {len(pts)} point prompts; give one point "
+                                 f"prompt per box, or one for all")
+            pts, lab = np.repeat(pts, n, axis=0), np.repeat(lab, n, axis=0)
+        if box_arr is not None:
+            box_arr = self.transform.apply_boxes(box_arr, self.original_size)
+        if pts is not None:
+            pts = self.transform.apply_points(pts, self.original_size)
+
+        channels = 3 if multimask_output else 1
+        masks = np.zeros((n, channels, *self.original_size), dtype=bool)
+        scores = np.zeros((n, channels), dtype=np.float32)
+        logits = np.zeros((n, channels, 256, 256), dtype=np.float32)
+        for start in range(0, n, batch_size):
+            part = slice(start, min(start + batch_size, n))
+            low, iou = self._decode(
+                embedding,
+                None if box_arr is None else box_arr[part],
+                None if pts is None else (pts[part], lab[part]),
+                multimask_output)
+            masks[part] = self.transform.postprocess(low, self.original_size,
+                                                     self.input_size).cpu().numpy()
+            scores[part] = iou.float().cpu().numpy()
+            logits[part] = low.float().cpu().numpy()
+        if not multimask_output:
+            masks = masks[:, 0]
+            scores = scores[:, 0]
+        return masks, scores, logits
+
+    def _decode(self, embedding: torch.Tensor, boxes: np.ndarray | None,
+                points: tuple[np.ndarray, np.ndarray] | None, multimask_output: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder + mask decoder for one batch of B prompts ->
+        (low-res logits (B, C, 256, 256), IoU predictions (B, C))."""
+        dev = self.device
+        with torch.inference_mode():
+            box_t = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32,
+                                                               device=dev)
+            point_t = None
+            if points is not None:
+                point_t = (torch.as_tensor(points[0], dtype=torch.float32, device=dev),
+                           torch.as_tensor(points[1], dtype=torch.int64, device=dev))
+            sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
+            return self.model.mask_decoder(
+                image_embeddings=embedding,
+                image_pe=self.model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask_output,
+            )
+
+    # ------------------------------------------------------------------ embedding files
+
+    def _metadata(self) -> dict:
+        return {"format": EMBEDDING_FORMAT, "transform": self.transform.name,
+                "variant": self.variant, "image_size": self.transform.image_size}
+
+    def save_embedding(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the current embedding with its original size, input size, transform
+        name and model variant to ``path`` (``.npz``, or ``.pt`` for torch), atomically."""
+        embedding = self._require_image()
+        path = check_writable_output(path, overwrite)
+        meta = self._metadata()
+        with atomic_path(path) as tmp:
+            if path.suffix == ".pt":
+                torch.save({**meta, "embedding": embedding.detach().cpu(),
+                            "original_size": list(self.original_size),
+                            "input_size": list(self.input_size)}, tmp)
+            else:
+                with open(tmp, "wb") as f:
+                    np.savez(f, embedding=embedding.detach().cpu().numpy(),
+                             original_size=np.array(self.original_size),
+                             input_size=np.array(self.input_size),
+                             **{k: np.array(v) for k, v in meta.items()})
+        return path
+
+    def load_embedding(self, path: str | os.PathLike) -> None:
+        """Use an embedding written by :meth:`save_embedding` instead of calling
+        :meth:`set_image`. Raises :class:`InputError` when the file is unreadable or was
+        made with another transform, model variant or input size."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: embedding file not found")
+        try:
+            if path.suffix == ".pt":
+                data = torch.load(path, map_location="cpu", weights_only=True)
+                data["embedding"] = data["embedding"].numpy()
+            else:
+                with np.load(path, allow_pickle=False) as npz:
+                    data = {k: npz[k] for k in npz.files}
+                    data = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
+            fmt, embedding = data["format"], np.asarray(data["embedding"], dtype=np.float32)
+            original = tuple(int(v) for v in data["original_size"])
+            input_size = tuple(int(v) for v in data["input_size"])
+            meta = {k: data[k] for k in ("transform", "variant", "image_size")}
+        except Exception as exc:  # any unreadable or incomplete file
+            raise InputError(f"{path}: not a medsam embedding file ({exc})") from None
+        if fmt != EMBEDDING_FORMAT:
+            raise InputError(f"{path}: unknown embedding format {fmt!r}")
+        expected = self._metadata()
+        for key, value in meta.items():
+            if value != expected[key]:
+                raise InputError(f"{path}: embedding was made with {key} {value!r} but this "
+                                 f"predictor uses {expected[key]!r}")
+        if embedding.ndim != 4 or embedding.shape[0] != 1 or len(original) != 2:
+            raise InputError(f"{path}: embedding has shape {embedding.shape}, expected "
+                             f"(1, C, h, w)")
+        self._embedding = torch.from_numpy(embedding).to(self.device)
+        self.original_size, self.input_size = original, input_size
