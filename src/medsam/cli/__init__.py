@@ -30,6 +30,7 @@ from ..errors import MedSAMError
 
 # subcommand name -> module (in the order shown by --help)
 SUBCOMMANDS: dict[str, str] = {
+    "segment": "medsam.cli.segment",
     "evaluate": "medsam.cli.evaluate",
     "compare": "medsam.cli.compare",
     "volume": "medsam.cli.volume",
