@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--weights", metavar="NAME", help="named weights (see `medsam weights list`)")
     parser.add_argument("--variant", help="model variant (default: inferred from the checkpoint)")
     parser.add_argument("--modality", help=MODALITY_HELP)
-    parser.add_argument("--window", help="CT window preset (abdomen, lung, brain, bone, mediastinum)")
+    parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
+                                         "mediastinum, liver)")
     parser.add_argument("--level", type=float, help="CT window level (HU)")
     parser.add_argument("--width", type=float, help="CT window width (HU)")
     parser.add_argument("--mode", choices=("propagate", "plain"), default="propagate",
@@ -180,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     rows, failed = [], []
-    for case, output in tqdm(list(zip(cases, outputs)), desc="cases", unit="case", disable=not sys.stderr.isatty()):
+    bar = tqdm(list(zip(cases, outputs)), desc="cases", unit="case", disable=not sys.stderr.isatty())
+    for case, output in bar:
         start = time.perf_counter()
         try:
             _segment_case(args, _prepare_case(args, case, output), output, segmenter)
