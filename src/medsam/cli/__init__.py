@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "medsam.cli.compare",
     "volume": "medsam.cli.volume",
     "report": "medsam.cli.report",
+    "experts": "medsam.cli.experts",
     "weights": "medsam.cli.weights",
 }
 
