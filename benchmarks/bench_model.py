@@ -8,8 +8,9 @@ Prints, for the chosen variant (random weights, the same for both models):
   run, and their ratio (ours / reference);
 * the decoder's time per box (prompt encoder + mask decoder, all boxes in one batch);
 * MedSAM preprocessing time (resize to 1024 etc.) of a 512 x 512 image;
-* peak memory of one embedding: ``torch.cuda.max_memory_allocated`` on CUDA, or the
-  peak resident set size (``resource.getrusage``) of a fresh child process on CPU;
+* peak memory of one embedding: ``torch.cuda.max_memory_allocated`` on CUDA, or on
+  CPU the peak resident set size of a fresh child process that builds the model and
+  embeds one image (and how much the embedding added to it);
 * the load average, since other processes may share the CPU.
 
 The reference exists for the ViTs only; for ``lite`` only our model is timed.
@@ -98,10 +99,22 @@ def image_size(model) -> int:
     return int(getattr(model, "image_size", None) or model.image_encoder.img_size)
 
 
-def memory_child(args) -> None:
-    """Run one embedding of one model in this (fresh) process and print its peak memory."""
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process: ``VmHWM`` on Linux (it starts afresh at
+    exec, unlike ``ru_maxrss``, which keeps the parent's peak at fork), else ``ru_maxrss``."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+
+
+def memory_child(args) -> None:
+    """Run one embedding of one model in this (fresh) process and print its peak memory."""
     import torch
 
     from medsam.devices import resolve_device
@@ -119,13 +132,11 @@ def memory_child(args) -> None:
     model = model.to(device).eval()
     size = image_size(model)
     x = torch.rand(1, 3, size, size, device=device)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mib()
     with torch.inference_mode():
         model.image_encoder(x)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
-    print(json.dumps({"peak_rss_mib": peak * scale / 2**20,
-                      "embedding_rss_increase_mib": (peak - before) * scale / 2**20}))
+    peak = peak_rss_mib()
+    print(json.dumps({"peak_rss_mib": peak, "embedding_rss_increase_mib": peak - before}))
 
 
 def cpu_peak_memory(args, which: str) -> dict:
@@ -153,6 +164,9 @@ def main(argv=None) -> int:
 
     device = resolve_device(args.device)
     load_before = os.getloadavg()
+    names = ["ours"] if args.variant == "lite" else ["ours", "reference"]
+    cpu_memory = {name: cpu_peak_memory(args, name) for name in names} \
+        if device.type == "cpu" else {}
     ours, reference = build_models(args.variant, device)
     models = {"ours": ours} if reference is None else {"ours": ours, "reference": reference}
     size = image_size(ours)
@@ -196,7 +210,9 @@ def main(argv=None) -> int:
         if device.type == "cuda":
             results[f"{name}_peak_cuda_mib"] = peak[name]
         elif device.type == "cpu":
-            results[f"{name}_peak_rss_mib"] = cpu_peak_memory(args, name)["peak_rss_mib"]
+            results[f"{name}_peak_rss_mib"] = cpu_memory[name]["peak_rss_mib"]
+            results[f"{name}_embedding_rss_increase_mib"] = \
+                cpu_memory[name]["embedding_rss_increase_mib"]
     if reference is not None:
         results["embed_ratio_ours_over_reference"] = results["ours_embed_s"] / results["reference_embed_s"]
     results["medsam_preprocess_512_s"] = statistics.median(prep)
@@ -208,9 +224,11 @@ def main(argv=None) -> int:
     for name in models:
         line = (f"  {name:9s}  embedding {results[f'{name}_embed_s']:.3f} s (median)   "
                 f"decoder {results[f'{name}_decode_per_box_ms']:.2f} ms/box ({args.boxes} boxes)")
-        for key, label in (("peak_cuda_mib", "peak CUDA"), ("peak_rss_mib", "peak RSS")):
-            if f"{name}_{key}" in results:
-                line += f"   {label} {results[f'{name}_{key}']:.0f} MiB"
+        if f"{name}_peak_cuda_mib" in results:
+            line += f"   peak CUDA {results[f'{name}_peak_cuda_mib']:.0f} MiB"
+        if f"{name}_peak_rss_mib" in results:
+            line += (f"   peak RSS {results[f'{name}_peak_rss_mib']:.0f} MiB (embedding "
+                     f"+{results[f'{name}_embedding_rss_increase_mib']:.0f})")
         print(line)
     if reference is not None:
         print(f"  ratio ours / reference (embedding): {results['embed_ratio_ours_over_reference']:.3f}"

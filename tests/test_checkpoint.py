@@ -229,3 +229,28 @@ def test_unknown_name_goes_to_the_weights_registry():
     with pytest.raises(MedSAMError) as info:
         load_model("surely_not_a_weights_name")
     assert "surely_not_a_weights_name" in str(info.value)
+
+
+def test_registered_weights_record_their_preprocessing(tmp_path):
+    """Meta's SAM files (by name or by their official file name) carry the SAM
+    transform; MedSAM's and other files use the variant's default."""
+    from pathlib import Path
+
+    from medsam.checkpoint import _registered_preprocessing
+
+    assert _registered_preprocessing("sam_vit_b", Path("/cache/sam_vit_b_01ec64.pth"), "vit_b") == "sam"
+    assert _registered_preprocessing(str(tmp_path / "sam_vit_b_01ec64.pth"),
+                                     tmp_path / "sam_vit_b_01ec64.pth", "vit_b") == "sam"
+    assert _registered_preprocessing("medsam_vit_b", Path("/c/medsam_vit_b.pth"), "vit_b") == "medsam"
+    assert _registered_preprocessing(str(tmp_path / "mine.pth"), tmp_path / "mine.pth", "vit_b") is None
+
+
+def test_lite_checkpoint_loads_with_default_preprocessing(tmp_path):
+    import medsam
+    from medsam.predictor import MedSAMPredictor
+
+    path = tmp_path / "trained.pth"
+    torch.save(medsam.build_model("lite").state_dict(), path)
+    model = medsam.load_model(path)
+    assert model.preprocessing is None
+    assert MedSAMPredictor(model).transform.name == "litemedsam"

@@ -391,3 +391,13 @@ def test_lite_model_from_named_weights(case, tmp_path, monkeypatch):
                                atol=1e-5)
     masks, scores, logits = p.predict(boxes=box)
     assert masks.shape == (1, H, W) and np.isfinite(scores).all()
+
+
+def test_predictor_uses_the_transform_recorded_on_the_model():
+    from medsam import build_model
+
+    model = build_model("vit_b")
+    assert MedSAMPredictor(model).transform.name == "medsam"
+    model.preprocessing = "sam"  # as load_model sets for Meta's SAM weights
+    assert MedSAMPredictor(model).transform.name == "sam"
+    assert MedSAMPredictor(model, transform="medsam").transform.name == "medsam"

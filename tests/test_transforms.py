@@ -49,7 +49,7 @@ def real_images(shared_data):
 def test_spline_resize_equals_skimage_on_real_images(real_images):
     skimage_transform = pytest.importorskip(
         "skimage.transform", reason="scikit-image is a test dependency (pip install -e '.[test]')")
-    for image in real_images[:3]:
+    for image in real_images[:2]:
         expected = skimage_transform.resize(image, (1024, 1024), order=3, preserve_range=True,
                                             anti_aliasing=True).astype(np.uint8)
         np.testing.assert_array_equal(spline_resize(image, (1024, 1024)).astype(np.uint8),

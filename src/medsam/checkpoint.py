@@ -143,7 +143,21 @@ def load_model(checkpoint: Union[str, os.PathLike], variant: Optional[str] = Non
         model = model.to(target)
     except (RuntimeError, AssertionError) as error:
         raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
+    model.preprocessing = _registered_preprocessing(checkpoint, path, variant)
     return model.eval()
+
+
+def _registered_preprocessing(checkpoint, path: Path, variant: str) -> Optional[str]:
+    """The transform registered weights were trained with, when ``checkpoint`` is a
+    weights name or a file carrying an official file name (``sam_vit_b_01ec64.pth``)."""
+    try:
+        from .weights import WEIGHTS
+    except ModuleNotFoundError:
+        return None
+    for entry in WEIGHTS.values():
+        if entry.variant == variant and (checkpoint == entry.name or path.name == entry.filename):
+            return entry.transform
+    return None
 
 
 def _resolve(checkpoint: Union[str, os.PathLike]) -> Path:

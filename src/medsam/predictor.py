@@ -121,7 +121,9 @@ class MedSAMPredictor:
 
     ``model``: a ``Sam`` (``image_encoder``, ``prompt_encoder``, ``mask_decoder``).
     ``transform``: a name in :data:`medsam.transforms.TRANSFORMS`, a transform
-    object, or None to choose from the model variant. ``device``: ``cpu``,
+    object, or None for the one the model's weights were trained with
+    (``model.preprocessing``, set by :func:`medsam.load_model` for registered
+    weights, e.g. ``sam`` for Meta's SAM files), else the variant's default. ``device``: ``cpu``,
     ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is.
     """
 
@@ -133,7 +135,7 @@ class MedSAMPredictor:
         self.device = next(model.parameters()).device
         self.variant = model_variant(model)
         if transform is None:
-            transform = transform_for_variant(self.variant)
+            transform = getattr(model, "preprocessing", None) or transform_for_variant(self.variant)
         self.transform = get_transform(transform) if isinstance(transform, str) else transform
         size = model_image_size(model)
         if self.transform.image_size != size:

@@ -30,10 +30,12 @@ from ..errors import MedSAMError
 
 # subcommand name -> module (in the order shown by --help)
 SUBCOMMANDS: dict[str, str] = {
+    "segment": "medsam.cli.segment",
     "evaluate": "medsam.cli.evaluate",
     "compare": "medsam.cli.compare",
     "volume": "medsam.cli.volume",
     "report": "medsam.cli.report",
+    "experts": "medsam.cli.experts",
     "prepare": "medsam.cli.prepare",
     "train": "medsam.cli.train",
     "weights": "medsam.cli.weights",

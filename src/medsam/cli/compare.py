@@ -16,10 +16,9 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_test_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``compare`` and ``report``: the result CSVs and the tests."""
     parser.add_argument("results", nargs="+", type=Path, help="result CSVs from `medsam evaluate`")
-    parser.add_argument("-o", "--output", required=True, type=Path,
-                        help="folder for comparison.csv, comparison.md and box plots")
     parser.add_argument("--names", type=_names, help="comma-separated method names, one per CSV")
     parser.add_argument("--metrics", type=_names, default=["dsc", "nsd"],
                         help="metrics to test, comma-separated from dsc,nsd,hd95 (default dsc,nsd)")
@@ -28,6 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="test only the cases all methods have (default: missing cases are an error)")
+
+
+def check_test_arguments(args: argparse.Namespace) -> None:
+    from ..errors import InputError
+
+    bad = [m for m in args.metrics if m not in ("dsc", "nsd", "hd95")]
+    if bad:
+        raise InputError(f"--metrics: unknown metric(s) {', '.join(bad)}; choose from dsc, nsd, hd95")
+    if not 0 < args.alpha < 1:
+        raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_test_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="folder for comparison.csv, comparison.md and box plots")
     parser.add_argument("--no-plots", action="store_true", help="skip the box plots")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -39,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.summary import METRIC_TITLES, PERCENT_METRICS
     from ..fileutil import check_writable_output
 
-    bad = [m for m in args.metrics if m not in ("dsc", "nsd", "hd95")]
-    if bad:
-        raise InputError(f"--metrics: unknown metric(s) {', '.join(bad)}; choose from dsc, nsd, hd95")
-    if not 0 < args.alpha < 1:
-        raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
+    check_test_arguments(args)
     tables, _ = load_tables(args.results, args.names)
     out = args.output
     if out.exists() and not out.is_dir():

@@ -154,7 +154,6 @@ def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> P
             box.set_facecolor(color)
             box.set_alpha(0.75)
         ax.set_xticks(range(len(raters)), ticks, fontsize=8, rotation=30 if len(raters) > 6 else 0)
-        ax.set_xlabel("left-out rater (reference: majority vote of the others)", fontsize=8)
         ax.set_ylabel(f"{metric.upper()} against leave-one-out consensus")
         ax.grid(axis="y", alpha=0.3)
         low = min((min(d) for d in data if len(d)), default=0.0)
@@ -164,4 +163,5 @@ def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> P
         axes[0].plot([], [], "s", color=_COLORS[1], label=model_name)
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle("Raters and model against the consensus of the other raters", fontsize=10)
+    fig.supxlabel("left-out rater (reference: majority vote of the others)", fontsize=8)
     return _save(fig, path)

@@ -202,7 +202,12 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)   # ITK prints "No Series were found"
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings)
     if not ids:
         raise InputError(f"{folder}: no DICOM series found in this folder")
     series = []

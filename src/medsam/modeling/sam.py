@@ -26,9 +26,15 @@ class Sam(nn.Module):
         image_size: S, the side of the encoder's square input (1024 or 256).
         variant: registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite").
         mask_threshold: logits above it are foreground (0.0).
+
+    ``preprocessing`` names the input transform the loaded weights were trained
+    with (a key of ``medsam.transforms.TRANSFORMS``, e.g. ``"sam"`` for Meta's SAM
+    files), or None to use the variant's default. :func:`medsam.load_model` sets it
+    for registered weights; the predictor reads it.
     """
 
     mask_threshold: float = 0.0
+    preprocessing: Optional[str] = None
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
                  mask_decoder: MaskDecoder, *, image_size: int, variant: str) -> None:

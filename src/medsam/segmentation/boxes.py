@@ -103,7 +103,8 @@ def world_box_to_pixels(box: Sequence[float], geometry: Geometry, shape: Sequenc
         lo[:2] *= -1
         hi[:2] *= -1
     corners = np.array(np.meshgrid(*[[lo[i], hi[i]] for i in range(d)], indexing="ij")).reshape(d, -1).T
-    idx = geometry.world_to_index(corners)           # (2**d, d) array order (z, y, x)
+    # (2**d, d) array order (z, y, x); rounding drops float noise from the mm -> index trip
+    idx = np.round(geometry.world_to_index(corners), 6)
     imin, imax = idx.min(axis=0), idx.max(axis=0)
     size = np.asarray(shape[:d], dtype=float)
     # pixel boxes are continuous with pixel i spanning [i - 0.5, i + 0.5] around its centre

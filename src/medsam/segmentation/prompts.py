@@ -183,7 +183,8 @@ def read_prompts_file(path: str | os.PathLike) -> list[BoxPrompt]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise InputError(f"{path}: not valid JSON "
+                         f"(line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     return parse_prompts(data, path)
 
 

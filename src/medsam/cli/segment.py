@@ -1,0 +1,199 @@
+"""``medsam segment``: box-prompted segmentation of an image, a volume, or a folder of them.
+
+Examples::
+
+    medsam segment ct.nii.gz --box 120,80,15,260,210,40 --weights medsam_vit_b --modality ct
+    medsam segment dicom_folder/ --box 120,80,260,210 --slice 30 --checkpoint medsam_vit_b.pth
+    medsam segment xray.png --prompts prompts.json --checkpoint lite_medsam.pth --overlay
+    medsam segment cases/ -o segs/ --checkpoint lite_medsam.pth      # npz files carry boxes
+
+All the work is done by :mod:`medsam.segmentation` (``load_case``, ``prepare_intensities``,
+``segment``, ``measure_labels``); this module only reads options, names outputs and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HELP = "segment objects from boxes in 2D images, volumes and DICOM series (or a folder of them)"
+
+MODALITY_HELP = ("ct, mr, xray, us, mammo, oct, pet, endoscopy, dermoscopy, fundus, pathology, rgb "
+                 "(default: from the DICOM tag; uint8 images are used as they are)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="image or volume file, DICOM series folder, challenge .npz, or a folder "
+                             "of cases (batch)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="output label map (one case; default INPUT_seg.<ext> beside it) or output "
+                             "folder (batch; default INPUT_seg/)")
+    parser.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
+                        help="a box in pixels (x = column, y = row); 6 values x0,y0,z0,x1,y1,z1 for a "
+                             "3D box (z inclusive slice numbers, from 0). Repeat for several objects "
+                             "(labels 1, 2, ...)")
+    parser.add_argument("--slice", type=int, metavar="K",
+                        help="key slice (0-based) for 2D boxes on a volume")
+    parser.add_argument("--prompts", metavar="JSON", help="prompts file (boxes with labels, names, slices)")
+    parser.add_argument("--world", nargs="?", const="LPS", type=str.upper, choices=("LPS", "RAS"),
+                        help="--box values are world millimetres (LPS as ITK/DICOM, or RAS as 3D Slicer "
+                             "displays them)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", metavar="PATH", help="model checkpoint file")
+    weights.add_argument("--weights", metavar="NAME", help="named weights (see `medsam weights list`)")
+    parser.add_argument("--variant", help="model variant (default: inferred from the checkpoint)")
+    parser.add_argument("--modality", help=MODALITY_HELP)
+    parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
+                                         "mediastinum, liver)")
+    parser.add_argument("--level", type=float, help="CT window level (HU)")
+    parser.add_argument("--width", type=float, help="CT window width (HU)")
+    parser.add_argument("--mode", choices=("propagate", "plain"), default="propagate",
+                        help="3D: propagate from the key slice (default) or the same box on every slice")
+    parser.add_argument("--margin", type=float, default=5.0,
+                        help="pixels added around the previous slice's mask when propagating (default 5)")
+    parser.add_argument("--series", metavar="UID", help="DICOM series to use when a folder holds several")
+    parser.add_argument("--overlay", action="store_true", help="also write a colour overlay PNG (2D)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _prompts(args, case):
+    """Prompts for one case: --prompts file, else --box options, else the npz's own boxes."""
+    from ..errors import InputError
+    from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes, read_prompts_file
+
+    if args.prompts:
+        return read_prompts_file(args.prompts)
+    if args.box:
+        return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice,
+                          world=bool(args.world), frame=args.world or "LPS")
+                for i, text in enumerate(args.box)]
+    if case.boxes is not None:
+        return prompts_from_npz_boxes(case.boxes)
+    raise InputError(f"{case.path}: no prompts: give --box or --prompts (npz files may carry 'boxes')")
+
+
+def _check_options(args) -> None:
+    from ..errors import InputError
+
+    if args.box and args.prompts:
+        raise InputError("give either --box or --prompts, not both")
+    if args.slice is not None and not args.box:
+        raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
+    if args.world and not args.box:
+        raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
+    if args.prompts and not Path(args.prompts).is_file():
+        raise InputError(f"{args.prompts}: prompts file not found")
+    if args.margin < 0:
+        raise InputError(f"--margin must be >= 0, got {args.margin:g}")
+
+
+def _prepare_case(args, path: Path, output: Path):
+    """Read one case and check everything about it before any model work: output free,
+    prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
+    from ..fileutil import check_writable_output
+    from ..segmentation import load_case, resolve_prompts
+    from ..segmentation.medsam_segmenter import prepare_intensities
+
+    check_writable_output(output, args.overwrite)
+    if args.overlay:
+        check_writable_output(_overlay_path(output), args.overwrite)
+    case = load_case(path, series_id=args.series)
+    prompts = _prompts(args, case)
+    resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry)
+    image = prepare_intensities(case.image, case.geometry, args.modality or case.modality,
+                                args.window, args.level, args.width)
+    return case, prompts, image
+
+
+def _overlay_path(output: Path) -> Path:
+    from ..segmentation.cases import case_name
+
+    return output.with_name(case_name(output) + "_overlay.png")
+
+
+def _segment_case(args, prepared, output: Path, segmenter) -> list:
+    """Segment a prepared case, write its label map (and overlay), print label volumes."""
+    from ..io import write_labels, write_overlay_png
+    from ..segmentation import measure_labels, segment
+
+    case, prompts, image = prepared
+    segmenter.cache.clear()
+    labels = segment(image, case.geometry, prompts, segmenter, mode=args.mode, margin=args.margin,
+                     progress=sys.stderr.isatty())
+    write_labels(labels, output, case.geometry, overwrite=args.overwrite)
+    if args.overlay and case.geometry.ndim == 2:
+        write_overlay_png(case.image, labels, _overlay_path(output), overwrite=args.overwrite)
+    names = {p.label: p.name for p in prompts}
+    measures = measure_labels(labels, case.geometry.spacing, case.geometry.spacing_known)
+    print(f"{case.path} -> {output}")
+    found = {m.label for m in measures}
+    for m in measures:
+        print("  " + m.describe(names.get(m.label, "")))
+    for label in sorted(set(names) - found):
+        print(f"  label {label}" + (f" ({names[label]})" if names[label] else "") + ": empty")
+    return measures
+
+
+def _write_times(rows: list[tuple[str, str, float, str]], path: Path) -> None:
+    import csv
+
+    from ..fileutil import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["case", "status", "seconds", "error"])
+        for name, status, seconds, error in rows:
+            writer.writerow([name, status, f"{seconds:.3f}", error])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError, MedSAMError
+    from ..segmentation.cases import case_name, find_cases, output_path_for
+    from ..segmentation.medsam_segmenter import MedSAMSegmenter
+
+    _check_options(args)
+    source = Path(args.input)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    cases = find_cases(source) if source.is_dir() else [source]
+    batch = source.is_dir() and cases != [source]
+    if batch:
+        out_dir = Path(args.output) if args.output else source.with_name(source.name + "_seg")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir}: batch output must be a folder")
+        outputs = [output_path_for(c, out_dir) for c in cases]
+    else:
+        outputs = [Path(args.output) if args.output else output_path_for(source)]
+
+    prepared = None if batch else _prepare_case(args, cases[0], outputs[0])   # fail fast
+    from .. import load_model  # torch is imported only now
+
+    model = load_model(args.checkpoint or args.weights, variant=args.variant, device=args.device)
+    segmenter = MedSAMSegmenter(model)
+    if not batch:
+        _segment_case(args, prepared, outputs[0], segmenter)
+        return 0
+
+    from tqdm.auto import tqdm
+
+    rows, failed = [], []
+    bar = tqdm(list(zip(cases, outputs)), desc="cases", unit="case", disable=not sys.stderr.isatty())
+    for case, output in bar:
+        start = time.perf_counter()
+        try:
+            _segment_case(args, _prepare_case(args, case, output), output, segmenter)
+            rows.append((case_name(case), "ok", time.perf_counter() - start, ""))
+        except MedSAMError as exc:
+            rows.append((case_name(case), "failed", time.perf_counter() - start, str(exc)))
+            failed.append(str(exc))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_times(rows, out_dir / "segment_times.csv")
+    done = len(cases) - len(failed)
+    print(f"segmented {done} of {len(cases)} cases into {out_dir} (times: {out_dir / 'segment_times.csv'})")
+    for line in failed:
+        print(f"medsam: failed: {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,127 @@
+"""MedSAM as a :class:`~medsam.segmentation.segmenter.Segmenter2D`, and the one-call API.
+
+:class:`MedSAMSegmenter` wraps :class:`medsam.predictor.MedSAMPredictor`. Each slice's
+image embedding (the costly encoder pass) is kept in a :class:`SliceCache` keyed by slice,
+so several objects in one volume encode every slice once. A cached entry is a predictor
+sharing the model, holding that slice's embedding (about 4 MB for the ViTs).
+
+:func:`prepare_intensities` applies MedSAM's intensity normalisation (whole volume at
+once for 3D), and :func:`segment_image` does normalisation + segmentation in one call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.geometry import Geometry
+from .pipeline import segment
+from .prompts import BoxPrompt
+from .segmenter import SliceCache
+
+
+class MedSAMSegmenter:
+    """Segment boxes on 2D slices with a MedSAM / SAM / LiteMedSAM model.
+
+    Args:
+        model: a ``Sam`` (``medsam.build_model`` / ``medsam.load_model``).
+        transform: preprocessing name or object for the predictor (None: from the variant).
+        device: where to run (None: where the model is).
+        cache_slices: how many slice embeddings to keep (0 disables the cache).
+    """
+
+    def __init__(self, model: Any, transform: Any = None, device: Any = None, cache_slices: int = 64):
+        from ..predictor import MedSAMPredictor
+
+        first = MedSAMPredictor(model, transform=transform, device=device)
+        self.model = first.model
+        self.transform = first.transform
+        self._predictor_cls = MedSAMPredictor
+        self._spare = first
+        self.cache = SliceCache(cache_slices)
+        self._current = None
+
+    @property
+    def encoder_calls(self) -> int:
+        """How many image embeddings were computed (cache misses)."""
+        return self.cache.misses
+
+    def _encode(self, image: np.ndarray):
+        predictor, self._spare = self._spare, None
+        if predictor is None:
+            predictor = self._predictor_cls(self.model, transform=self.transform)
+        predictor.set_image(image)
+        return predictor
+
+    def set_slice(self, image: np.ndarray, key: Hashable | None = None) -> None:
+        """Make ``image`` ((H, W) or (H, W, 3), values 0..255) current; its embedding is reused
+        when ``key`` was seen before."""
+        self._current = self.cache.get_or_compute(key, lambda: self._encode(image))
+
+    def segment(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes ``(N, 4)`` XYXY pixels -> masks ``(N, H, W)`` bool (one decoder batch)."""
+        if self._current is None:
+            raise ValueError("call set_slice() before segment()")
+        masks, _, _ = self._current.predict(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4))
+        return masks
+
+
+def prepare_intensities(image: np.ndarray, geometry: Geometry, modality: str | None = None,
+                        window: str | None = None, level: float | None = None,
+                        width: float | None = None) -> np.ndarray:
+    """Map an image to the uint8 range MedSAM was trained on.
+
+    Volumes are normalised as a whole (:func:`medsam.intensity.normalize_volume`), 2D
+    images with :func:`medsam.intensity.normalize_intensity`. Without a modality, uint8
+    images (PNG/JPEG photos, challenge npz files) are used as they are; other data need
+    one (``ct``, ``mr``, ...).
+
+    Returns:
+        uint8 ``(z, y, x)`` for volumes, ``(y, x, 3)`` for 2D images.
+    """
+    from ..intensity import normalize_intensity, normalize_volume
+
+    image = np.asarray(image)
+    if modality is None:
+        if window is not None or level is not None or width is not None:
+            modality = "ct"
+        elif image.dtype == np.uint8:
+            return image
+        else:
+            raise InputError(f"image values are {image.dtype} in "
+                             f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}: "
+                             "give the modality (--modality ct, mr, xray, us, ...) to normalise them")
+    try:
+        if geometry.ndim == 3:
+            return normalize_volume(image, modality, window=window, level=level, width=width)
+        return normalize_intensity(image, modality, window=window, level=level, width=width)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], model: Any,
+                  modality: str | None = None, window: str | None = None, level: float | None = None,
+                  width: float | None = None, mode: str = "propagate", margin: float = 5.0,
+                  device: Any = None, segmenter: MedSAMSegmenter | None = None,
+                  progress: bool = False) -> np.ndarray:
+    """Segment prompted objects in an image or volume with a MedSAM-family model.
+
+    The Python equivalent of ``medsam segment``: intensity normalisation
+    (:func:`prepare_intensities`), then :func:`medsam.segmentation.segment`.
+
+    Args:
+        image: ``(y, x)`` / ``(y, x, 3)`` or ``(z, y, x)`` as read by :func:`medsam.io.read`.
+        geometry: its geometry (for world boxes and the dimension).
+        prompts: boxes with label ids.
+        model: a ``Sam``; ignored when ``segmenter`` is given (reuse one across calls).
+    Returns:
+        label map (uint8 / uint16) with the image's spatial shape.
+    """
+    prepared = prepare_intensities(image, geometry, modality, window, level, width)
+    if segmenter is None:
+        segmenter = MedSAMSegmenter(model, device=device)
+    return segment(prepared, geometry, prompts, segmenter, mode=mode, margin=margin, progress=progress)

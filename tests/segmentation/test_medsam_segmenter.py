@@ -1,0 +1,81 @@
+"""MedSAM adapter with a real (random-weight) LiteMedSAM model: cached embeddings, equality
+with the predictor, intensity preparation."""
+
+import numpy as np
+import pytest
+
+from medsam import io
+from medsam.errors import InputError
+from medsam.segmentation import BoxPrompt, MedSAMSegmenter, prepare_intensities, segment, segment_image
+
+MR = "monai_testing/anatomical.nii"
+
+
+@pytest.fixture(scope="module")
+def model():
+    import torch
+
+    from medsam import build_model
+
+    torch.manual_seed(0)
+    return build_model("lite").eval()
+
+
+def _count_encoder_calls(model):
+    calls = []
+    handle = model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    return calls, handle
+
+
+@pytest.mark.slow
+def test_embeddings_are_computed_once_per_slice(shared_data, model):
+    vol, g = io.read(shared_data / MR)
+    prepared = prepare_intensities(vol, g, "mr")
+    prompts = [BoxPrompt((5, 8, 12, 28, 34, 13), label=1), BoxPrompt((8, 10, 12, 20, 30, 13), label=2)]
+    calls, handle = _count_encoder_calls(model)
+    try:
+        cached = MedSAMSegmenter(model)
+        labels = segment(prepared, g, prompts, cached, mode="plain")
+        assert len(calls) == 2 == cached.encoder_calls          # slices 12 and 13, once each
+        calls.clear()
+        uncached = MedSAMSegmenter(model, cache_slices=0)
+        again = segment(prepared, g, prompts, uncached, mode="plain")
+        assert len(calls) == 4                                   # every object re-encodes
+    finally:
+        handle.remove()
+    np.testing.assert_array_equal(labels, again)
+    assert labels.shape == vol.shape and set(np.unique(labels)) <= {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_segmenter_matches_predictor(shared_data, model):
+    from medsam import MedSAMPredictor
+
+    img, g = io.read(shared_data / "jsrt_scr_cxr/images/JPCLN001.png")
+    boxes = np.array([[100, 200, 450, 800], [560, 200, 900, 800]], float)
+    seg = MedSAMSegmenter(model)
+    seg.set_slice(img, key="cxr")
+    masks = seg.segment(boxes)
+    predictor = MedSAMPredictor(model)
+    predictor.set_image(img)
+    expected, _, _ = predictor.predict(boxes=boxes)
+    np.testing.assert_array_equal(masks, expected)
+    labels = segment_image(img, g, [BoxPrompt(tuple(b), label=i + 1) for i, b in enumerate(boxes)], model)
+    np.testing.assert_array_equal(labels == 1, expected[0] & ~expected[1])
+    with pytest.raises(ValueError, match="set_slice"):
+        MedSAMSegmenter(model).segment(boxes)
+
+
+def test_prepare_intensities(shared_data):
+    ct, g = io.read(shared_data / "totalseg/example_ct_dicom")
+    out = prepare_intensities(ct, g, "ct", level=40, width=400)
+    assert out.dtype == np.uint8 and out.shape == ct.shape
+    # a window alone means CT
+    np.testing.assert_array_equal(prepare_intensities(ct, g, None, level=40, width=400), out)
+    assert out[ct <= -160].max() == 0 and out[ct >= 240].min() == 255
+    with pytest.raises(InputError, match="modality"):
+        prepare_intensities(ct, g)
+    with pytest.raises(InputError):
+        prepare_intensities(ct, g, "not-a-modality")
+    rgb, g2 = io.read(shared_data / "kvasir_seg_subset/images/cju0qoxqj9q6s0835b43399p4.jpg")
+    assert prepare_intensities(rgb, g2) is rgb                   # uint8 photos: unchanged
