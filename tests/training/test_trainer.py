@@ -124,3 +124,16 @@ def test_cli_errors_are_one_line(prepared_jsrt, tmp_path, cli):
     assert done.returncode == 2
     assert done.stderr.strip() == "medsam: error: setting 'epochs': 'zero' is not a valid int"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_trained_checkpoint_runs_in_medsam_segment(scratch_run, shared_data, tmp_path, cli):
+    out = tmp_path / "seg.png"
+    done = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN003.png", "--checkpoint",
+               scratch_run.run_dir / "best.pth", "--modality", "xray",
+               "--box", "150,50,500,870", "-o", out)
+    assert done.returncode == 0, done.stderr
+    from medsam.io import read
+
+    labels, _ = read(out)
+    assert labels.shape == (1024, 1024)
