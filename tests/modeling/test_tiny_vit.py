@@ -186,3 +186,18 @@ def test_checkpoint_round_trip_and_output_shapes(lite, tmp_path, randomize):
 def test_rejects_inconsistent_stage_lists():
     with pytest.raises(ValueError, match="one entry per stage"):
         TinyViT(depths=(2, 2, 6), merge_strides=(2, 2, 1))
+
+
+def test_training_after_inference_in_the_same_process():
+    """Cached index tensors made under inference_mode must not break autograd later."""
+    from medsam.modeling.tiny_vit import _offset_index
+
+    _offset_index.cache_clear()
+    model = build_model("lite")
+    x = torch.rand(1, 3, 256, 256)
+    with torch.inference_mode():
+        model.image_encoder(x)
+    model.train()
+    out = model.image_encoder(x)
+    out.mean().backward()
+    assert model.image_encoder.neck[0].weight.grad is not None

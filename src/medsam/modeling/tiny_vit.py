@@ -185,9 +185,12 @@ def offset_index(window: int, device: torch.device | str = "cpu") -> torch.Tenso
 
 @functools.lru_cache(maxsize=16)
 def _offset_index(window: int, device: str) -> torch.Tensor:
-    cells = torch.arange(window * window, device=device)
-    ys, xs = cells // window, cells % window
-    return (ys[:, None] - ys[None, :]).abs() * window + (xs[:, None] - xs[None, :]).abs()
+    # A normal tensor even when first asked for under torch.inference_mode():
+    # a cached inference tensor could not be used later by autograd (training).
+    with torch.inference_mode(False):
+        cells = torch.arange(window * window, device=device)
+        ys, xs = cells // window, cells % window
+        return (ys[:, None] - ys[None, :]).abs() * window + (xs[:, None] - xs[None, :]).abs()
 
 
 class TinyViTBlock(nn.Module):
