@@ -73,27 +73,10 @@ def predictor(vit, case):
 
 def test_equals_medsam_published_pipeline(vit, case, predictor):
     """MedSAM_Inference.py, step by step, on a real image."""
-    skimage_transform = pytest.importorskip(
-        "skimage.transform", reason="scikit-image is a test dependency (pip install -e '.[test]')")
     image, box = case
-    img_3c = np.repeat(image[:, :, None], 3, axis=-1) if image.ndim == 2 else image
-    H, W, _ = img_3c.shape
-    img_1024 = skimage_transform.resize(img_3c, (1024, 1024), order=3, preserve_range=True,
-                                        anti_aliasing=True).astype(np.uint8)
-    img_1024 = (img_1024 - img_1024.min()) / np.clip(img_1024.max() - img_1024.min(), 1e-8, None)
-    tensor = torch.tensor(img_1024).float().permute(2, 0, 1).unsqueeze(0)
-    box_1024 = np.array([box]) / np.array([W, H, W, H]) * 1024
-    with torch.no_grad():
-        embedding = vit.image_encoder(tensor)
-        box_t = torch.as_tensor(box_1024, dtype=torch.float)[:, None, :]
-        sparse, dense = vit.prompt_encoder(points=None, boxes=box_t, masks=None)
-        low_res_logits, iou = vit.mask_decoder(
-            image_embeddings=embedding, image_pe=vit.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=False)
-        probs = F.interpolate(torch.sigmoid(low_res_logits), size=(H, W), mode="bilinear",
-                              align_corners=False)
-    expected = probs.squeeze().numpy() > 0.5
+    H, W = image.shape[:2]
+    expected, low_res_logits, iou, embedding = medsam_published_masks(vit, image, [box])
+    expected = expected[0]
 
     assert torch.equal(predictor.get_image_embedding(), embedding)
     masks, scores, logits = predictor.predict(boxes=box)
@@ -101,8 +84,8 @@ def test_equals_medsam_published_pipeline(vit, case, predictor):
     assert scores.shape == (1,) and logits.shape == (1, 1, 256, 256)
     assert 0 < expected.sum() < expected.size  # a non-trivial mask
     np.testing.assert_array_equal(masks[0], expected)
-    np.testing.assert_allclose(logits, low_res_logits.numpy(), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(scores, iou[:, 0].numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(logits, low_res_logits, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, iou[:, 0], rtol=0, atol=1e-6)
 
 
 def test_equals_litemedsam_published_pipeline(lite, case):
@@ -318,7 +301,8 @@ def test_devices(vit):
 
 
 def medsam_published_masks(model, image, boxes):
-    """MedSAM_Inference.py on ``model``: masks (N, H, W) and low-res logits."""
+    """MedSAM_Inference.py on ``model``: masks (N, H, W), low-res logits (N, 1, 256, 256),
+    IoU predictions (N, 1) and the image embedding (1, 256, 64, 64)."""
     skimage_transform = pytest.importorskip(
         "skimage.transform", reason="scikit-image is a test dependency (pip install -e '.[test]')")
     img_3c = np.repeat(image[:, :, None], 3, axis=-1) if image.ndim == 2 else image
@@ -332,13 +316,13 @@ def medsam_published_masks(model, image, boxes):
         embedding = model.image_encoder(tensor)
         box_t = torch.as_tensor(box_1024, dtype=torch.float)[:, None, :]
         sparse, dense = model.prompt_encoder(points=None, boxes=box_t, masks=None)
-        low, _ = model.mask_decoder(
+        low, iou = model.mask_decoder(
             image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
             multimask_output=False)
         probs = F.interpolate(torch.sigmoid(low), size=(H, W), mode="bilinear",
                               align_corners=False)
-    return probs[:, 0].numpy() > 0.5, low.numpy()
+    return probs[:, 0].numpy() > 0.5, low.numpy(), iou.numpy(), embedding
 
 
 @pytest.mark.slow
@@ -349,7 +333,7 @@ def test_medsam_vit_b_equals_published_pipeline(case):
     image, box = case
     model = medsam.build_model("vit_b")
     boxes = [box, [0, 0, image.shape[1], image.shape[0]]]
-    expected, expected_logits = medsam_published_masks(model, image, boxes)
+    expected, expected_logits, _, _ = medsam_published_masks(model, image, boxes)
     p = MedSAMPredictor(model)
     assert (p.variant, p.transform.name) == ("vit_b", "medsam")
     p.set_image(image)

@@ -56,43 +56,26 @@ class WeightsEntry:
     note: str = ""
 
 
+def _sam_entry(variant: str, md5: str, size_bytes: int | None, description: str) -> WeightsEntry:
+    """Meta's SAM checkpoint of ``variant``; its file name ends with the MD5's first 6 digits."""
+    filename = f"sam_{variant}_{md5[:6]}.pth"
+    return WeightsEntry(
+        name=f"sam_{variant}", filename=filename,
+        url=f"https://dl.fbaipublicfiles.com/segment_anything/{filename}",
+        variant=variant, transform="sam", checksum=f"md5:{md5}", size_bytes=size_bytes,
+        description=description,
+        source="https://github.com/facebookresearch/segment-anything#model-checkpoints",
+        note="MD5 not printed by Meta; its first 6 digits are the file name's suffix",
+    )
+
+
 WEIGHTS: dict[str, WeightsEntry] = {
-    "sam_vit_b": WeightsEntry(
-        name="sam_vit_b",
-        filename="sam_vit_b_01ec64.pth",
-        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-        variant="vit_b",
-        transform="sam",
-        checksum="md5:01ec64d29a2fca3f0661936605ae66f8",
-        size_bytes=375_042_383,
-        description="Meta's SAM ViT-B (the paper's SAM baseline), 358 MiB",
-        source="https://github.com/facebookresearch/segment-anything#model-checkpoints",
-        note="MD5 not printed by Meta; its first 6 digits are the file name's suffix",
-    ),
-    "sam_vit_l": WeightsEntry(
-        name="sam_vit_l",
-        filename="sam_vit_l_0b3195.pth",
-        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-        variant="vit_l",
-        transform="sam",
-        checksum="md5:0b3195507c641ddb6910d2bb5adee89c",
-        size_bytes=None,
-        description="Meta's SAM ViT-L, about 1.2 GB",
-        source="https://github.com/facebookresearch/segment-anything#model-checkpoints",
-        note="MD5 not printed by Meta; its first 6 digits are the file name's suffix",
-    ),
-    "sam_vit_h": WeightsEntry(
-        name="sam_vit_h",
-        filename="sam_vit_h_4b8939.pth",
-        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-        variant="vit_h",
-        transform="sam",
-        checksum="md5:4b8939a88964f0f4ff5f5b2642c598a6",
-        size_bytes=None,
-        description="Meta's SAM ViT-H, about 2.4 GB",
-        source="https://github.com/facebookresearch/segment-anything#model-checkpoints",
-        note="MD5 not printed by Meta; its first 6 digits are the file name's suffix",
-    ),
+    "sam_vit_b": _sam_entry("vit_b", "01ec64d29a2fca3f0661936605ae66f8", 375_042_383,
+                            "Meta's SAM ViT-B (the paper's SAM baseline), 358 MiB"),
+    "sam_vit_l": _sam_entry("vit_l", "0b3195507c641ddb6910d2bb5adee89c", None,
+                            "Meta's SAM ViT-L, about 1.2 GB"),
+    "sam_vit_h": _sam_entry("vit_h", "4b8939a88964f0f4ff5f5b2642c598a6", None,
+                            "Meta's SAM ViT-H, about 2.4 GB"),
     "medsam_vit_b": WeightsEntry(
         name="medsam_vit_b",
         filename="medsam_vit_b.pth",
