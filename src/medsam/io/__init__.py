@@ -13,12 +13,13 @@ from .dispatch import (as_label_map, extension, is_supported, read, supported_ex
                        write_labels)
 from .geometry import Geometry
 from .npz import NpzCase, read_npz, write_npz
-from .overlay import overlay_rgb, write_overlay_png
+from .overlay import overlay_montage_rgb, overlay_rgb, write_overlay_montage, write_overlay_png
 from .resample import resample
 from .volume import DicomSeries, list_dicom_series, read_dicom_series
 
 __all__ = [
     "Geometry", "read", "write", "write_labels", "as_label_map", "supported_extensions",
     "extension", "is_supported", "NpzCase", "read_npz", "write_npz", "overlay_rgb",
+    "overlay_montage_rgb", "write_overlay_montage",
     "write_overlay_png", "resample", "DicomSeries", "list_dicom_series", "read_dicom_series",
 ]

@@ -78,3 +78,81 @@ def write_overlay_png(image: np.ndarray, labels: np.ndarray, path: str | os.Path
     with atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG")
     return path
+
+
+def montage_slices(labels: np.ndarray, max_slices: int = 16) -> list[int]:
+    """Up to ``max_slices`` slice numbers of a ``(z, y, x)`` label map that hold labels,
+    evenly spread from the first such slice to the last (all of them when few)."""
+    labels = np.asarray(labels)
+    holding = np.flatnonzero(labels.reshape(labels.shape[0], -1).any(axis=1))
+    if holding.size <= max_slices:
+        return [int(z) for z in holding]
+    picks = np.linspace(0, holding.size - 1, max_slices).round().astype(int)
+    return [int(holding[i]) for i in np.unique(picks)]
+
+
+def radiological_flips(direction: tuple[float, ...] | None) -> tuple[bool, bool]:
+    """(flip rows, flip columns) that show a slice of a volume with ITK/LPS ``direction``
+    (row-major 3x3, see :class:`~medsam.io.geometry.Geometry`) in the radiological
+    convention: posterior at the bottom, the patient's right on the image's left."""
+    if not direction or len(direction) != 9:
+        return False, False
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    return bool(d[1, 1] < 0), bool(d[0, 0] < 0)
+
+
+def overlay_montage_rgb(volume: np.ndarray, labels: np.ndarray, max_slices: int = 16,
+                        alpha: float = 0.35, direction: tuple[float, ...] | None = None,
+                        min_tile: int = 192) -> np.ndarray:
+    """A grid of :func:`overlay_rgb` tiles, one per slice holding a label (see
+    :func:`montage_slices`), each tile numbered with its slice (0-based, top left).
+
+    Args:
+        volume: ``(z, y, x)`` image, shown with one display range for all slices
+            (uint8 as it is; other types clipped to the volume's 0.5-99.5th percentiles).
+        labels: ``(z, y, x)`` integer label map.
+        direction: the volume's direction (``Geometry.direction``); slices are then
+            shown as a radiologist would (see :func:`radiological_flips`).
+        min_tile: small slices are enlarged (nearest neighbour, whole factors) to at
+            least this many pixels on their longer side.
+    Returns:
+        uint8 RGB grid; an all-background label map gives the middle slice alone.
+    """
+    from PIL import Image, ImageDraw
+
+    volume, labels = np.asarray(volume), np.asarray(labels)
+    if volume.ndim != 3 or volume.shape != labels.shape:
+        raise ValueError(f"volume {volume.shape} and labels {labels.shape} must be the same "
+                         f"(z, y, x) shape")
+    shown = display_uint8(volume.reshape(volume.shape[0] * volume.shape[1], -1))
+    shown = shown.reshape(*volume.shape, 3)
+    slices = montage_slices(labels, max_slices) or [volume.shape[0] // 2]
+    columns = int(np.ceil(np.sqrt(len(slices))))
+    rows = int(np.ceil(len(slices) / columns))
+    flip_rows, flip_cols = radiological_flips(direction)
+    scale = max(1, -(-min_tile // max(volume.shape[1:])))
+    h, w = volume.shape[1] * scale, volume.shape[2] * scale
+    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
+    for i, z in enumerate(slices):
+        rgb = overlay_rgb(shown[z], labels[z], alpha=alpha)
+        rgb = rgb[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+        tile = Image.fromarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
+        ImageDraw.Draw(tile).text((3, 2), f"z={z}", fill=(255, 255, 0))
+        r, c = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = np.asarray(tile)
+    return canvas
+
+
+def write_overlay_montage(volume: np.ndarray, labels: np.ndarray, path: str | os.PathLike,
+                          max_slices: int = 16, direction: tuple[float, ...] | None = None,
+                          overwrite: bool = False) -> Path:
+    """Write :func:`overlay_montage_rgb` of a volume and its label map to a PNG, atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: overlays are written as .png")
+    rgb = overlay_montage_rgb(volume, labels, max_slices=max_slices, direction=direction)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+    return path

@@ -1,6 +1,6 @@
 """Box-prompted segmentation of 2D images and volumes with any 2D segmenter.
 
-* :mod:`.prompts` - prompts (frozen dataclasses) and the JSON prompts file;
+* :mod:`.prompts` - prompts (frozen dataclasses) and prompts files (JSON, CSV; per case);
 * :mod:`.boxes` - box validation, boxes from masks, world -> pixel boxes;
 * :mod:`.segmenter` - the ``Segmenter2D`` protocol and a per-slice cache;
 * :mod:`.propagation` - 3D segmentation by slice-to-slice propagation or the plain mode;
@@ -14,13 +14,13 @@ from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
 from .medsam_segmenter import MedSAMSegmenter, prepare_intensities, segment_image
 from .pipeline import LabelMeasure, measure_labels, resolve_prompts, segment
-from .prompts import (BoxPrompt, ResolvedPrompt, parse_box_text, parse_prompts, prompts_from_npz_boxes,
-                      read_prompts_file, resolve_prompt)
+from .prompts import (BoxPrompt, PromptsFile, ResolvedPrompt, load_prompts, parse_box_text,
+                      parse_prompts, prompts_from_npz_boxes, read_prompts_file, resolve_prompt)
 from .propagation import propagate_3d
 from .segmenter import CallableSegmenter, Segmenter2D, SliceCache, as_segmenter
 
 __all__ = [
-    "BoxPrompt", "ResolvedPrompt", "parse_box_text", "parse_prompts", "read_prompts_file",
+    "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts", "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "CallableSegmenter", "SliceCache",
     "as_segmenter", "propagate_3d", "segment", "LabelMeasure", "measure_labels", "Case",

