@@ -97,7 +97,7 @@ def test_evaluate_bad_input(cli, shared_data, tmp_path):
     empty.mkdir()
     gt = shared_data / "busi_breast_us" / "masks"
     proc = cli("evaluate", "--pred", empty, "--gt", gt, "-o", tmp_path / "r.csv")
-    assert proc.returncode == 2 and "folder is empty" in proc.stderr
+    assert proc.returncode == 2 and "folder holds no mask files" in proc.stderr
     other = tmp_path / "other"
     other.mkdir()
     (other / "nothing_alike.png").write_bytes((gt / "10018.png").read_bytes())

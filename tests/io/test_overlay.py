@@ -33,3 +33,54 @@ def test_overlay_errors(tmp_path):
         overlay_rgb(np.zeros((4, 4)), np.zeros((5, 5), np.uint8))
     with pytest.raises(InputError):
         io.write_overlay_png(np.zeros((4, 4)), np.zeros((4, 4), np.uint8), tmp_path / "o.jpg")
+
+
+def test_montage_slices_spread_over_the_mask():
+    from medsam.io.overlay import montage_slices
+
+    labels = np.zeros((40, 8, 8), np.uint8)
+    labels[5:35, 2:4, 2:4] = 1
+    assert montage_slices(labels, max_slices=40) == list(range(5, 35))
+    picked = montage_slices(labels, max_slices=4)
+    assert picked[0] == 5 and picked[-1] == 34 and len(picked) == 4
+    assert montage_slices(np.zeros((3, 4, 4), np.uint8)) == []
+
+
+def test_overlay_montage_orientation_and_tiles():
+    from medsam.io.overlay import overlay_montage_rgb, radiological_flips
+
+    volume = np.zeros((3, 10, 20), np.int16)
+    volume[:, 0, 0] = 1000                       # a bright top-left voxel
+    labels = np.zeros_like(volume, dtype=np.uint8)
+    labels[1, 4:6, 4:6] = 1
+    labels[2, 4:6, 4:6] = 2
+    rgb = overlay_montage_rgb(volume, labels, min_tile=40)   # 2 tiles, enlarged x2
+    assert rgb.shape == (20, 80, 3)
+    assert (rgb[0, 1] == 255).all() and (rgb[0, 41] == 255).all()  # the bright voxel, each tile
+    # rows pointing anterior (LPS y negative) and columns pointing right are flipped
+    flipped = (-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0)
+    assert radiological_flips(flipped) == (True, True)
+    assert radiological_flips((1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)) == (False, False)
+    rgb = overlay_montage_rgb(volume, labels, min_tile=40, direction=flipped)
+    assert (rgb[19, 38] == 255).all()            # now bottom-right of the first tile
+    with pytest.raises(ValueError, match="same"):
+        overlay_montage_rgb(volume, labels[:2])
+
+
+def test_write_overlay_montage_of_real_ct(shared_data, tmp_path):
+    from PIL import Image
+
+    from medsam.io import read, write_overlay_montage
+
+    ct, geometry = read(shared_data / "totalseg" / "example_ct_sm.nii.gz")
+    seg, _ = read(shared_data / "totalseg" / "example_seg.nii.gz")
+    kidney = (seg == 2).astype(np.uint8)
+    path = write_overlay_montage(ct, kidney, tmp_path / "kidney.png", direction=geometry.direction)
+    picture = np.asarray(Image.open(path))
+    assert picture.shape == (4 * 202, 4 * 244, 3)   # 16 slices of 101 x 122, enlarged x2
+    red = (picture[..., 0] > 200) & (picture[..., 1] < 60)
+    assert red.any()                              # the kidney's outline is drawn
+    # radiological view: the right kidney (label 2) is on the image's left half
+    assert red[:, : picture.shape[1] // 8].sum() > red[:, picture.shape[1] // 8: picture.shape[1] // 4].sum()
+    with pytest.raises(InputError):
+        write_overlay_montage(ct, kidney, tmp_path / "kidney.png")   # exists: not replaced

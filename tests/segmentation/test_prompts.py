@@ -93,3 +93,72 @@ def test_box_prompt_checks_and_npz_boxes(shared_data):
     boxes = np.load(shared_data / "medficientsam_mammo/2DBox_Mammography_demo.npz")["boxes"]
     prompts = prompts_from_npz_boxes(boxes)
     assert [p.label for p in prompts] == [1, 2, 3, 4] and prompts[0].box == (131, 1532, 475, 1895)
+
+
+def test_prompts_per_case_json(tmp_path):
+    from medsam.segmentation import load_prompts
+
+    p = tmp_path / "cases.json"
+    p.write_text(json.dumps({"cases": {
+        "JPCLN001.png": [{"box": [1, 2, 30, 40], "name": "heart"}],
+        "JPCLN002": [{"box": [0, 0, 5, 5], "label": 3}, {"box": [1, 1, 9, 9], "label": 4}],
+    }}))
+    prompts = load_prompts(p)
+    assert prompts.shared is None and sorted(prompts.by_case) == ["JPCLN001", "JPCLN002"]
+    assert prompts.for_case("JPCLN001") == [BoxPrompt((1, 2, 30, 40), label=1, name="heart")]
+    assert [q.label for q in prompts.for_case("JPCLN002")] == [3, 4]
+    assert prompts.unknown_cases(["JPCLN001"]) == ["JPCLN002"]
+    with pytest.raises(InputError, match="no prompts for case 'JPCLN003'"):
+        prompts.for_case("JPCLN003")
+    with pytest.raises(InputError, match="holds prompts per case"):
+        read_prompts_file(p)
+
+
+def test_prompts_per_case_csv(tmp_path):
+    from medsam.segmentation import load_prompts
+
+    p = tmp_path / "boxes.csv"
+    p.write_text("case,label,name,x0,y0,x1,y1,z0,z1,slice\n"
+                 "a.png,,heart,1,2,30,40,,,\n"
+                 "a.png,5,,3,4,10,12,,,\n"
+                 "ct.nii.gz,2,kidney,70,29,92,51,0,18,\n"
+                 "ct.nii.gz,3,,10,10,20,20,,,7\n")
+    prompts = load_prompts(p)
+    assert prompts.for_case("a") == [BoxPrompt((1, 2, 30, 40), label=1, name="heart"),
+                                      BoxPrompt((3, 4, 10, 12), label=5)]
+    kidney, other = prompts.for_case("ct")
+    assert kidney == BoxPrompt((70, 29, 0, 92, 51, 18), label=2, name="kidney")
+    assert other == BoxPrompt((10, 10, 20, 20), label=3, slice=7)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("case,x0,y0,x1\n", "missing column\\(s\\) y1"),
+    ("case,x0,y0,x1,y1,colour\n", "unknown column\\(s\\) colour"),
+    ("case,x0,y0,x1,y1\n", "no prompts"),
+    ("case,x0,y0,x1,y1\na,1,2,three,4\n", "line 2: x1 'three' is not a number"),
+    ("case,x0,y0,x1,y1\n,1,2,3,4\n", "line 2: case, x0, y0, x1 and y1 are required"),
+    ("case,x0,y0,x1,y1,z0\na,1,2,3,4,5\n", "line 2: give both z0 and z1"),
+    ("case,x0,y0,x1,y1,label\na,1,2,3,4,1.5\n", "label '1.5' is not a whole number"),
+    ("case,x0,y0,x1,y1,label\na,1,2,3,4,0\n", "\"label\" must be a whole number in 1..65535"),
+])
+def test_bad_csv_prompts(tmp_path, content, message):
+    from medsam.segmentation import load_prompts
+
+    p = tmp_path / "boxes.csv"
+    p.write_text(content)
+    with pytest.raises(InputError, match=message) as info:
+        load_prompts(p)
+    assert str(p) in str(info.value)
+
+
+def test_bad_cases_json(tmp_path):
+    from medsam.segmentation import load_prompts
+
+    p = tmp_path / "cases.json"
+    p.write_text(json.dumps({"cases": {"a.png": [{"box": [0, 0, 5, 5]}],
+                                       "a.jpg": [{"box": [0, 0, 5, 5]}]}}))
+    with pytest.raises(InputError, match="case 'a' is listed twice"):
+        load_prompts(p)
+    p.write_text(json.dumps({"cases": {"a": [{"box": [0, 0, 5]}]}}))
+    with pytest.raises(InputError, match="case 'a'.*prompt 1"):
+        load_prompts(p)

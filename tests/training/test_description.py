@@ -62,3 +62,33 @@ def test_bad_top_level(tmp_path):
         load_description(bad)
     with pytest.raises(InputError, match="file not found"):
         load_description(tmp_path / "missing.json")
+
+
+def test_root_prompt_and_case_pattern(tmp_path):
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "desc" / "d.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"root": "../data", "datasets": [
+        {"name": "drive", "modality": "fundus", "images": "img/*.tif",
+         "labels": "lab/{case}_manual1.gif", "case_pattern": "^(\\d+)_"},
+        {"name": "lesions", "modality": "ct", "images": "*.npz", "prompt": "key_slice"}]}))
+    drive, lesions = load_description(path).datasets
+    assert drive.root == path.parent / "../data"
+    assert drive.case_id("01_test") == "01" and drive.prompt == "box"
+    assert lesions.prompt == "key_slice" and lesions.case_id("x_1") == "x_1"
+    with pytest.raises(InputError, match="case_pattern .* does not match 'test'"):
+        drive.case_id("test")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"root": "missing"}, "'root' folder .*missing does not exist"),
+    ({"root": 3}, "'root' must be a folder path"),
+    ({"datasets": [{"name": "a", "modality": "ct", "images": "x", "prompt": "points"}]},
+     "'prompt' must be one of box, key_slice"),
+    ({"datasets": [{"name": "a", "modality": "ct", "images": "x", "case_pattern": "("}]},
+     "'case_pattern' is not a regular expression"),
+])
+def test_bad_root_prompt_case_pattern(tmp_path, change, message):
+    data = {"datasets": [{"name": "a", "modality": "ct", "images": "x"}], **change}
+    with pytest.raises(InputError, match=message):
+        parse_description(data, tmp_path)

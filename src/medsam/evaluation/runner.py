@@ -78,9 +78,13 @@ def case_name(path: Path) -> str:
 def _list_cases(folder: Path, role: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: {role} folder does not exist")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    from ..io import is_supported
+
+    # masks only: a segmentation folder also holds tables (segment_times.csv, summaries)
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and is_supported(p))
     if not files:
-        raise InputError(f"{folder}: {role} folder is empty")
+        raise InputError(f"{folder}: {role} folder holds no mask files")
     cases: dict[str, Path] = {}
     for p in files:
         name = case_name(p)

@@ -76,6 +76,18 @@ def mask_to_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray | None:
     return box
 
 
+def perturb_box(box: np.ndarray, shift: int, limits: tuple[int, int],
+                rng: np.random.Generator) -> np.ndarray:
+    """Grow each side of a 2D ``box`` by a random 0..``shift`` pixels (MedSAM's box
+    perturbation), clipped to ``limits`` = (h, w) of the image the box is in."""
+    if shift <= 0:
+        return box
+    grow = rng.integers(0, shift + 1, size=4)
+    h, w = limits
+    return np.array([max(0.0, box[0] - grow[0]), max(0.0, box[1] - grow[1]),
+                     min(float(w), box[2] + grow[2]), min(float(h), box[3] + grow[3])])
+
+
 def world_box_to_pixels(box: Sequence[float], geometry: Geometry, shape: Sequence[int],
                         frame: str = "LPS", what: str = "box") -> np.ndarray:
     """Convert a world box (two opposite corners in mm) to a pixel box of the image.

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..io.geometry import Geometry
 from .description import DatasetSpec
 
 
@@ -77,14 +78,15 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
         raise InputError(f"dataset {spec.name!r}: no image matches {pattern}")
     cases, missing, seen = [], [], {}
     for image in images:
-        case = _strip_ext(image)
+        stem = _strip_ext(image)
+        case = spec.case_id(stem)
         if case in seen:
             raise InputError(f"dataset {spec.name!r}: {image} and {seen[case]} have the same "
                              f"case id {case!r}")
         seen[case] = image
         label = None
         if spec.labels is not None:
-            text = spec.labels.format(stem=case, name=image.name)
+            text = spec.labels.format(stem=stem, name=image.name, case=case)
             label = Path(text) if os.path.isabs(text) else spec.root / text
             if not label.exists():
                 missing.append(str(label))
@@ -99,8 +101,8 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
     return cases
 
 
-def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarray]:
-    """(image, labels) as read: (z, y, x) volumes or (H, W[, 3]) images."""
+def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """(image, labels, the image's geometry) as read: (z, y, x) volumes or (H, W[, 3]) images."""
     from ..io import read
 
     if files.label is None:
@@ -109,9 +111,9 @@ def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarr
         npz = read_npz(files.image)
         if npz.gts is None:
             raise InputError(f"{files.image}: npz file holds no 'gts' labels")
-        image, labels = npz.image, npz.gts
+        image, labels, geometry = npz.image, npz.gts, npz.geometry
     else:
-        image, _ = read(files.image)
+        image, geometry = read(files.image)
         labels, _ = read(files.label)
     if labels.ndim == image.ndim and labels.ndim == 3 and labels.shape[-1] in (3, 4) \
             and image.shape[-1] in (3, 4):
@@ -123,7 +125,7 @@ def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarr
     if labels.shape != spatial:
         raise InputError(f"{files.label or files.image}: label shape {labels.shape} differs from "
                          f"image shape {image.shape}")
-    return image, labels
+    return image, labels, geometry
 
 
 def select_labels(spec: DatasetSpec, labels: np.ndarray) -> np.ndarray:
@@ -246,7 +248,7 @@ def process_case(spec: DatasetSpec, files: CaseFiles, out_root: Path) -> dict:
     from ..fileutil import atomic_path
 
     try:
-        image, raw = read_case(spec, files)
+        image, raw, _ = read_case(spec, files)
         labels = select_labels(spec, raw)
         is_volume = labels.ndim == 3
         present = [int(v) for v in np.unique(labels) if v != 0]

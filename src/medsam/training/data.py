@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..intensity import to_three_channels
+from ..segmentation.boxes import perturb_box
 
 LOW_RES = 256
 
@@ -46,18 +47,6 @@ def load_slice(root: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
 def row_box(row: dict) -> np.ndarray:
     """The row's ground-truth box x0, y0, x1, y1 in original pixels (float64)."""
     return np.array([row["x0"], row["y0"], row["x1"], row["y1"]], dtype=np.float64)
-
-
-def perturb_box(box: np.ndarray, shift: int, limits: tuple[int, int],
-                rng: np.random.Generator) -> np.ndarray:
-    """Grow each side of ``box`` (input frame) by 0..shift pixels, clipped to
-    ``limits`` = (h, w) of the resized image."""
-    if shift <= 0:
-        return box
-    grow = rng.integers(0, shift + 1, size=4)
-    h, w = limits
-    return np.array([max(0.0, box[0] - grow[0]), max(0.0, box[1] - grow[1]),
-                     min(float(w), box[2] + grow[2]), min(float(h), box[3] + grow[3])])
 
 
 def low_res_target(mask: np.ndarray, input_size: tuple[int, int], image_size: int) -> np.ndarray:

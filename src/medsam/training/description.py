@@ -4,6 +4,8 @@ use, their modality, the labels to keep and how to normalise intensities.
 A description is a JSON or YAML file (YAML needs the ``train`` extra)::
 
     {
+      "root": "../data",                  # optional: folder the dataset paths are relative
+                                          # to (itself relative to this file)
       "seed": 0,                          # split seed (default 0)
       "split": [0.8, 0.1, 0.1],           # train / tune / validation fractions, by case
       "datasets": [
@@ -12,8 +14,11 @@ A description is a JSON or YAML file (YAML needs the ``train`` extra)::
           "modality": "endoscopy",        # see medsam.intensity (ct, mr, us, xray, ...)
           "images": "kvasir/images/*.jpg",          # glob, relative to this file
           "labels": "kvasir/masks/{stem}.jpg",      # template: {stem} = image name
-                                                    # without extension; omit for npz
-                                                    # files that hold `gts`
+                                                    # without extension, {case} = the
+                                                    # case id; omit for npz files that
+                                                    # hold `gts`
+          "case_pattern": null,           # optional regex: its first group, searched in
+                                          # {stem}, is the case id (default: {stem})
           "classes": {"1": "polyp"},      # label id -> name; omit to keep every id
           "label_threshold": 127,         # optional: mask = (mask > 127) -> id 1
           "intensity": {"window": "abdomen"},   # CT: window preset or level/width;
@@ -23,12 +28,16 @@ A description is a JSON or YAML file (YAML needs the ``train`` extra)::
           "tile_overlap": 0,
           "external": false,              # true: validation only
           "min_pixels": 100,              # objects smaller than this in a slice are dropped
-          "min_voxels": 1000              # 3D components smaller than this are dropped
+          "min_voxels": 1000,             # 3D components smaller than this are dropped
+          "prompt": "box"                 # evaluation: how a user's box is drawn from the
+                                          # reference: "box" (2D: per object; 3D: a 3D box)
+                                          # or "key_slice" (3D: a 2D box on the slice where
+                                          # the object is largest, as for RECIST lesions)
         }
       ]
     }
 
-Relative paths are resolved against the description file's folder.
+Relative paths are resolved against the description file's folder (or ``root``).
 """
 
 from __future__ import annotations
@@ -45,8 +54,9 @@ from ..errors import InputError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DATASET_KEYS = {"name", "modality", "images", "labels", "classes", "label_threshold",
                 "intensity", "axis", "tile_size", "tile_overlap", "external", "min_pixels",
-                "min_voxels"}
-TOP_KEYS = {"seed", "split", "datasets"}
+                "min_voxels", "prompt", "case_pattern"}
+TOP_KEYS = {"root", "seed", "split", "datasets"}
+PROMPT_STYLES = ("box", "key_slice")
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,18 @@ class DatasetSpec:
     external: bool = False
     min_pixels: int = 100
     min_voxels: int = 1000
+    prompt: str = "box"
+    case_pattern: str | None = None
+
+    def case_id(self, stem: str) -> str:
+        """The case id of an image called ``stem`` (see ``case_pattern``)."""
+        if self.case_pattern is None:
+            return stem
+        found = re.search(self.case_pattern, stem)
+        if found is None:
+            raise InputError(f"dataset {self.name!r}: case_pattern {self.case_pattern!r} does "
+                             f"not match {stem!r}")
+        return found.group(1) if found.groups() else found.group(0)
 
     def class_name(self, label: int) -> str:
         if self.classes is None:
@@ -199,6 +221,17 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
     external = item.get("external", False)
     if not isinstance(external, bool):
         raise InputError(f"{where}: 'external' must be true or false, got {external!r}")
+    pattern = item.get("case_pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise InputError(f"{where}: 'case_pattern' is not a regular expression "
+                             f"({exc})") from None
+    prompt = item.get("prompt", "box")
+    if prompt not in PROMPT_STYLES:
+        raise InputError(f"{where}: 'prompt' must be one of {', '.join(PROMPT_STYLES)}, "
+                         f"got {prompt!r}")
     return DatasetSpec(
         name=name, modality=modality, images=item["images"], labels=labels, root=root,
         classes=_classes(item.get("classes"), where), label_threshold=threshold,
@@ -206,6 +239,7 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
         tile_size=tile, tile_overlap=overlap, external=external,
         min_pixels=_int(item.get("min_pixels", 100), f"{where}: 'min_pixels'", 1),
         min_voxels=_int(item.get("min_voxels", 1000), f"{where}: 'min_voxels'", 1),
+        prompt=prompt, case_pattern=pattern,
     )
 
 
@@ -217,6 +251,14 @@ def parse_description(data: Any, root: Path, source: Path | None = None) -> Desc
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise InputError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    top = data.get("root")
+    if top is not None:
+        if not isinstance(top, str) or not top:
+            raise InputError(f"{where}: 'root' must be a folder path, got {top!r}")
+        root = Path(os.path.expanduser(top)) if os.path.isabs(os.path.expanduser(top)) \
+            else root / top
+        if not root.is_dir():
+            raise InputError(f"{where}: 'root' folder {root} does not exist")
     items = data.get("datasets")
     if not isinstance(items, list) or not items:
         raise InputError(f"{where}: 'datasets' must be a non-empty list")
