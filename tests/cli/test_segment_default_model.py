@@ -143,3 +143,20 @@ def test_ct_kidney_3d_box_with_montage_overlay(cli, shared_data, tmp_path):
     assert "mL" in r.stdout
     montage = io.read(tmp_path / "kidney_overlay.png")[0]
     assert montage.ndim == 3 and montage.shape[-1] == 3 and montage.shape[0] >= 4 * 101
+
+
+def test_readme_python_api_gives_the_cli_mask(cli, shared_data, tmp_path, lite_medsam_model):
+    """The README's Python example (prepare the intensities, then the predictor) gives
+    exactly the mask `medsam segment` writes for the same box."""
+    from medsam.predictor import MedSAMPredictor
+    from medsam.segmentation import prepare_intensities
+
+    image, geometry = io.read(shared_data / CXR)
+    predictor = MedSAMPredictor(lite_medsam_model)
+    predictor.set_image(prepare_intensities(image, geometry, "xray"))
+    masks, _, _ = predictor.predict(boxes=[[426, 418, 793, 769]])
+    out = tmp_path / "heart.png"
+    r = cli("segment", shared_data / CXR, "--box", "426,418,793,769", "--modality", "xray",
+            "-o", out)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(io.read(out)[0] > 0, masks[0])

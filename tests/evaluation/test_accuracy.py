@@ -77,7 +77,20 @@ def test_score_labels_unions_the_objects_of_a_label():
 # dataset -> (cases used here, floor for the median DSC with tight boxes, with perturbed
 # boxes, floor for the median NSD with tight boxes); floors sit a little under what the
 # official LiteMedSAM weights measured on these cases (see the README's table)
-FLOORS = {
+FLOORS = {                      # measured: DSC tight, perturbed; NSD tight (%)
+    "kvasir": (10, 0.93, 0.93, 0.40),       # 95.4, 96.1; 44.1
+    "jsrt": (6, 0.95, 0.95, 0.38),          # 97.5, 97.7; 43.2 (lungs and heart)
+    "hc18": (6, 0.88, 0.88, 0.05),          # 90.3, 91.4; 7.0 (2 px on an 800 px image)
+    "busi": (8, 0.91, 0.91, 0.48),          # 93.8, 93.7; 53.8
+    "isic": (8, 0.90, 0.91, 0.15),          # 93.1, 94.5; 18.9
+    "glas": (6, 0.93, 0.93, 0.50),          # 95.7, 96.0; 55.5
+    "cdd_cesm": (8, 0.79, 0.78, 0.23),      # 82.3, 81.4; 27.6
+    "stardist": (1, 0.79, 0.72, 0.62),      # 81.9, 74.7; 67.0 (125 nuclei)
+    "drive": (4, 0.22, 0.22, 0.04),         # 24.4, 24.6; 5.5 (vessels: one box is no prompt)
+    "totalseg_ct": (1, 0.78, 0.78, 0.63),   # 80.9, 80.9; 67.9 (6 organs, 3D boxes)
+    "totalseg_mr": (1, 0.67, 0.65, 0.32),   # 70.6, 68.4; 36.7 (4 organs, 3D boxes)
+    "brats_flair": (1, 0.49, 0.48, 0.33),   # 52.0, 51.2; 37.6 (edema, 3D box)
+    "recist": (2, 0.74, 0.74, 0.68),        # 76.6, 76.9; 72.3 (key-slice box)
 }
 
 
@@ -114,7 +127,6 @@ def test_lite_medsam_accuracy(name, description, segmenter, capsys):
     with capsys.disabled():
         print("\n" + table_markdown(list(table.values())))
     assert set(table) == set(BOX_SETTINGS)
-    assert table["tight"]["cases"] == min(cases, len(set(r.case for r in rows)))
     assert table["tight"]["dsc_median"] >= dsc_tight
     assert table["perturbed"]["dsc_median"] >= dsc_perturbed
     assert table["tight"]["nsd_median"] >= nsd_tight

@@ -49,10 +49,10 @@ def test_rel_pos_bias_is_the_decomposed_sum():
     rel_h, rel_w = torch.randn(5, 5), torch.randn(7, 5)
     bias = decomposed_rel_pos_bias(q, rel_h, rel_w, (3, 4), (3, 4))
     grid = q.reshape(1, 2, 3, 4, 5)
-    # query (i, j) and key (k, l): offsets i - k + 2 and j - l + 3 index the tables
-    for i, j, k, l in [(0, 0, 0, 0), (2, 3, 0, 1), (1, 0, 2, 3)]:
-        expected = grid[0, 1, i, j] @ rel_h[i - k + 2] + grid[0, 1, i, j] @ rel_w[j - l + 3]
-        torch.testing.assert_close(bias[0, 1, i * 4 + j, k * 4 + l], expected)
+    # query (i, j) and key (k, m): offsets i - k + 2 and j - m + 3 index the tables
+    for i, j, k, m in [(0, 0, 0, 0), (2, 3, 0, 1), (1, 0, 2, 3)]:
+        expected = grid[0, 1, i, j] @ rel_h[i - k + 2] + grid[0, 1, i, j] @ rel_w[j - m + 3]
+        torch.testing.assert_close(bias[0, 1, i * 4 + j, k * 4 + m], expected)
 
 
 @pytest.mark.parametrize("size", [(14, 14), (9, 11)])

@@ -1,12 +1,9 @@
 """`medsam prepare` on real data from ../shared/data."""
 
 import csv
-import json
 
 import numpy as np
-import pytest
 
-from medsam.errors import InputError
 from medsam.training.description import parse_description
 from medsam.training.manifest import read_manifest
 from medsam.training.prepare import prepare

@@ -140,7 +140,7 @@ def reference_prompts(reference: np.ndarray, ndim: int, prompt: str = "box",
                                      slice=key))
         else:
             zs = np.flatnonzero(areas)
-            x0, y0, x1, y1 = _box_2d(mask.any(axis=0), shift, rng)
+            x0, y0, x1, y1 = _box_2d(np.asarray(mask.any(axis=0)), shift, rng)
             prompts.append(BoxPrompt((x0, y0, float(zs[0]), x1, y1, float(zs[-1])),
                                      label=len(prompts) + 1))
         groups[label] = (len(prompts),)

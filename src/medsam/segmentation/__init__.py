@@ -20,7 +20,8 @@ from .propagation import propagate_3d
 from .segmenter import CallableSegmenter, Segmenter2D, SliceCache, as_segmenter
 
 __all__ = [
-    "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts", "read_prompts_file",
+    "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
+    "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "CallableSegmenter", "SliceCache",
     "as_segmenter", "propagate_3d", "segment", "LabelMeasure", "measure_labels", "Case",

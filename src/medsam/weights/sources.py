@@ -32,7 +32,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from .._version import __version__
 from ..errors import WeightsDownloadError
@@ -65,7 +65,7 @@ class Source(Protocol):
         ...
 
 
-def _copy_stream(src: BinaryIO, dest: Path, total: int | None, progress: bool, label: str) -> int:
+def _copy_stream(src: IO[bytes], dest: Path, total: int | None, progress: bool, label: str) -> int:
     """Copy ``src`` into ``dest`` with a tqdm bar (with ``progress``, and only when stderr is a
     terminal); returns the byte count."""
     from tqdm.auto import tqdm
