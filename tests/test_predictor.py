@@ -385,3 +385,15 @@ def test_predictor_uses_the_transform_recorded_on_the_model():
     model.preprocessing = "sam"  # as load_model sets for Meta's SAM weights
     assert MedSAMPredictor(model).transform.name == "sam"
     assert MedSAMPredictor(model, transform="medsam").transform.name == "medsam"
+
+
+def test_from_weights_without_a_name_is_the_default_lite_medsam(lite_medsam_checkpoint, monkeypatch):
+    import medsam
+
+    monkeypatch.setenv("MEDSAM_HOME", str(lite_medsam_checkpoint.parents[1]))
+    p = MedSAMPredictor.from_weights()
+    assert (p.variant, p.transform.name) == ("lite", "litemedsam")
+    model = medsam.load_model()
+    assert model.variant == "lite" and model.preprocessing == "litemedsam"
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, p.model.state_dict()[name], rtol=0, atol=0)
