@@ -210,15 +210,16 @@ def _torch_load(path: Path) -> object:
             warnings.simplefilter("ignore")  # e.g. odd pickle protocols in garbage files
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
-        raise CheckpointError(f"{path}: {_load_failure(str(error))}") from None
+        raise CheckpointError(f"{path}: {explain_load_failure(str(error))}") from None
 
 
-def _load_failure(message: str) -> str:
+def explain_load_failure(message: str) -> str:
     """A one-line explanation of a failed ``torch.load(weights_only=True)``."""
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    found = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+             or re.search(r"unsupported GLOBAL ([\w.]+)", message))
     if found:
         return (f"holds a Python object ({found.group(1)}) besides tensors, which is not loaded "
-                f"for safety (torch.load weights_only=True); save only the model's state dict")
+                f"for safety (torch.load weights_only=True)")
     detail = message
     if "WeightsUnpickler error:" in message:
         detail = message.split("WeightsUnpickler error:", 1)[1]

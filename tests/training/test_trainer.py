@@ -55,7 +55,7 @@ def test_checkpoint_is_plain_sam_layout_and_segments(scratch_run, shared_data):
                for k in state)
     model = load_model(scratch_run.run_dir / "last.pth")  # variant inferred from the keys
     assert model.variant == "lite"
-    resume = torch.load(scratch_run.run_dir / "resume.pt", weights_only=False)
+    resume = torch.load(scratch_run.run_dir / "resume.pt", weights_only=True)  # plain values
     for key, value in state.items():
         assert torch.equal(value, resume["model"][key])
         assert torch.equal(value, model.state_dict()[key])
@@ -86,8 +86,8 @@ def test_resume_continues_exactly(prepared_jsrt, tmp_path, one_thread):
     a = torch.load(tmp_path / "a" / "last.pth", weights_only=True)
     b = torch.load(tmp_path / "b" / "last.pth", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    ra = torch.load(tmp_path / "a" / "resume.pt", weights_only=False)
-    rb = torch.load(tmp_path / "b" / "resume.pt", weights_only=False)
+    ra = torch.load(tmp_path / "a" / "resume.pt", weights_only=True)
+    rb = torch.load(tmp_path / "b" / "resume.pt", weights_only=True)
     assert (ra["epoch"], ra["step"], ra["global_step"]) == (rb["epoch"], rb["step"],
                                                              rb["global_step"]) == (2, 0, 2)
     for k, state in ra["optimizer"]["state"].items():
@@ -165,3 +165,34 @@ def test_short_fine_tune_improves_tuning_dsc(prepared_jsrt, tmp_path):
     assert len(result.history) == 8 and result.history[-1]["global_step"] == 80
     assert final > start + 0.2, (start, [r["tune_dsc"] for r in result.history])
     assert result.best_dsc == max(r["tune_dsc"] for r in result.history)
+
+
+class _PlantedCode:
+    """Unpickling this runs a shell command (what a crafted run folder could hold)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.slow
+def test_resume_file_holding_code_is_refused(prepared_jsrt, tmp_path, cli):
+    kw = dict(batch_size=1, max_steps_per_epoch=1, tune_max_items=1)
+    run = tmp_path / "run"
+    train(settings(prepared_jsrt, run, epochs=1, **kw))
+    marker = tmp_path / "code_ran"
+    state = torch.load(run / "resume.pt", weights_only=True)
+    state["config"] = _PlantedCode(marker)
+    torch.save(state, run / "resume.pt")
+    done = cli("train", "--data", prepared_jsrt, "-o", run, "--variant", "lite", "--epochs", "2",
+               "--set", "init=scratch", "--set", "max_steps_per_epoch=1", "--batch-size", "1",
+               "--resume")
+    assert done.returncode == 2, done.stderr
+    assert "cannot read resume state: holds a Python object (posix.system)" in done.stderr
+    assert "not loaded for safety" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert not marker.exists()

@@ -5,7 +5,9 @@
 :func:`medsam.load_model` and ``medsam segment`` with no conversion.
 ``resume.pt``: everything needed to continue exactly: model, optimizer,
 scheduler, epoch, optimizer step within the epoch, best tuning DSC, RNG states.
-All are written atomically (temporary file, then rename).
+It holds only tensors and plain Python values (numbers, strings, lists, dicts), so
+it is read with ``torch.load(weights_only=True)``: a resume file from someone else
+cannot run code. All are written atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -39,15 +41,24 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate(),
+    """The torch, numpy, Python (and CUDA) random states as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -67,12 +78,16 @@ def save_resume(path: str | os.PathLike, model, optimizer, scheduler, epoch: int
 
 
 def load_resume(path: str | os.PathLike) -> dict:
-    """Read a resume state; InputError when it is not one."""
+    """Read a resume state with ``torch.load(weights_only=True)`` (no code in the file is
+    run); InputError when it is not one."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # unreadable / truncated file
-        raise InputError(f"{path}: cannot read resume state ({exc})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable, truncated, or holding Python objects
+        from ..checkpoint import explain_load_failure
+
+        raise InputError(f"{path}: cannot read resume state: {explain_load_failure(str(exc))}"
+                         ) from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise InputError(f"{path}: not a medsam training resume file")
     return state
