@@ -20,6 +20,7 @@ from ..errors import InputError
 from .geometry import Geometry
 from .npz import NPZ_EXTENSIONS, read_npz, write_npz
 from .raster import RASTER_READ_EXTENSIONS, RASTER_WRITE_EXTENSIONS, read_raster, write_raster
+from .values import check_finite
 from .volume import DICOM_EXTENSIONS, VOLUME_EXTENSIONS, read_dicom_series, read_volume, write_volume
 
 _READ = {
@@ -66,11 +67,13 @@ def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndar
         ``(array, geometry)``: ``(z, y, x)`` volumes, ``(y, x)`` or ``(y, x, 3)`` images.
     Raises:
         InputError: missing path, unsupported extension, unreadable or corrupt file,
-            DICOM folder with no or several series.
+            NaN or infinite voxels, DICOM folder with no or several series.
     """
     path = Path(path)
     if path.is_dir():
-        return read_dicom_series(path, series_id=series_id)
+        array, geometry = read_dicom_series(path, series_id=series_id)
+        check_finite(array, path)
+        return array, geometry
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     kind = _READ.get(extension(path))
@@ -80,11 +83,14 @@ def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndar
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: file is not readable (permission denied)")
     if kind == "volume":
-        return read_volume(path)
-    if kind == "raster":
-        return read_raster(path)
-    case = read_npz(path)
-    return case.image, case.geometry
+        array, geometry = read_volume(path)
+    elif kind == "raster":
+        array, geometry = read_raster(path)
+    else:
+        case = read_npz(path)
+        array, geometry = case.image, case.geometry
+    check_finite(array, path)
+    return array, geometry
 
 
 def write(array: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileutil import atomic_path
 from .geometry import Geometry
+from .values import check_finite
 
 NPZ_EXTENSIONS = (".npz",)
 
@@ -105,6 +106,7 @@ def read_npz(path: str | os.PathLike) -> NpzCase:
     except ValueError as exc:
         raise InputError(f"{path}: bad geometry ({exc})") from None
     gts = arrays.get("gts") if key != "gts" else None
+    check_finite(image, path)
     return NpzCase(image=image, geometry=geometry, boxes=boxes, gts=gts)
 
 

@@ -58,53 +58,76 @@ def image_to_array(image, path: str | os.PathLike) -> tuple[np.ndarray, Geometry
     return np.ascontiguousarray(array), Geometry.from_sitk(image)
 
 
-def _nifti_expected_bytes(header: bytes) -> int | None:
-    """Bytes a NIfTI-1/2 file must hold (header + voxel data), or None if not NIfTI."""
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of real floating-point voxels
+
+
+def _nifti_layout(header: bytes) -> tuple[int, int, str | None] | None:
+    """(bytes the file must hold, data offset, numpy dtype of float voxels or None) of a
+    NIfTI-1/2 header, or None if it is not NIfTI."""
     import struct
 
     for endian in "<>":
         if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
             dims = struct.unpack(endian + "8h", header[40:56])
+            datatype = struct.unpack(endian + "h", header[70:72])[0]
             bitpix = struct.unpack(endian + "h", header[72:74])[0]
-            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            offset = max(int(struct.unpack(endian + "f", header[108:112])[0]), 348)
             break
         if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            datatype = struct.unpack(endian + "h", header[12:14])[0]
             bitpix = struct.unpack(endian + "h", header[14:16])[0]
             dims = struct.unpack(endian + "8q", header[16:80])
-            offset = struct.unpack(endian + "q", header[168:176])[0]
+            offset = max(struct.unpack(endian + "q", header[168:176])[0], 540)
             break
     else:
         return None
     ndim = dims[0]
     if not 1 <= ndim <= 7 or bitpix <= 0:
         return None
-    return max(offset, 348) + int(np.prod([max(d, 1) for d in dims[1:ndim + 1]])) * bitpix // 8
+    expected = offset + int(np.prod([max(d, 1) for d in dims[1:ndim + 1]])) * bitpix // 8
+    floats = _NIFTI_FLOATS.get(datatype)
+    return expected, offset, (endian + floats) if floats else None
 
 
 def check_nifti_complete(path: str | os.PathLike) -> None:
-    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels).
+    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels)
+    or holds NaN / infinite voxels (ITK silently reads NaN as 0).
 
-    For ``.nii.gz`` the whole gzip stream is decompressed once to count its bytes."""
+    For ``.nii.gz`` the whole gzip stream is decompressed once to count its bytes; files
+    of float voxels are read whole once to check them."""
     import gzip
     import zlib
 
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    bad = 0
     try:
         with opener(path, "rb") as fh:
-            expected = _nifti_expected_bytes(fh.read(540))
-            if expected is None:
+            head = fh.read(540)
+            layout = _nifti_layout(head)
+            if layout is None:
                 return  # not NIfTI-1/2: let ITK report what it finds
-            if opener is open:
+            expected, offset, floats = layout
+            if floats is not None:  # the voxels are needed: hold them once
+                data = head + fh.read()
+                size = len(data)
+                voxels = np.frombuffer(data, dtype=floats, offset=offset,
+                                       count=max(0, min(size, expected) - offset)
+                                       // np.dtype(floats).itemsize)
+                bad = int(voxels.size - np.count_nonzero(np.isfinite(voxels)))
+            elif opener is open:
                 size = path.stat().st_size
             else:
-                size = 540
+                size = len(head)
                 while chunk := fh.read(1 << 22):
                     size += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
     if size < expected:
         raise InputError(f"{path}: truncated NIfTI file ({size} of {expected} bytes)")
+    if bad:
+        raise InputError(f"{path}: {bad} voxels are NaN or infinite; replace or mask them "
+                         f"before use")
 
 
 def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
