@@ -28,7 +28,7 @@ def lesion_folders(shared_data, tmp_path):
         with np.load(path) as data:
             seg = ndimage.binary_dilation(data["gts"] > 0).astype(np.uint8)
             spacing_xyz = data["spacing"]
-        mio.write(seg, pred / f"{path.stem}.nii.gz", mio.Geometry(spacing=tuple(spacing_xyz[::-1])))
+        mio.write(seg, pred / f"{path.stem}.nii.gz", mio.read_npz(path).geometry)
         np.savez_compressed(pred_npz / path.name, segs=seg, spacing=spacing_xyz)
     return gt, pred, pred_npz
 

@@ -14,8 +14,10 @@ Subcommand modules import heavy dependencies (torch, SimpleITK, matplotlib)
 inside ``run`` so that ``medsam --help`` stays fast.
 
 Errors the user can fix are raised as :class:`medsam.errors.MedSAMError`; they are
-printed as one line ``medsam: error: ...`` on stderr with exit status 2. Nothing
-else prints errors.
+printed as one line ``medsam: error: ...`` on stderr with exit status 2. Any other
+exception is a bug (ours or a library's): it is printed as one line
+``medsam: internal error: ...`` with exit status 1, and ``medsam --debug ...`` shows
+its traceback. Nothing else prints errors.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Promptable medical image segmentation (MedSAM).",
     )
     parser.add_argument("--version", action="version", version=f"medsam {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
@@ -80,3 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # the last line of defence: a bug of ours or a library's
+        if args.debug:
+            raise
+        text = str(exc).strip().splitlines()
+        print(f"medsam: internal error: {type(exc).__name__}: {text[0] if text else ''} "
+              f"(rerun with `medsam --debug {args.command} ...` for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE

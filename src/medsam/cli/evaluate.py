@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         written = ""
         if run_.rows:
             write_results(run_.rows, outputs["partial"])
+            written = f"; results of the other cases are in {outputs['partial']} (INCOMPLETE)"
         else:
             outputs["partial"].unlink(missing_ok=True)
-            written = f"; results of the other cases are in {outputs['partial']} (INCOMPLETE)"
         print(f"medsam evaluate: {len(run_.failures)} of {run_.n_cases} cases failed (listed in "
               f"{outputs['failed']}){written}; {args.output} was not written", file=sys.stderr)
         return 1

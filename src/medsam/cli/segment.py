@@ -110,7 +110,7 @@ def _prepare_case(args, path: Path, output: Path, prompts_file):
         check_writable_output(_overlay_path(output), args.overwrite)
     case = load_case(path, series_id=args.series)
     prompts = _prompts(args, case, prompts_file)
-    resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry)
+    resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry, args.mode)
     image = prepare_intensities(case.image, case.geometry, args.modality or case.modality,
                                 args.window, args.level, args.width)
     return case, prompts, image
@@ -161,6 +161,18 @@ def _write_times(rows: list[tuple[str, str, float, str]], path: Path) -> None:
             writer.writerow([name, status, f"{seconds:.3f}", error])
 
 
+def _check_clashes(cases: list[Path], outputs: list[Path]) -> None:
+    """Two cases of a folder whose outputs would have the same name (a.png and a.jpg)."""
+    from ..errors import InputError
+
+    seen: dict[Path, Path] = {}
+    for case, output in zip(cases, outputs):
+        if output in seen:
+            raise InputError(f"{seen[output]} and {case} would both be written to {output}; "
+                             f"rename one of them")
+        seen[output] = case
+
+
 def _load_model(args):
     """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use."""
     from .. import load_model
@@ -182,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MedSAMError
     from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, find_cases, output_path_for
+    from ..fileutil import check_writable_output
     from ..segmentation.medsam_segmenter import MedSAMSegmenter
 
     _check_options(args)
@@ -196,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir}: batch output must be a folder")
         outputs = [output_path_for(c, out_dir) for c in cases]
+        _check_clashes(cases, outputs)
+        check_writable_output(out_dir / "segment_times.csv", args.overwrite)
         unknown = prompts_file.unknown_cases([case_name(c) for c in cases]) if prompts_file else []
         if unknown:
             raise InputError(f"{args.prompts}: case(s) not in {source}: {', '.join(unknown[:5])}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import math
 import os
 from pathlib import Path
 
@@ -115,6 +114,14 @@ def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
 def load_mask(path: Path, role: str):
     """Read a mask: ``(array, spacing or None)``; spacing is None when the file
     carries no physical size (PNG/JPEG)."""
+    array, geometry, _ = load_mask_geometry(path, role)
+    spacing = tuple(float(s) for s in geometry.spacing) if geometry.spacing_known else None
+    return array, spacing
+
+
+def load_mask_geometry(path: Path, role: str):
+    """Read a mask: ``(array, Geometry, placed)``; ``placed`` is False for a challenge npz
+    without ``origin``/``direction`` (it records only its spacing)."""
     from .. import io as mio
 
     if path.name.lower().endswith(".npz"):
@@ -124,10 +131,57 @@ def load_mask(path: Path, role: str):
             if key not in data:
                 raise InputError(f"{path}: npz {role} file has no {key!r} array (keys: {', '.join(data.files)})")
             array = np.asarray(data[key])
-    else:
-        array, geometry = mio.read(path)
-    spacing = tuple(float(s) for s in geometry.spacing) if getattr(geometry, "spacing_known", True) else None
-    return array, spacing
+            placed = "origin" in data.files and "direction" in data.files
+        return array, geometry, placed
+    array, geometry = mio.read(path)
+    return array, geometry, True
+
+
+def check_same_place(case: str, pred_geometry, gt_geometry, spacing_rtol: float = 1e-4,
+                     placed: bool = True) -> None:
+    """Raise InputError naming the case and the field unless both masks lie at the same
+    place in the world: spacing (relative ``spacing_rtol``), origin (to 1% of the
+    smallest voxel side) and direction (to 1e-3). Files without a physical pixel size
+    (PNG, JPEG) are compared by shape only, files that record no placement
+    (``placed`` False) by shape and spacing."""
+    if not (pred_geometry.spacing_known and gt_geometry.spacing_known):
+        return
+    pred_s, gt_s = np.asarray(pred_geometry.spacing), np.asarray(gt_geometry.spacing)
+    if not np.allclose(pred_s, gt_s, rtol=spacing_rtol, atol=0):
+        raise InputError(f"case {case}: prediction spacing {tuple(pred_s.tolist())} differs from "
+                         f"reference spacing {tuple(gt_s.tolist())} (mm, array axis order)")
+    if not placed:
+        return
+    shift = float(np.linalg.norm(np.subtract(pred_geometry.origin, gt_geometry.origin)))
+    if shift > 0.01 * float(gt_s.min()):
+        raise InputError(f"case {case}: prediction origin {_fmt(pred_geometry.origin)} differs "
+                         f"from reference origin {_fmt(gt_geometry.origin)} by {shift:.3g} mm; "
+                         f"the masks are not aligned")
+    turn = float(np.abs(np.subtract(pred_geometry.direction, gt_geometry.direction)).max())
+    if turn > 1e-3:
+        raise InputError(f"case {case}: prediction direction {_fmt(pred_geometry.direction)} "
+                         f"differs from reference direction {_fmt(gt_geometry.direction)}; the "
+                         f"masks are not aligned")
+
+
+def check_labels_meet(case: str, pred: np.ndarray, gt: np.ndarray) -> None:
+    """Raise InputError when both masks have foreground but share no label value (a
+    reference stored as 255 and a prediction as 1 would score DSC 0 everywhere)."""
+    pred_ids = set(np.unique(pred).tolist()) - {0}
+    gt_ids = set(np.unique(gt).tolist()) - {0}
+    if pred_ids and gt_ids and not pred_ids & gt_ids:
+        raise InputError(f"case {case}: prediction labels {_ids(pred_ids)} and reference labels "
+                         f"{_ids(gt_ids)} have no value in common (masks stored differently, e.g. "
+                         f"1 and 255?); score them as binary masks")
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+
+def _ids(ids: set) -> str:
+    shown = sorted(ids)
+    return "{" + ", ".join(map(str, shown[:6])) + (", ..." if len(shown) > 6 else "") + "}"
 
 
 def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndarray:
@@ -163,23 +217,23 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
     """Rows of one case; raises :class:`InputError` naming the case for any
     problem with its files."""
     try:
-        pred, pred_spacing = load_mask(pred_path, "prediction")
-        gt, gt_spacing = load_mask(gt_path, "reference")
+        pred, pred_geometry, pred_placed = load_mask_geometry(pred_path, "prediction")
+        gt, gt_geometry, gt_placed = load_mask_geometry(gt_path, "reference")
         pred, gt = _to_labels(pred, pred_path, config), _to_labels(gt, gt_path, config)
     except MedSAMError as exc:
         raise InputError(f"case {case}: {exc}") from None
+    pred_spacing = tuple(pred_geometry.spacing) if pred_geometry.spacing_known else None
+    gt_spacing = tuple(gt_geometry.spacing) if gt_geometry.spacing_known else None
     if pred.shape != gt.shape:
         raise InputError(f"case {case}: prediction {pred_path.name} has shape {pred.shape}, "
                          f"reference {gt_path.name} has shape {gt.shape}")
     if pred.ndim not in (2, 3):
         raise InputError(f"case {case}: masks must be 2D or 3D, got shape {pred.shape}")
-    if gt_spacing is None:
-        gt_spacing = pred_spacing
-    if pred_spacing is not None and gt_spacing is not None and not all(
-            math.isclose(a, b, rel_tol=config.spacing_rtol) for a, b in zip(pred_spacing, gt_spacing)):
-        raise InputError(f"case {case}: prediction spacing {pred_spacing} differs from reference spacing "
-                         f"{gt_spacing} (mm, array axis order)")
-    spacing = gt_spacing or (1.0,) * gt.ndim
+    check_same_place(case, pred_geometry, gt_geometry, config.spacing_rtol,
+                     placed=pred_placed and gt_placed)
+    if config.labels is None:
+        check_labels_meet(case, pred, gt)
+    spacing = gt_spacing or pred_spacing or (1.0,) * gt.ndim
     labels = (1,) if (config.binary or config.threshold is not None) and config.labels is None else config.labels
     metrics = evaluate_labels(pred, gt, spacing, labels=labels, tolerance=config.tolerance, case=case)
     return rows_from_metrics(metrics, config.task, config.method)

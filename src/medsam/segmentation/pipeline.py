@@ -24,12 +24,26 @@ from .propagation import MODES, propagate_3d
 from .segmenter import as_segmenter
 
 
-def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry
-                    ) -> list[ResolvedPrompt]:
-    """Check every prompt against the image (see :func:`resolve_prompt`)."""
+def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
+                    mode: str = "propagate") -> list[ResolvedPrompt]:
+    """Check every prompt against the image (see :func:`resolve_prompt`) and the 3D mode:
+    the plain mode (the same box on every slice of a range) needs 3D boxes.
+
+    Raises:
+        InputError: naming the prompt and the problem.
+    """
+    from ..errors import InputError
+
     if not prompts:
-        raise ValueError("no prompts given")
-    return [resolve_prompt(p, shape, geometry) for p in prompts]
+        raise InputError("no prompts given")
+    resolved = [resolve_prompt(p, shape, geometry) for p in prompts]
+    if mode == "plain" and geometry.ndim == 3:
+        for p in resolved:
+            if p.z_range is None:
+                raise InputError(f"label {p.label}: the plain 3D mode uses the same box on every "
+                                 f"slice of a range, so it needs a 3D box x0,y0,z0,x1,y1,z1, not a "
+                                 f"2D box on one slice")
+    return resolved
 
 
 def _label_dtype(prompts: Sequence[ResolvedPrompt]) -> type:
@@ -65,7 +79,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     image = np.asarray(image)
     geometry.check_shape(image.shape, what="image")
     shape = image.shape[:geometry.ndim]
-    resolved = resolve_prompts(prompts, shape, geometry)
+    resolved = resolve_prompts(prompts, shape, geometry, mode)
     segmenter = as_segmenter(segmenter)
     key = cache_key if cache_key is not None else uuid.uuid4().hex
     labels = np.zeros(shape, dtype=_label_dtype(resolved))

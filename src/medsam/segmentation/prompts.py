@@ -133,8 +133,11 @@ def parse_box_text(text: str) -> tuple[float, ...]:
         values = tuple(float(p) for p in parts)
     except ValueError:
         raise InputError(f"box {text!r}: not a list of numbers") from None
-    if len(values) not in (4, 6) or not all(np.isfinite(values)):
-        raise InputError(f"box {text!r}: expected 4 (x0,y0,x1,y1) or 6 (x0,y0,z0,x1,y1,z1) numbers")
+    if len(values) not in (4, 6):
+        raise InputError(f"box {text!r}: expected 4 (x0,y0,x1,y1) or 6 (x0,y0,z0,x1,y1,z1) numbers, "
+                         f"got {len(values)}")
+    if not all(np.isfinite(values)):
+        raise InputError(f"box {text!r}: values must be finite numbers (no nan or inf)")
     return values
 
 
@@ -150,6 +153,8 @@ def _entry(item: Any, index: int, path: Path) -> BoxPrompt:
     if (not isinstance(box, list) or len(box) not in (4, 6)
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
         raise InputError(f"{where}: \"box\" must be a list of 4 or 6 numbers, got {box!r}")
+    if not all(np.isfinite(box)):
+        raise InputError(f"{where}: \"box\" values must be finite numbers, got {box!r}")
     label = item.get("label", index + 1)
     if isinstance(label, bool) or not isinstance(label, int) or not 1 <= label <= MAX_LABEL:
         raise InputError(f"{where}: \"label\" must be a whole number in 1..{MAX_LABEL}, got {label!r}")

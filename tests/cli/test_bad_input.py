@@ -1,0 +1,151 @@
+"""Bad input, tried as an unlucky or hostile user would: every command answers with one
+line naming the file and the problem, exit 2 (1 for a batch with failed cases), no
+output or temporary file left behind, inputs untouched; nothing is silently wrong."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from medsam import io
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_error_line(result, *parts):
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("medsam: error:")]
+    assert len(errors) == 1, result.stderr
+    for part in parts:
+        assert str(part) in errors[0], (part, errors[0])
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def ct_checkpoint(tmp_path_factory):
+    import torch
+
+    from medsam import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "lite_random.pth"
+    torch.save(build_model("lite").state_dict(), path)
+    return path
+
+
+# --- evaluate: nothing silently wrong ------------------------------------------------
+
+def write_pair(folder, name, array, geometry):
+    folder.mkdir(exist_ok=True)
+    io.write(array, folder / name, geometry)
+
+
+def test_evaluate_refuses_a_shifted_prediction(cli, tmp_path):
+    mask = np.zeros((6, 20, 20), np.uint8)
+    mask[2:4, 5:15, 5:15] = 1
+    geometry = io.Geometry(spacing=(2.0, 1.0, 1.0), origin=(10.0, 20.0, 30.0))
+    write_pair(tmp_path / "gt", "a.nii.gz", mask, geometry)
+    shifted = io.Geometry(spacing=(2.0, 1.0, 1.0), origin=(60.0, 20.0, 30.0))
+    write_pair(tmp_path / "pred", "a.nii.gz", mask, shifted)
+    r = cli("evaluate", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "-o",
+            tmp_path / "res.csv", "--quiet", "--workers", "1")
+    assert r.returncode == 1
+    assert "case a: prediction origin (60, 20, 30) differs from reference origin (10, 20, 30) " \
+           "by 50 mm" in r.stderr
+    assert not (tmp_path / "res.csv").exists()
+    assert "partial" not in r.stderr  # no other case, no partial file
+    assert not (tmp_path / "res.partial.csv").exists()
+
+
+def test_evaluate_refuses_a_turned_prediction(cli, tmp_path):
+    mask = np.zeros((6, 20, 20), np.uint8)
+    mask[2:4, 5:15, 5:15] = 1
+    write_pair(tmp_path / "gt", "a.nii.gz", mask, io.Geometry(spacing=(1.0, 1.0, 1.0)))
+    flipped = io.Geometry(spacing=(1.0, 1.0, 1.0), direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    write_pair(tmp_path / "pred", "a.nii.gz", mask, flipped)
+    write_pair(tmp_path / "gt", "b.nii.gz", mask, io.Geometry(spacing=(1.0, 1.0, 1.0)))
+    write_pair(tmp_path / "pred", "b.nii.gz", mask, io.Geometry(spacing=(1.0, 1.0, 1.0)))
+    r = cli("evaluate", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "-o",
+            tmp_path / "res.csv", "--quiet", "--workers", "1")
+    assert r.returncode == 1
+    assert "case a: prediction direction" in r.stderr and "not aligned" in r.stderr
+    # the message names the partial results exactly when they exist
+    assert f"results of the other cases are in {tmp_path / 'res.partial.csv'}" in r.stderr
+    assert (tmp_path / "res.partial.csv").is_file()
+
+
+def test_evaluate_refuses_label_sets_with_nothing_in_common(cli, shared_data, tmp_path):
+    """The JSRT heart reference is stored as 255; a prediction written by medsam as 1."""
+    ref = shared_data / "jsrt_scr_cxr/masks_heart/JPCLN001.png"
+    (tmp_path / "gt").mkdir()
+    shutil.copy(ref, tmp_path / "gt" / "JPCLN001.png")
+    heart = io.read(ref)[0] > 0
+    write_pair(tmp_path / "pred", "JPCLN001.png", heart.astype(np.uint8), None)
+    r = cli("evaluate", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "-o",
+            tmp_path / "res.csv", "--quiet", "--workers", "1")
+    assert r.returncode == 1
+    assert "prediction labels {1} and reference labels {255} have no value in common" in r.stderr
+    r = cli("evaluate", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "-o",
+            tmp_path / "res.csv", "--quiet", "--workers", "1", "--binary")
+    assert r.returncode == 0, r.stderr
+    assert "100.0" in r.stdout  # identical masks once binarised
+
+
+# --- segment: clashes, reruns, modes, non-finite boxes -------------------------------
+
+def test_batch_name_clash_is_refused_before_work(cli, shared_data, tmp_path, ct_checkpoint):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "a.png")
+    shutil.copy(shared_data / "kvasir_seg_subset/images/cju0qoxqj9q6s0835b43399p4.jpg",
+                cases / "a.jpg")
+    before = snapshot(cases)
+    r = cli("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
+            "--checkpoint", ct_checkpoint, "--overwrite")
+    assert r.returncode == 2
+    one_error_line(r, cases / "a.jpg", cases / "a.png", tmp_path / "segs" / "a.png")
+    assert not (tmp_path / "segs").exists() and snapshot(cases) == before
+
+
+def test_batch_rerun_keeps_the_times_csv(cli, shared_data, tmp_path, ct_checkpoint):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "a.png")
+    args = ("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
+            "--checkpoint", ct_checkpoint)
+    assert cli(*args).returncode == 0
+    before = snapshot(tmp_path / "segs")
+    r = cli(*args)
+    assert r.returncode == 2
+    one_error_line(r, tmp_path / "segs" / "segment_times.csv", "exists")
+    assert snapshot(tmp_path / "segs") == before
+
+
+def test_plain_mode_with_a_slice_box_is_one_line(cli, shared_data, tmp_path, ct_checkpoint):
+    r = cli("segment", shared_data / "totalseg/example_ct_sm.nii.gz", "--box", "70,29,92,51",
+            "--slice", "9", "--mode", "plain", "--modality", "ct", "--checkpoint", ct_checkpoint,
+            "-o", tmp_path / "seg.nii.gz")
+    assert r.returncode == 2
+    one_error_line(r, "plain 3D mode", "needs a 3D box")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("box", ["nan,1,20,20", "1,1,inf,20", "1,2,3"])
+def test_non_finite_or_short_box(cli, shared_data, tmp_path, box):
+    r = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--box", box,
+            "-o", tmp_path / "seg.png")
+    assert r.returncode == 2
+    one_error_line(r, f"box {box!r}", "finite" if len(box.split(",")) == 4 else "got 3")
+
+
+def test_prompts_file_with_nan_names_the_file_and_entry(cli, shared_data, tmp_path):
+    prompts = tmp_path / "p.json"
+    prompts.write_text('[{"box": [1, 2, 30, 40]}, {"box": [NaN, 2, 30, 40]}]')
+    r = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--prompts", prompts,
+            "-o", tmp_path / "seg.png")
+    assert r.returncode == 2
+    one_error_line(r, f"{prompts}: prompt 2", "finite")
