@@ -13,11 +13,31 @@ from .errors import InputError
 
 def check_writable_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Return ``path`` as a Path, raising :class:`InputError` if it exists and
-    ``overwrite`` is false, or if its folder cannot be created."""
+    ``overwrite`` is false, if it is a folder, or if its folder cannot be created or
+    written (checked before any work, so that no work is lost at the end)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an output file")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    folder = path.parent
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{path}: cannot be written: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or _read_only(folder):
+        raise InputError(f"{path}: cannot be written: no permission to write in {folder}")
     return path
+
+
+def _read_only(folder: Path) -> bool:
+    """True when ``folder`` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):
+        return False
 
 
 def _umask() -> int:

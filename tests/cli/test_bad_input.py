@@ -149,3 +149,32 @@ def test_prompts_file_with_nan_names_the_file_and_entry(cli, shared_data, tmp_pa
             "-o", tmp_path / "seg.png")
     assert r.returncode == 2
     one_error_line(r, f"{prompts}: prompt 2", "finite")
+
+
+def test_batch_goes_on_past_a_decompression_bomb(cli, shared_data, tmp_path, ct_checkpoint):
+    from PIL import Image
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    Image.new("1", (20000, 12000)).save(cases / "bomb.png")   # 29 kB, 240 Mpixel
+    shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "good.png")
+    r = cli("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
+            "--checkpoint", ct_checkpoint)
+    assert r.returncode == 1
+    assert "segmented 1 of 2 cases" in r.stdout
+    assert f"medsam: failed: {cases / 'bomb.png'}: too large to read safely" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "segs").iterdir()) == ["good.png", "segment_times.csv"]
+
+
+def test_output_whose_folder_is_a_file_is_refused_before_work(cli, shared_data, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    r = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--box", "1,1,50,50",
+            "-o", tmp_path / "taken" / "seg.png")
+    assert r.returncode == 2
+    one_error_line(r, tmp_path / "taken" / "seg.png", "is not a folder")
+    assert "model" not in r.stderr          # refused before the model was loaded
+    r = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--box", "1,1,50,50",
+            "-o", tmp_path)
+    assert r.returncode == 2
+    one_error_line(r, "is a folder, not an output file")

@@ -236,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
         except MedSAMError as exc:
             rows.append((case_name(case), "failed", time.perf_counter() - start, str(exc)))
             failed.append(str(exc))
+        except Exception as exc:  # no failure of one case may stop the others
+            message = f"{case}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            rows.append((case_name(case), "failed", time.perf_counter() - start, message))
+            failed.append(message)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_times(rows, out_dir / "segment_times.csv")
     done = len(cases) - len(failed)

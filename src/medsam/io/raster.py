@@ -111,6 +111,8 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
                 frames.append(_frame_to_array(im, path))
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image file (corrupt or wrong extension)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: too large to read safely ({exc.args[0].split(',')[0]})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image ({exc})") from None
     if n_frames == 1:
