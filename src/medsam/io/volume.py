@@ -247,6 +247,8 @@ def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None
     Pixel values are rescaled (RescaleSlope/Intercept: Hounsfield units for CT). Slices are
     ordered by position along the normal, so the geometry's direction and origin describe
     the stacked volume. With several series in the folder, ``series_id`` must name one.
+    The series must be complete (:func:`medsam.io.series.check_series`): a damaged or
+    missing slice would silently change the slice spacing and every volume in mL.
     """
     sitk = _sitk()
     series = list_dicom_series(folder)
@@ -261,6 +263,9 @@ def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None
         raise InputError(f"{folder}: holds {len(series)} DICOM series, pick one by its id: {listing}")
     else:
         picked = series[0]
+    from .series import check_series
+
+    check_series(Path(folder), picked.files, [f for s in series for f in s.files])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(picked.files))
     try:
