@@ -79,6 +79,18 @@ def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:
     return write_csv(path, RESULT_COLUMNS, ([getattr(r, c) for c in RESULT_COLUMNS] for r in rows))
 
 
+def _row(raw: dict, path: Path, line: int) -> ResultRow:
+    try:
+        values: dict = {c: raw[c] for c in RESULT_COLUMNS}
+        for c in _FLOATS:
+            values[c] = float(values[c])
+        for c in _INTS:
+            values[c] = int(values[c])
+    except (TypeError, ValueError):
+        raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
+    return ResultRow(**values)
+
+
 def read_results(path: str | os.PathLike) -> list[ResultRow]:
     """Read a result CSV written by :func:`write_results` (``medsam evaluate``)."""
     path = Path(path)
@@ -88,20 +100,21 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
         raise InputError(f"{path}: cannot read result table ({exc.strerror})") from None
     with f:
         reader = csv.DictReader(f)
-        missing = [c for c in RESULT_COLUMNS if c not in (reader.fieldnames or [])]
+        try:
+            fieldnames = reader.fieldnames
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: not a medsam result table (not a text CSV file: "
+                             f"{type(exc).__name__})") from None
+        missing = [c for c in RESULT_COLUMNS if c not in (fieldnames or [])]
         if missing:
             raise InputError(f"{path}: not a medsam result table; missing columns {', '.join(missing)}")
         rows = []
-        for line, raw in enumerate(reader, start=2):
-            try:
-                values = {c: raw[c] for c in RESULT_COLUMNS}
-                for c in _FLOATS:
-                    values[c] = float(values[c])
-                for c in _INTS:
-                    values[c] = int(values[c])
-            except (TypeError, ValueError):
-                raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
-            rows.append(ResultRow(**values))
+        try:
+            for line, raw in enumerate(reader, start=2):
+                rows.append(_row(raw, path, line))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: not a medsam result table (line {reader.line_num}: "
+                             f"{type(exc).__name__})") from None
     if not rows:
         raise InputError(f"{path}: result table has no rows")
     seen: set = set()

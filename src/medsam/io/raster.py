@@ -23,6 +23,7 @@ error (write NIfTI instead).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,15 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
         array, geom = read_volume(path)
         return array, Geometry.default(2, spacing_known=False) if geom.ndim == 2 else geom
     try:
-        with Image.open(path) as im:
-            spacing, known = _spacing_from_info(im.info)
-            n_frames = getattr(im, "n_frames", 1)
-            frames = []
-            for k in range(n_frames):
-                im.seek(k)
-                frames.append(_frame_to_array(im, path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on damaged metadata: not errors
+            with Image.open(path) as im:
+                spacing, known = _spacing_from_info(im.info)
+                n_frames = getattr(im, "n_frames", 1)
+                frames = []
+                for k in range(n_frames):
+                    im.seek(k)
+                    frames.append(_frame_to_array(im, path))
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image file (corrupt or wrong extension)") from None
     except Image.DecompressionBombError as exc:

@@ -136,13 +136,20 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     Returns:
         ``(array, geometry)``: array ``(z, y, x)`` (or ``(y, x)``) in the file's pixel type.
     """
+    from .headers import check_metaimage, check_nrrd, itk_reason
+
     sitk = _sitk()
-    if str(path).lower().endswith((".nii", ".nii.gz")):
+    name = str(path).lower()
+    if name.endswith((".nii", ".nii.gz")):
         check_nifti_complete(path)
+    elif name.endswith((".mha", ".mhd")):
+        check_metaimage(Path(path))
+    elif name.endswith((".nrrd", ".nhdr")):
+        check_nrrd(Path(path))
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputError(f"{path}: cannot read image ({_first_line(exc)})") from None
+        raise InputError(f"{path}: cannot read image ({itk_reason(exc)})") from None
     return image_to_array(image, path)
 
 
