@@ -397,3 +397,22 @@ def test_from_weights_without_a_name_is_the_default_lite_medsam(lite_medsam_chec
     assert model.variant == "lite" and model.preprocessing == "litemedsam"
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, p.model.state_dict()[name], rtol=0, atol=0)
+
+
+def test_user_input_errors_are_medsam_errors():
+    """One error rule: what a user gets wrong is an InputError (a MedSAMError and a
+    ValueError), raised where it is found, so the CLI reports it on one line."""
+    from medsam import build_model
+    from medsam.errors import InputError
+    from medsam.intensity import normalize_intensity
+
+    predictor = MedSAMPredictor(build_model("lite"))
+    with pytest.raises(InputError, match="no image set"):
+        predictor.predict(boxes=[[0, 0, 5, 5]])
+    with pytest.raises(InputError, match="expected a 2D image"):
+        predictor.set_image(np.zeros((2, 3, 4, 5)))
+    predictor.set_image(np.zeros((32, 32), np.uint8))
+    with pytest.raises(InputError, match="NaN or infinite"):
+        predictor.predict(boxes=[[0, 0, np.nan, 5]])
+    with pytest.raises(InputError, match="unknown modality 'sonar'"):
+        normalize_intensity(np.zeros((4, 4)), "sonar")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class CTWindow:
@@ -62,7 +64,7 @@ def canonical_modality(modality: str) -> str:
     name = MODALITY_ALIASES.get(modality.lower(), modality.lower())
     if name not in MODALITIES:
         known = ", ".join(sorted(MODALITIES | set(MODALITY_ALIASES)))
-        raise ValueError(f"unknown modality {modality!r}; known: {known}")
+        raise InputError(f"unknown modality {modality!r}; known: {known}")
     return name
 
 
@@ -70,18 +72,18 @@ def resolve_window(window: str | None = None, level: float | None = None,
                    width: float | None = None) -> CTWindow:
     """The CT window from a preset name or a level/width pair (default ``abdomen``)."""
     if (level is None) != (width is None):
-        raise ValueError("give both CT window level and width, or neither")
+        raise InputError("give both CT window level and width, or neither")
     if level is not None:
         if window is not None:
-            raise ValueError("give a CT window preset or a level/width, not both")
+            raise InputError("give a CT window preset or a level/width, not both")
         if not width > 0:
-            raise ValueError(f"CT window width must be positive, got {width}")
+            raise InputError(f"CT window width must be positive, got {width}")
         return CTWindow(level=float(level), width=float(width))
     name = window or "abdomen"
     try:
         return CT_WINDOWS[name]
     except KeyError:
-        raise ValueError(f"unknown CT window {name!r}; presets: {', '.join(CT_WINDOWS)}") \
+        raise InputError(f"unknown CT window {name!r}; presets: {', '.join(CT_WINDOWS)}") \
             from None
 
 
@@ -122,19 +124,19 @@ def to_three_channels(image: np.ndarray) -> np.ndarray:
         return np.repeat(image, 3, axis=-1)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         return image[:, :, :3]
-    raise ValueError(f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+    raise InputError(f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
                      f"got {image.shape}")
 
 
 def _check_real(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.size == 0:
-        raise ValueError("image is empty")
+        raise InputError("image is empty")
     if image.dtype == bool or not np.issubdtype(image.dtype, np.number) \
             or np.issubdtype(image.dtype, np.complexfloating):
-        raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
+        raise InputError(f"image must hold real numbers, got dtype {image.dtype}")
     if not np.all(np.isfinite(image)):
-        raise ValueError("image contains NaN or infinite values")
+        raise InputError("image contains NaN or infinite values")
     return image
 
 
@@ -142,7 +144,7 @@ def _normalize_values(image: np.ndarray, modality: str, window: str | None,
                       level: float | None, width: float | None) -> np.ndarray:
     name = canonical_modality(modality)
     if name != "ct" and (window is not None or level is not None or width is not None):
-        raise ValueError(f"a CT window was given for modality {modality!r}")
+        raise InputError(f"a CT window was given for modality {modality!r}")
     if name == "ct":
         out = window_ct(image, resolve_window(window, level, width))
     elif name in PERCENTILE_MODALITIES:
@@ -164,7 +166,7 @@ def normalize_intensity(image: np.ndarray, modality: str, window: str | None = N
     """
     image = _check_real(image)
     if image.ndim not in (2, 3):
-        raise ValueError(f"expected a 2D image (H, W) or (H, W, 3), got shape {image.shape}")
+        raise InputError(f"expected a 2D image (H, W) or (H, W, 3), got shape {image.shape}")
     return to_three_channels(_normalize_values(image, modality, window, level, width))
 
 
@@ -175,5 +177,5 @@ def normalize_volume(volume: np.ndarray, modality: str, window: str | None = Non
     repeated to 3 channels later, when each is segmented."""
     volume = _check_real(volume)
     if volume.ndim != 3:
-        raise ValueError(f"expected a volume of shape (z, y, x), got shape {volume.shape}")
+        raise InputError(f"expected a volume of shape (z, y, x), got shape {volume.shape}")
     return _normalize_values(volume, modality, window, level, width)

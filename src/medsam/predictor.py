@@ -31,7 +31,7 @@ def model_image_size(model: torch.nn.Module) -> int:
     """Side S of the model's square input: ``model.image_size``, else the encoder's ``img_size``."""
     size = getattr(model, "image_size", None) or getattr(model.image_encoder, "img_size", None)
     if size is None:
-        raise ValueError("cannot tell the model's input size: it has no `image_size` attribute "
+        raise InputError("cannot tell the model's input size: it has no `image_size` attribute "
                          "and its image_encoder no `img_size`")
     return int(size)
 
@@ -52,20 +52,20 @@ def _check_image(image) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype == bool or not np.issubdtype(image.dtype, np.number) \
             or np.issubdtype(image.dtype, np.complexfloating):
-        raise ValueError(f"image must hold real numbers, got dtype {image.dtype}")
+        raise InputError(f"image must hold real numbers, got dtype {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected a 2D image of shape (H, W) or (H, W, 3), got shape "
+        raise InputError(f"expected a 2D image of shape (H, W) or (H, W, 3), got shape "
                          f"{image.shape}")
     if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
+        raise InputError(f"image is empty (shape {image.shape})")
     finite = np.isfinite(image)
     if not finite.any():
-        raise ValueError("image is all NaN (or infinite)")
+        raise InputError("image is all NaN (or infinite)")
     if not finite.all():
-        raise ValueError(f"image contains {int((~finite).sum())} NaN or infinite values")
+        raise InputError(f"image contains {int((~finite).sum())} NaN or infinite values")
     low, high = image.min(), image.max()
     if low < 0 or high > 255:
-        raise ValueError(
+        raise InputError(
             f"image values span [{low}, {high}] but the model expects [0, 255]; normalise it "
             f"first, e.g. medsam.intensity.normalize_intensity(image, modality='ct')")
     return to_three_channels(image)
@@ -76,43 +76,43 @@ def _as_boxes(boxes, size: tuple[int, int]) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (4,) or (N, 4) as x0, y0, x1, y1, got "
+        raise InputError(f"boxes must have shape (4,) or (N, 4) as x0, y0, x1, y1, got "
                          f"{np.shape(boxes)}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("boxes contain NaN or infinite values")
+        raise InputError("boxes contain NaN or infinite values")
     h, w = size
     for i, (x0, y0, x1, y1) in enumerate(arr):
         if x1 < x0 or y1 < y0:
-            raise ValueError(f"box {i} {arr[i].tolist()} has x1 < x0 or y1 < y0; boxes are "
+            raise InputError(f"box {i} {arr[i].tolist()} has x1 < x0 or y1 < y0; boxes are "
                              f"x0, y0, x1, y1 with x the column")
         if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-            raise ValueError(f"box {i} {arr[i].tolist()} lies outside the image (width {w}, "
+            raise InputError(f"box {i} {arr[i].tolist()} lies outside the image (width {w}, "
                              f"height {h}); expected 0 <= x0 <= x1 <= {w}, 0 <= y0 <= y1 <= {h}")
     return arr
 
 
 def _as_points(points, labels, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if labels is None:
-        raise ValueError("point_labels are required with points (1 foreground, 0 background)")
+        raise InputError("point_labels are required with points (1 foreground, 0 background)")
     pts = np.asarray(points, dtype=np.float64)
     lab = np.asarray(labels)
     if pts.ndim == 2:
         pts, lab = pts[None], lab[None]
     if pts.ndim != 3 or pts.shape[2] != 2:
-        raise ValueError(f"points must have shape (K, 2) or (N, K, 2) as x, y, got "
+        raise InputError(f"points must have shape (K, 2) or (N, K, 2) as x, y, got "
                          f"{np.shape(points)}")
     if lab.shape != pts.shape[:2]:
-        raise ValueError(f"point_labels must have shape {pts.shape[:2]} to match the points, "
+        raise InputError(f"point_labels must have shape {pts.shape[:2]} to match the points, "
                          f"got {np.shape(labels)}")
     if not np.all(np.isin(lab, (0, 1))):
-        raise ValueError("point_labels must be 1 (foreground) or 0 (background)")
+        raise InputError("point_labels must be 1 (foreground) or 0 (background)")
     if not np.all(np.isfinite(pts)):
-        raise ValueError("points contain NaN or infinite values")
+        raise InputError("points contain NaN or infinite values")
     h, w = size
     outside = (pts[..., 0] < 0) | (pts[..., 0] > w) | (pts[..., 1] < 0) | (pts[..., 1] > h)
     if outside.any():
         bad = pts[outside][0].tolist()
-        raise ValueError(f"point {bad} lies outside the image (width {w}, height {h})")
+        raise InputError(f"point {bad} lies outside the image (width {w}, height {h})")
     return pts, lab.astype(np.int64)
 
 
@@ -139,7 +139,7 @@ class MedSAMPredictor:
         self.transform = get_transform(transform) if isinstance(transform, str) else transform
         size = model_image_size(model)
         if self.transform.image_size != size:
-            raise ValueError(f"transform {self.transform.name!r} makes {self.transform.image_size}"
+            raise InputError(f"transform {self.transform.name!r} makes {self.transform.image_size}"
                              f"-pixel inputs but the model takes {size}")
         self.reset_image()
 
@@ -188,7 +188,7 @@ class MedSAMPredictor:
 
     def _require_image(self) -> torch.Tensor:
         if self._embedding is None:
-            raise ValueError("no image set: call set_image(image) or load_embedding(path) first")
+            raise InputError("no image set: call set_image(image) or load_embedding(path) first")
         return self._embedding
 
     # ------------------------------------------------------------------ prediction
@@ -209,9 +209,9 @@ class MedSAMPredictor:
         """
         embedding = self._require_image()
         if boxes is None and points is None:
-            raise ValueError("give boxes and/or points to predict from")
+            raise InputError("give boxes and/or points to predict from")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         box_arr = None if boxes is None else _as_boxes(boxes, self.original_size)
         pts = lab = None
         if points is not None:
@@ -219,7 +219,7 @@ class MedSAMPredictor:
         n = len(box_arr) if box_arr is not None else len(pts)
         if pts is not None and len(pts) != n:
             if len(pts) != 1:
-                raise ValueError(f"{n} boxes but {len(pts)} point prompts; give one point "
+                raise InputError(f"{n} boxes but {len(pts)} point prompts; give one point "
                                  f"prompt per box, or one for all")
             pts, lab = np.repeat(pts, n, axis=0), np.repeat(lab, n, axis=0)
         if box_arr is not None:
