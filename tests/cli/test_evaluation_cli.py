@@ -113,7 +113,8 @@ def test_evaluate_bad_input(cli, shared_data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = read_csv(tmp_path / "k.csv")
     assert len(rows) >= 100 and all(float(r["dsc"]) == 1.0 and float(r["nsd"]) == 1.0 for r in rows)
-    assert rows[0]["volume_unit"] == "mm2"
+    assert rows[0]["volume_unit"] == "pixels"   # JPEG masks have no pixel size: counts, px
+    assert "no physical pixel size: their NSD tolerance is 2 px" in proc.stderr
     assert not (tmp_path / "k.failed.csv").exists()  # the failed run's list is gone
     # an unreadable mask fails its case, by name
     broken = tmp_path / "broken"

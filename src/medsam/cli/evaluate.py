@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     write_results(run_.rows, outputs["results"])
     summary = summarize(run_.rows)
     write_summary(summary, outputs["summary_csv"], outputs["summary_md"])
+    in_pixels = sorted({r.case for r in run_.rows if r.volume_unit in ("pixels", "voxels")})
+    if in_pixels:
+        print(f"medsam evaluate: {len(in_pixels)} case(s) have no physical pixel size: their NSD "
+              f"tolerance is {args.tolerance:g} px and HD95 and sizes are in pixels", file=sys.stderr)
     print(summary_markdown(summary), end="")
     print(f"{run_.n_cases} cases, {len(run_.rows)} rows -> {args.output} "
           f"(summary: {outputs['summary_csv']}, {outputs['summary_md']})")

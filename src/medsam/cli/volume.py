@@ -47,15 +47,16 @@ def _mask_volumes(args) -> int:
         if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
             raise InputError(f"{path}: mask holds negative labels")
         try:
-            volumes = label_volumes(mask, geometry.spacing)
+            volumes = label_volumes(mask, geometry.spacing, geometry.spacing_known)
         except ValueError as exc:
             raise InputError(f"{path}: {exc}") from None
-        if not getattr(geometry, "spacing_known", True):
-            print(f"{path}: no physical pixel size in the file; sizes are in pixels")
+        if not geometry.spacing_known:
+            print(f"{path}: no physical pixel size in the file; sizes are pixel counts")
         if not volumes:
             print(f"{path}: no foreground labels")
         for v in volumes:
-            print(f"{path}\tlabel {v.label}\t{v.voxels} voxels\t{v.volume:.4f} {v.unit}")
+            size = "" if v.unit in ("pixels", "voxels") else f"\t{v.volume:.4f} {v.unit}"
+            print(f"{path}\tlabel {v.label}\t{v.voxels} {'voxels' if mask.ndim == 3 else 'pixels'}{size}")
             rows.append([str(path), v.label, v.voxels, v.volume, v.unit])
     if args.output is not None:
         write_csv(args.output, ["file", "label", "voxels", "volume", "unit"], rows)

@@ -1,9 +1,11 @@
 """Result tables: one row per (task, method, case, label), as CSV.
 
 Columns (:data:`RESULT_COLUMNS`): ``task, method, case, label, dsc, nsd, hd95,
-gt_voxels, pred_voxels, gt_volume, pred_volume, volume_unit``. ``hd95`` is in
-mm (``inf`` when exactly one mask is empty); volumes are in ``volume_unit``
-(``mL`` for 3D masks, ``mm2`` for 2D). Reading checks every row and raises
+gt_voxels, pred_voxels, gt_volume, pred_volume, volume_unit``. Volumes are in
+``volume_unit``: ``mL`` for 3D masks, ``mm2`` for 2D, or ``voxels`` / ``pixels``
+(counts) for images without a physical pixel size, whose ``hd95`` and NSD
+tolerance are then in pixels; otherwise ``hd95`` is in mm (``inf`` when exactly one
+mask is empty). Reading checks every row and raises
 :class:`medsam.errors.InputError` naming the file and line of a bad one.
 """
 

@@ -233,9 +233,10 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
                      placed=pred_placed and gt_placed)
     if config.labels is None:
         check_labels_meet(case, pred, gt)
-    spacing = gt_spacing or pred_spacing or (1.0,) * gt.ndim
+    spacing = gt_spacing or pred_spacing
     labels = (1,) if (config.binary or config.threshold is not None) and config.labels is None else config.labels
-    metrics = evaluate_labels(pred, gt, spacing, labels=labels, tolerance=config.tolerance, case=case)
+    metrics = evaluate_labels(pred, gt, spacing or (1.0,) * gt.ndim, labels=labels,
+                              tolerance=config.tolerance, case=case, spacing_known=spacing is not None)
     return rows_from_metrics(metrics, config.task, config.method)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileutil import atomic_path
-from ..metrics.case import MetricSummary, summarize_values
+from ..metrics.case import MetricSummary, length_unit, summarize_values
 from .results import ResultRow, write_csv
 
 __all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric"]
@@ -30,6 +30,7 @@ class SummaryRow:
     label: int
     n_cases: int
     metrics: dict
+    length_unit: str = "mm"
 
 
 def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = DEFAULT_METRICS) -> list[SummaryRow]:
@@ -39,8 +40,10 @@ def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = DEFAULT_METRIC
         groups[(r.method, r.task, r.label)].append(r)
     out = []
     for (method, task, label), group in sorted(groups.items()):
+        units = {length_unit(r.volume_unit) for r in group}
         out.append(SummaryRow(method, task, label, len(group),
-                              {m: summarize_values([getattr(r, m) for r in group]) for m in metrics}))
+                              {m: summarize_values([getattr(r, m) for r in group]) for m in metrics},
+                              units.pop() if len(units) == 1 else "mm or px"))
     return out
 
 
@@ -60,30 +63,35 @@ def format_metric(name: str, s: MetricSummary) -> str:
 def summary_markdown(summary: Sequence[SummaryRow]) -> str:
     """Markdown table: one line per group, median (IQR) and mean per metric."""
     metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
+    units = {s.length_unit for s in summary} or {"mm"}
+    unit = units.pop() if len(units) == 1 else None
+    titles = {**METRIC_TITLES, "hd95": f"HD95 ({unit})" if unit else "HD95"}
     header = ["method", "task", "label", "n"]
     for m in metrics:
-        header += [f"{METRIC_TITLES.get(m, m)} median (IQR)", f"{METRIC_TITLES.get(m, m)} mean"]
+        header += [f"{titles.get(m, m)} median (IQR)", f"{titles.get(m, m)} mean"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summary:
         cells = [s.method, s.task, str(s.label), str(s.n_cases)]
         for m in metrics:
             v = s.metrics[m]
             k = 100.0 if m in PERCENT_METRICS else 1.0
-            cells += [format_metric(m, v), "n/a" if v.n == 0 else f"{v.mean * k:.2f}"]
+            suffix = f" {s.length_unit}" if (unit is None and m == "hd95") else ""
+            cells += [format_metric(m, v) + suffix, "n/a" if v.n == 0 else f"{v.mean * k:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_summary(summary: Sequence[SummaryRow], csv_path: str | os.PathLike,
                   md_path: str | os.PathLike | None = None) -> list[Path]:
-    """Write the summary as CSV (raw fractions and mm) and optionally Markdown."""
+    """Write the summary as CSV (raw fractions; distances in ``length_unit``) and
+    optionally Markdown."""
     metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
-    header = ["method", "task", "label", "n_cases"]
+    header = ["method", "task", "label", "n_cases", "length_unit"]
     for m in metrics:
         header += [f"{m}_median", f"{m}_q1", f"{m}_q3", f"{m}_mean", f"{m}_n", f"{m}_n_inf"]
     rows = []
     for s in summary:
-        row = [s.method, s.task, s.label, s.n_cases]
+        row = [s.method, s.task, s.label, s.n_cases, s.length_unit]
         for m in metrics:
             v = s.metrics[m]
             row += [v.median, v.q1, v.q3, v.mean, v.n, v.n_infinite]

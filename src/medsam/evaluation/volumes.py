@@ -26,18 +26,23 @@ class LabelVolume:
     unit: str
 
 
-def label_volumes(mask: np.ndarray, spacing: Sequence[float]) -> list[LabelVolume]:
+def label_volumes(mask: np.ndarray, spacing: Sequence[float],
+                  spacing_known: bool = True) -> list[LabelVolume]:
     """Volume of every nonzero label of ``mask`` (2D (y, x) or 3D (z, y, x));
     ``spacing`` in mm, array axis order. 3D volumes are in mL (1 mL =
-    1000 mm^3), 2D sizes in mm^2."""
+    1000 mm^3), 2D sizes in mm^2; without a known spacing, counts in ``voxels`` /
+    ``pixels``."""
     mask = np.asarray(mask)
     if mask.ndim not in (2, 3) or len(spacing) != mask.ndim:
         raise ValueError(f"need a 2D or 3D mask with one spacing per axis, got shape {mask.shape} "
                          f"and spacing {tuple(spacing)}")
     if mask.dtype.kind not in "iub":
         raise ValueError(f"mask must hold integer labels, got dtype {mask.dtype}")
-    unit_volume = voxel_volume_mm(spacing) * (ML_PER_MM3 if mask.ndim == 3 else 1.0)
-    unit = "mL" if mask.ndim == 3 else "mm2"
+    if spacing_known:
+        unit_volume = voxel_volume_mm(spacing) * (ML_PER_MM3 if mask.ndim == 3 else 1.0)
+        unit = "mL" if mask.ndim == 3 else "mm2"
+    else:
+        unit_volume, unit = 1.0, "voxels" if mask.ndim == 3 else "pixels"
     values, counts = np.unique(mask, return_counts=True)
     return [LabelVolume(int(v), int(c), int(c) * unit_volume, unit) for v, c in zip(values, counts) if v != 0]
 

@@ -30,8 +30,9 @@ class CaseMetrics:
     """Metrics of one label in one case.
 
     ``gt_volume`` / ``pred_volume`` are in ``volume_unit``: millilitres for 3D
-    masks, mm^2 (area) for 2D masks. ``hd95`` is in mm (``inf`` when exactly
-    one mask is empty).
+    masks, mm^2 (area) for 2D masks; ``"voxels"`` / ``"pixels"`` (counts) when the
+    images had no physical pixel size. ``hd95`` is in mm, or in pixels with those
+    units (``inf`` when exactly one mask is empty); see :attr:`length_unit`.
     """
 
     case: str
@@ -44,6 +45,20 @@ class CaseMetrics:
     gt_volume: float
     pred_volume: float
     volume_unit: str
+
+    @property
+    def length_unit(self) -> str:
+        """``"mm"``, or ``"px"`` when the spacing was unknown (NSD tolerance, HD95)."""
+        return length_unit(self.volume_unit)
+
+
+#: volume units of masks without a physical pixel size (sizes are counts)
+PIXEL_UNITS = ("pixels", "voxels")
+
+
+def length_unit(volume_unit: str) -> str:
+    """The unit of distances that goes with ``volume_unit``: ``"px"`` or ``"mm"``."""
+    return "px" if volume_unit in PIXEL_UNITS else "mm"
 
 
 def present_labels(*masks: np.ndarray) -> list[int]:
@@ -75,8 +90,12 @@ def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[sl
 
 def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None,
                     labels: Iterable[int] | None = None, tolerance: float = 2.0,
-                    case: str = "", hd_percent: float = 95.0) -> list[CaseMetrics]:
+                    case: str = "", hd_percent: float = 95.0,
+                    spacing_known: bool = True) -> list[CaseMetrics]:
     """DSC, NSD at ``tolerance`` mm, HD95 and volumes for each label.
+
+    ``spacing_known`` False (images without a physical pixel size): the spacing is one
+    pixel, the NSD tolerance and HD95 are in pixels and sizes are pixel counts.
 
     ``pred`` and ``gt`` are integer label images of the same shape (binary
     masks are the label-1 case); ``labels`` defaults to every nonzero value
@@ -89,8 +108,12 @@ def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] |
     if any(lab <= 0 for lab in labels):
         raise ValueError(f"labels must be positive integers, got {labels}")
     boxes_pred, boxes_gt = _label_boxes(pred, labels), _label_boxes(gt, labels)
-    unit_volume = voxel_volume_mm(spacing) * (ML_PER_MM3 if pred.ndim == 3 else 1.0)
-    unit = "mL" if pred.ndim == 3 else "mm2"
+    if spacing_known:
+        unit_volume = voxel_volume_mm(spacing) * (ML_PER_MM3 if pred.ndim == 3 else 1.0)
+        unit = "mL" if pred.ndim == 3 else "mm2"
+    else:
+        spacing, unit_volume = (1.0,) * pred.ndim, 1.0
+        unit = "voxels" if pred.ndim == 3 else "pixels"
     rows = []
     for lab in labels:
         box = _union(boxes_pred[lab], boxes_gt[lab])
