@@ -20,6 +20,24 @@ def check_writable_output(path: str | os.PathLike, overwrite: bool = False) -> P
         raise InputError(f"{path}: is a folder, not an output file")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    _check_folder_writable(path)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Like :func:`check_writable_output` for an output that is a folder (a report)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: exists and is not a folder")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    _check_folder_writable(path)
+    return path
+
+
+def _check_folder_writable(path: Path) -> None:
+    """InputError unless the folder that will hold ``path`` exists or can be created, and
+    can be written."""
     folder = path.parent
     while not folder.exists():
         if folder.parent == folder:
@@ -29,7 +47,6 @@ def check_writable_output(path: str | os.PathLike, overwrite: bool = False) -> P
         raise InputError(f"{path}: cannot be written: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK) or _read_only(folder):
         raise InputError(f"{path}: cannot be written: no permission to write in {folder}")
-    return path
 
 
 def _read_only(folder: Path) -> bool:

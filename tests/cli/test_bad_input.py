@@ -178,3 +178,29 @@ def test_output_whose_folder_is_a_file_is_refused_before_work(cli, shared_data, 
             "-o", tmp_path)
     assert r.returncode == 2
     one_error_line(r, "is a folder, not an output file")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "compare", "volume", "report"])
+def test_unwritable_output_is_refused_before_work(cli, shared_data, tmp_path, command):
+    import csv
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    table = tmp_path / "r.csv"
+    with open(table, "w", newline="") as fh:
+        csv.writer(fh).writerows([
+            ["task", "method", "case", "label", "dsc", "nsd", "hd95", "gt_voxels", "pred_voxels",
+             "gt_volume", "pred_volume", "volume_unit"],
+            *[["t", "m", f"c{i}", "1", "0.9", "0.8", "1.0", "10", "10", "1.0", "1.1", "mL"]
+              for i in range(5)]])
+    masks = shared_data / "jsrt_scr_cxr/masks"
+    target = blocker / "out"
+    args = {"evaluate": ["--pred", masks, "--gt", masks, "-o", target / "r.csv", "--quiet"],
+            "compare": [table, table, "--names", "a,b", "-o", target],
+            "volume": [shared_data / "totalseg/example_seg.nii.gz", "-o", target / "v.csv"],
+            "report": [table, "-o", target]}[command]
+    before = snapshot(tmp_path)
+    r = cli(command, *args)
+    assert r.returncode == 2
+    one_error_line(r, str(target), f"{blocker} is not a folder")
+    assert snapshot(tmp_path) == before

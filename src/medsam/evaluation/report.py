@@ -46,8 +46,9 @@ def group_name(task: str, label: int, labels_per_task: Mapping[str, set]) -> str
 
 @contextlib.contextmanager
 def _atomic_folder(path: Path, overwrite: bool):
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+    from ..fileutil import check_output_folder
+
+    check_output_folder(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
