@@ -204,3 +204,28 @@ def test_unwritable_output_is_refused_before_work(cli, shared_data, tmp_path, co
     assert r.returncode == 2
     one_error_line(r, str(target), f"{blocker} is not a folder")
     assert snapshot(tmp_path) == before
+
+
+def test_read_only_file_system_is_refused_before_work(shared_data, tmp_path):
+    """A real read-only mount (a tmpfs in a private mount namespace)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro tmpfs {mount}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private read-only mount can be made here: {probe.stderr.strip()}")
+    out = mount / "seg.png"
+    command = (f"mount -t tmpfs -o ro tmpfs {mount} && {sys.executable} -m medsam segment "
+               f"{shared_data / 'jsrt_scr_cxr/images/JPCLN001.png'} --box 1,1,50,50 -o {out}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 2, r.stderr
+    one_error_line(r, out, f"no permission to write in {mount}")
+    assert "model" not in r.stderr
