@@ -54,7 +54,8 @@ class PreparedImage:
 def longest_side_shape(height: int, width: int, target: int) -> tuple[int, int]:
     """(h, w) with the longest side equal to ``target``, rounded half up as SAM does."""
     scale = target / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    # at least one pixel: a 1 x 5000 strip would otherwise become 0 x 256
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 def minmax_unit(image: np.ndarray) -> np.ndarray:

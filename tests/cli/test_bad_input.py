@@ -229,3 +229,15 @@ def test_read_only_file_system_is_refused_before_work(shared_data, tmp_path):
     assert r.returncode == 2, r.stderr
     one_error_line(r, out, f"no permission to write in {mount}")
     assert "model" not in r.stderr
+
+
+@pytest.mark.parametrize("shape,box", [((1, 1), "0,0,1,1"), ((3, 7), "0,0,3,2"),
+                                       ((1, 5000), "0,0,4000,1"), ((5000, 2), "0,0,2,4000")])
+def test_tiny_and_extreme_images_segment(cli, tmp_path, ct_checkpoint, shape, box):
+    from PIL import Image
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.full(shape, 200, np.uint8)).save(path)
+    r = cli("segment", path, "--box", box, "--checkpoint", ct_checkpoint, "-o", tmp_path / "s.png")
+    assert r.returncode == 0, r.stderr
+    assert io.read(tmp_path / "s.png")[0].shape == shape

@@ -48,3 +48,16 @@ def test_pixel_units_when_the_spacing_is_unknown():
     assert "HD95 (px)" in text and "HD95 (mm)" not in text
     mixed = summarize(rows_from_metrics(unknown, "t", "m") + rows_from_metrics(known, "u", "m"))
     assert "| 3.00 (3.00-3.00) px |" in summary_markdown(mixed).replace("  ", " ")
+
+
+def test_metric_titles_carry_the_unit():
+    from medsam.evaluation.results import ResultRow
+    from medsam.evaluation.summary import metric_title
+
+    def row(unit):
+        return ResultRow("t", "m", "c", 1, 0.9, 0.8, 1.0, 10, 10, 10.0, 10.0, unit)
+
+    assert metric_title("dsc") == "DSC (%)"
+    assert metric_title("hd95", [row("mL")]) == "HD95 (mm)"
+    assert metric_title("hd95", [row("pixels")]) == "HD95 (px)"
+    assert metric_title("hd95", [row("pixels"), row("mm2")]) == "HD95 (mm or px)"

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
     from ..evaluation.results import load_tables
-    from ..evaluation.summary import METRIC_TITLES, PERCENT_METRICS
+    from ..evaluation.summary import PERCENT_METRICS, metric_title
     from ..fileutil import check_writable_output
 
     check_test_arguments(args)
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
                 for r in rows_:
                     values.setdefault((group_name(r.task, r.label, labels_per_task), method), []).append(
                         getattr(r, metric) * scale)
-            box_plot(values, names, list(tables), METRIC_TITLES.get(metric, metric), out / f"boxplot_{metric}.png",
+            box_plot(values, names, list(tables), metric_title(metric, [r for t in tables.values() for r in t]),
+                     out / f"boxplot_{metric}.png",
                      title=f"{metric.upper()} per task and method")
     print(comparison_markdown(rows, args.alpha), end="")
     print(f"written to {out}/")

@@ -21,7 +21,7 @@ from ..errors import InputError
 from .compare import comparison_markdown, compare_methods, write_comparison
 from .plots import bland_altman_plot, box_plot, volume_scatter_plot
 from .results import ResultRow, write_csv
-from .summary import METRIC_TITLES, PERCENT_METRICS, summarize, summary_markdown, write_summary
+from .summary import PERCENT_METRICS, metric_title, summarize, summary_markdown, write_summary
 from .volumes import volume_agreement, volume_pairs
 
 __all__ = ["ReportConfig", "build_report", "group_name"]
@@ -98,7 +98,7 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
                 values.setdefault((group_name(r.task, r.label, labels_per_task), r.method), []).append(
                     getattr(r, metric) * scale)
             file = f"boxplot_{metric}.png"
-            box_plot(values, names, methods, METRIC_TITLES.get(metric, metric), tmp / file,
+            box_plot(values, names, methods, metric_title(metric, all_rows), tmp / file,
                      title=f"{metric.upper()} per task and method")
             images.append(file)
         sections.append(("Box plots", "Boxes: quartiles; line: median; whiskers: 1.5 IQR.\n", images))

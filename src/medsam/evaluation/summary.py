@@ -13,7 +13,7 @@ from ..fileutil import atomic_path
 from ..metrics.case import MetricSummary, length_unit, summarize_values
 from .results import ResultRow, write_csv
 
-__all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric"]
+__all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
 
 DEFAULT_METRICS = ("dsc", "nsd", "hd95")
 PERCENT_METRICS = {"dsc", "nsd"}
@@ -31,6 +31,15 @@ class SummaryRow:
     n_cases: int
     metrics: dict
     length_unit: str = "mm"
+
+
+def metric_title(metric: str, rows: Iterable[ResultRow] = ()) -> str:
+    """The title of ``metric`` with its unit; HD95 in px when ``rows`` come from images
+    without a physical pixel size."""
+    if metric != "hd95":
+        return METRIC_TITLES.get(metric, metric)
+    units = {length_unit(r.volume_unit) for r in rows} or {"mm"}
+    return f"HD95 ({units.pop() if len(units) == 1 else 'mm or px'})"
 
 
 def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = DEFAULT_METRICS) -> list[SummaryRow]:
