@@ -254,3 +254,14 @@ def test_lite_checkpoint_loads_with_default_preprocessing(tmp_path):
     model = medsam.load_model(path)
     assert model.preprocessing is None
     assert MedSAMPredictor(model).transform.name == "litemedsam"
+
+
+def test_auto_device_is_accepted_everywhere(tmp_path):
+    """`auto` means the best available device for load_model as for the predictor."""
+    import medsam
+    from medsam.devices import default_device
+
+    path = tmp_path / "lite.pth"
+    torch.save(medsam.build_model("lite").state_dict(), path)
+    model = medsam.load_model(path, device="auto")
+    assert next(model.parameters()).device.type == default_device().type

@@ -98,7 +98,8 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
             (``medsam.weights.DEFAULT_WEIGHTS``, the official LiteMedSAM). Named
             weights that are not cached yet are fetched first (once per machine).
         variant: a ``MODEL_REGISTRY`` name; None infers it from the keys.
-        device: where to put the model ("cpu", "cuda", "cuda:1", "mps", ...).
+        device: where to put the model ("cpu", "cuda", "cuda:1", "mps", or "auto": the
+            best available, see :func:`medsam.devices.resolve_device`).
         progress: show what is fetched on first use (stderr).
 
     Returns:
@@ -290,11 +291,10 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _device(device: Union[str, torch.device]) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise InputError(f"unknown device {device!r}: {_first_line(error)}") from None
+def _device(device: Union[str, torch.device, None]) -> torch.device:
+    from .devices import resolve_device
+
+    return resolve_device(device)
 
 
 def _vit_summary() -> str:

@@ -41,3 +41,12 @@ def test_find_cases(shared_data, tmp_path):
     assert [p.name for p in find_cases(tmp_path)] == ["a.png", "b.nii.gz", "series"]
     with pytest.raises(InputError, match="no images to segment"):
         find_cases(tmp_path / "empty")
+
+
+def test_case_name_is_one_rule_for_every_command():
+    from medsam.evaluation import runner
+
+    assert case_name("x/liver_01.seg.nrrd") == "liver_01"
+    assert case_name("x/liver_01.nrrd") == "liver_01"
+    assert case_name("x/a.b.png") == "a.b"
+    assert runner.case_name is case_name

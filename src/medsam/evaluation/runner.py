@@ -20,13 +20,11 @@ import numpy as np
 
 from ..errors import InputError, MedSAMError
 from ..metrics.case import evaluate_labels
+from ..segmentation.cases import case_name
 from .results import ResultRow, rows_from_metrics
 
 __all__ = ["EvaluateConfig", "EvaluationRun", "case_name", "match_cases", "load_mask", "evaluate_case",
            "evaluate_folders"]
-
-_MULTI_SUFFIXES = (".nii.gz", ".seg.nrrd", ".nii", ".tar.gz")
-
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
@@ -63,15 +61,6 @@ class EvaluationRun:
     @property
     def complete(self) -> bool:
         return not self.failures
-
-
-def case_name(path: Path) -> str:
-    """File name without its (possibly double) extension."""
-    name = path.name
-    for suffix in _MULTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem if path.suffix else name
 
 
 def _list_cases(folder: Path, role: str) -> dict[str, Path]:

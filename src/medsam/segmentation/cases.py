@@ -56,10 +56,14 @@ class Case:
 
 
 def case_name(path: str | os.PathLike) -> str:
-    """The case's name: the file name without its format extension (or the folder name)."""
+    """The case's name: the file name without its format extension (``.nii.gz`` and 3D
+    Slicer's ``.seg.nrrd`` count as one), or the folder name. The one rule for matching
+    images, references, predictions and prompts by case."""
     path = Path(path)
     if path.is_dir():
         return path.name
+    if path.name.lower().endswith(".seg.nrrd"):
+        return path.name[: -len(".seg.nrrd")]
     ext = extension(path)
     return path.name[: -len(ext)] if ext and path.name.lower().endswith(ext) else path.stem
 
