@@ -19,7 +19,7 @@ def check_writable_output(path: str | os.PathLike, overwrite: bool = False) -> P
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an output file")
     if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+        raise InputError(f"{path}: output exists", option="overwrite")
     _check_folder_writable(path)
     return path
 
@@ -30,7 +30,7 @@ def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Pat
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: exists and is not a folder")
     if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+        raise InputError(f"{path}: output exists", option="overwrite")
     _check_folder_writable(path)
     return path
 
@@ -73,7 +73,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+        raise InputError(f"{path}: output exists", option="overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) if path.suffixes else ""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)

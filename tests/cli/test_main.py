@@ -29,3 +29,15 @@ def test_console_script_installed():
     # CI installs the package as the README says, so the entry point exists there.
     exe = shutil.which("medsam")
     assert exe is not None, "the `medsam` console script is not on PATH; install with pip"
+
+
+def test_library_hints_become_flags_on_the_command_line():
+    """Library messages name the Python option; the command line names its flag."""
+    from medsam.cli import CLI_HINTS, cli_text
+    from medsam.errors import OPTION_HINTS, InputError
+
+    assert set(CLI_HINTS) == set(OPTION_HINTS)
+    for option in OPTION_HINTS:
+        error = InputError("x: something", option=option)
+        assert "--" not in str(error)
+        assert cli_text(f"case a: {error}") == f"case a: x: something; {CLI_HINTS[option]}"

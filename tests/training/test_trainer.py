@@ -80,7 +80,7 @@ def test_resume_continues_exactly(prepared_jsrt, tmp_path, one_thread):
     kw = dict(batch_size=1, max_steps_per_epoch=1, tune_max_items=1)
     straight = train(settings(prepared_jsrt, tmp_path / "a", epochs=2, **kw))
     train(settings(prepared_jsrt, tmp_path / "b", epochs=1, **kw))
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="resume=True continues it"):
         train(settings(prepared_jsrt, tmp_path / "b", epochs=2, **kw))
     resumed = train(settings(prepared_jsrt, tmp_path / "b", epochs=2, **kw), resume=True)
     a = torch.load(tmp_path / "a" / "last.pth", weights_only=True)

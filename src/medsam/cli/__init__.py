@@ -43,6 +43,27 @@ SUBCOMMANDS: dict[str, str] = {
     "weights": "medsam.cli.weights",
 }
 
+#: the flag that sets each option of ``medsam.errors.OPTION_HINTS``
+CLI_HINTS: dict[str, str] = {
+    "overwrite": "pass --overwrite to replace it",
+    "threshold": "pass --threshold to binarise it",
+    "binary": "score them with --binary",
+    "names": "name them with --names",
+    "allow_missing": "pass --allow-missing to compare the common cases only",
+    "modality": "give --modality (ct, mr, xray, us, ...) to normalise them",
+    "resume": "--resume continues it, --overwrite starts again",
+}
+
+
+def cli_text(message: str) -> str:
+    """A library message with its Python hints replaced by the command line's flags."""
+    from ..errors import OPTION_HINTS
+
+    for option, hint in OPTION_HINTS.items():
+        message = message.replace(hint, CLI_HINTS.get(option, hint))
+    return message
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -74,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or EXIT_OK)
     except MedSAMError as exc:
-        print(f"medsam: error: {exc}", file=sys.stderr)
+        print(f"medsam: error: {cli_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("medsam: interrupted", file=sys.stderr)

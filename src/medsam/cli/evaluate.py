@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.runner import EvaluateConfig, evaluate_folders
     from ..evaluation.summary import summarize, summary_markdown, write_summary
     from ..fileutil import check_writable_output
+    from . import cli_text
 
     if args.tolerance < 0:
         raise InputError(f"--tolerance must be >= 0 mm, got {args.tolerance}")
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     run_ = evaluate_folders(args.pred, args.gt, config, progress=not args.quiet)
     if not run_.complete:
         for case, message in run_.failures:
-            print(f"medsam evaluate: failed: {message if case in message else f'case {case}: {message}'}",
-                  file=sys.stderr)
+            text = cli_text(message if case in message else f"case {case}: {message}")
+            print(f"medsam evaluate: failed: {text}", file=sys.stderr)
         write_csv(outputs["failed"], ["case", "error"], run_.failures)
         written = ""
         if run_.rows:

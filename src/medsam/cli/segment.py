@@ -192,6 +192,7 @@ def _load_model(args):
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MedSAMError
+    from . import cli_text
     from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, find_cases, output_path_for
     from ..fileutil import check_writable_output
@@ -245,5 +246,5 @@ def run(args: argparse.Namespace) -> int:
     done = len(cases) - len(failed)
     print(f"segmented {done} of {len(cases)} cases into {out_dir} (times: {out_dir / 'segment_times.csv'})")
     for line in failed:
-        print(f"medsam: failed: {line}", file=sys.stderr)
+        print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
     return 1 if failed else 0

@@ -70,7 +70,7 @@ def paired_values(tables: Mapping[str, Sequence[ResultRow]], allow_missing: bool
                     shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
                     raise InputError(
                         f"task {task!r} label {label}: method {method!r} has no result for "
-                        f"{len(lacking)} case(s): {shown} (pass --allow-missing to compare common cases only)")
+                        f"{len(lacking)} case(s): {shown}", option="allow_missing")
         for method in by_method:
             by_method[method] = {c: by_method[method][c] for c in sorted(common)}
     return dict(groups)

@@ -150,7 +150,7 @@ def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None 
             methods = [names[i]]
         for m in methods:
             if m in tables:
-                raise InputError(f"{path}: method {m!r} also comes from {sources[m]}; name them with --names")
+                raise InputError(f"{path}: method {m!r} also comes from {sources[m]}", option="names")
             tables[m] = [r for r in rows if r.method == m]
             sources[m] = str(path)
     return tables, sources

@@ -161,7 +161,7 @@ def check_labels_meet(case: str, pred: np.ndarray, gt: np.ndarray) -> None:
     if pred_ids and gt_ids and not pred_ids & gt_ids:
         raise InputError(f"case {case}: prediction labels {_ids(pred_ids)} and reference labels "
                          f"{_ids(gt_ids)} have no value in common (masks stored differently, e.g. "
-                         f"1 and 255?); score them as binary masks")
+                         f"1 and 255?)", option="binary")
 
 
 def _fmt(values) -> str:
@@ -183,7 +183,7 @@ def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndar
         return (array > config.threshold).astype(np.uint8)
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise InputError(f"{path}: mask holds non-integer values; pass --threshold to binarise it")
+            raise InputError(f"{path}: mask holds non-integer values", option="threshold")
         array = array.astype(np.int64)
     elif array.dtype.kind == "b":
         array = array.astype(np.uint8)
@@ -196,8 +196,8 @@ def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndar
         values = values[values != 0]
         if values.size > 1:
             shown = ", ".join(str(v) for v in values[:6]) + (" ..." if values.size > 6 else "")
-            raise InputError(f"{path}: mask is not binary (foreground values {shown}); "
-                             f"pass --threshold for lossy masks or drop --binary for label maps")
+            raise InputError(f"{path}: mask is not binary (foreground values {shown}); a label map "
+                             f"cannot be scored as binary", option="threshold")
         return (array != 0).astype(np.uint8)
     return array
 

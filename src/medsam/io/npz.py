@@ -70,7 +70,7 @@ def read_npz(path: str | os.PathLike) -> NpzCase:
     """Read a challenge-format npz file (see the module docstring)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path}: cannot read npz file ({exc})") from None

@@ -179,7 +179,7 @@ def _write_detached(image, path: Path, overwrite: bool, compress: bool) -> Path:
     import tempfile
 
     if path.exists() and not overwrite:
-        raise InputError(f"{path}: output exists; pass --overwrite to replace it")
+        raise InputError(f"{path}: output exists", option="overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -190,7 +190,7 @@ def _write_detached(image, path: Path, overwrite: bool, compress: bool) -> Path:
         data_files = [f for f in tmpdir.iterdir() if f.name != path.name]
         for f in data_files:
             if (path.parent / f.name).exists() and not overwrite:
-                raise InputError(f"{path.parent / f.name}: output exists; pass --overwrite to replace it")
+                raise InputError(f"{path.parent / f.name}: output exists", option="overwrite")
         for f in data_files:
             os.replace(f, path.parent / f.name)
         os.replace(tmpdir / path.name, path)

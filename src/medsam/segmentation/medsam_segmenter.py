@@ -91,8 +91,8 @@ def prepare_intensities(image: np.ndarray, geometry: Geometry, modality: str | N
             return image
         else:
             raise InputError(f"image values are {image.dtype} in "
-                             f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}: "
-                             "give the modality (--modality ct, mr, xray, us, ...) to normalise them")
+                             f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}",
+                             option="modality")
     try:
         if geometry.ndim == 3:
             return normalize_volume(image, modality, window=window, level=level, width=width)

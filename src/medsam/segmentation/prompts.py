@@ -103,7 +103,7 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
         if box.size != 4:
             raise InputError(f"{what}: a 2D image takes 4 numbers x0,y0,x1,y1, got {box.size}")
         if prompt.slice is not None:
-            raise InputError(f"{prompt.describe}: --slice/\"slice\" applies to volumes, not 2D images")
+            raise InputError(f"{prompt.describe}: a slice applies to volumes, not 2D images")
         if prompt.world:
             box = world_box_to_pixels(box, geometry, shape, prompt.frame, what)
         return ResolvedPrompt(prompt.label, prompt.name, tuple(validate_box_2d(box, shape, what)))
@@ -120,7 +120,7 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
         b2 = validate_box_2d([x0, y0, x1, y1], shape[1:], what)
         return ResolvedPrompt(prompt.label, prompt.name, tuple(b2), (lo + hi) // 2, (lo, hi))
     if prompt.slice is None:
-        raise InputError(f"{what}: a 2D box on a volume needs a slice (--slice / \"slice\"), "
+        raise InputError(f"{what}: a 2D box on a volume needs a key slice, "
                          "or give a 3D box x0,y0,z0,x1,y1,z1")
     key = validate_slice(prompt.slice, depth, f"{prompt.describe} slice")
     return ResolvedPrompt(prompt.label, prompt.name, tuple(validate_box_2d(box, shape[1:], what)), key)

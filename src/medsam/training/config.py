@@ -158,13 +158,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = (),
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"--set expects key=value, got {item!r}")
+            raise InputError(f"a setting override must be key=value, got {item!r}")
         values[key.strip()] = _parse_scalar(text.strip())
     values.update({k: v for k, v in explicit.items() if v is not None})
     if not values.get("data"):
-        raise InputError("no prepared data folder given (setting 'data' or --data)")
+        raise InputError("no prepared data folder given (setting 'data')")
     if not values.get("out"):
-        raise InputError("no run folder given (setting 'out' or --out)")
+        raise InputError("no run folder given (setting 'out')")
     return make_config(values)
 
 

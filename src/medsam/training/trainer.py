@@ -163,8 +163,8 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path
         if not (run / RESUME_NAME).is_file():
             raise InputError(f"{run}: nothing to resume ({RESUME_NAME} not found)")
     elif existing and not overwrite:
-        raise InputError(f"{run}: run folder already holds {', '.join(existing)}; pass "
-                         f"--resume to continue it or --overwrite to start again")
+        raise InputError(f"{run}: run folder already holds {', '.join(existing)}",
+                         option="resume")
     return run
 
 
