@@ -211,9 +211,9 @@ def test_read_only_file_system_is_refused_before_work(shared_data, tmp_path):
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
-    from conftest import ROOT
-
+    src = Path(__file__).resolve().parents[2] / "src"
     mount = tmp_path / "ro"
     mount.mkdir()
     probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro tmpfs {mount}"],
@@ -223,7 +223,7 @@ def test_read_only_file_system_is_refused_before_work(shared_data, tmp_path):
     out = mount / "seg.png"
     command = (f"mount -t tmpfs -o ro tmpfs {mount} && {sys.executable} -m medsam segment "
                f"{shared_data / 'jsrt_scr_cxr/images/JPCLN001.png'} --box 1,1,50,50 -o {out}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     r = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True,
                        env=env, timeout=300)
     assert r.returncode == 2, r.stderr
