@@ -120,7 +120,7 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
         b2 = validate_box_2d([x0, y0, x1, y1], shape[1:], what)
         return ResolvedPrompt(prompt.label, prompt.name, tuple(b2), (lo + hi) // 2, (lo, hi))
     if prompt.slice is None:
-        raise InputError(f"{what}: a 2D box on a volume needs a key slice, "
+        raise InputError(f"{what}: a 2D box on a volume needs a slice number, "
                          "or give a 3D box x0,y0,z0,x1,y1,z1")
     key = validate_slice(prompt.slice, depth, f"{prompt.describe} slice")
     return ResolvedPrompt(prompt.label, prompt.name, tuple(validate_box_2d(box, shape[1:], what)), key)
