@@ -34,6 +34,7 @@ from ..io.geometry import Geometry
 from ..metrics import dice, normalized_surface_distance
 from ..segmentation.boxes import mask_to_box, perturb_box
 from ..segmentation.prompts import BoxPrompt
+from ..training.curation import remove_small_components
 
 #: box settings: name -> maximum growth of each side, in pixels at 1024 (paper: 0-20 px)
 BOX_SETTINGS: dict[str, int] = {"tight": 0, "perturbed": 20}
@@ -82,11 +83,6 @@ def _components(mask: np.ndarray) -> list[np.ndarray]:
     return [labelled == i for i in range(1, count + 1)]
 
 
-def _keep_large(mask: np.ndarray, min_size: int) -> np.ndarray:
-    return np.any([c for c in _components(mask) if c.sum() >= min_size] or [np.zeros_like(mask)],
-                  axis=0)
-
-
 def _shift_px(shift: int, shape: Sequence[int]) -> int:
     return int(round(shift * max(shape) / 1024))
 
@@ -128,8 +124,8 @@ def reference_prompts(reference: np.ndarray, ndim: int, prompt: str = "box",
             if ids:
                 groups[label] = tuple(ids)
             continue
-        mask = _keep_large(mask, min_voxels)
-        mask &= np.stack([_keep_large(s, min_pixels) for s in mask])
+        mask = remove_small_components(mask, min_voxels)
+        mask &= np.stack([remove_small_components(s, min_pixels) for s in mask])
         if not mask.any():
             continue
         kept[mask] = label

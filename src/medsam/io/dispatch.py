@@ -87,8 +87,8 @@ def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndar
     elif kind == "raster":
         array, geometry = read_raster(path)
     else:
-        case = read_npz(path)
-        array, geometry = case.image, case.geometry
+        case = read_npz(path)  # checks its values itself
+        return case.image, case.geometry
     check_finite(array, path)
     return array, geometry
 
