@@ -21,6 +21,7 @@ from .devices import resolve_device
 from .errors import InputError
 from .fileutil import atomic_path, check_writable_output
 from .intensity import to_three_channels
+from .modeling.sam import decode_prompts
 from .transforms import get_transform, transform_for_variant
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
@@ -260,14 +261,8 @@ class MedSAMPredictor:
             if points is not None:
                 point_t = (torch.as_tensor(points[0], dtype=torch.float32, device=dev),
                            torch.as_tensor(points[1], dtype=torch.int64, device=dev))
-            sparse, dense = self.model.prompt_encoder(points=point_t, boxes=box_t, masks=None)
-            return self.model.mask_decoder(
-                image_embeddings=embedding,
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask_output,
-            )
+            return decode_prompts(self.model, embedding, boxes=box_t, points=point_t,
+                                  multimask_output=multimask_output)
 
     # ------------------------------------------------------------------ embedding files
 

@@ -6,11 +6,11 @@ from .build import MODEL_CONFIGS, MODEL_REGISTRY, ModelConfig, build_model, buil
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
-from .sam import Sam
+from .sam import Sam, decode_prompts
 from .tiny_vit import TinyViT
 from .transformer import TwoWayTransformer
 
 __all__ = [
     "MODEL_CONFIGS", "MODEL_REGISTRY", "ModelConfig", "build_model", "build_sam",
-    "ImageEncoderViT", "MaskDecoder", "PromptEncoder", "Sam", "TinyViT", "TwoWayTransformer",
+    "ImageEncoderViT", "MaskDecoder", "PromptEncoder", "Sam", "TinyViT", "TwoWayTransformer", "decode_prompts",
 ]

@@ -52,6 +52,14 @@ class Sam(nn.Module):
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, image_size={self.image_size}"
 
+    def decode(self, embeddings: torch.Tensor, boxes: Optional[torch.Tensor] = None,
+               points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+               masks: Optional[torch.Tensor] = None,
+               multimask_output: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> masks on precomputed embeddings; see :func:`decode_prompts`."""
+        return decode_prompts(self, embeddings, boxes=boxes, points=points, masks=masks,
+                              multimask_output=multimask_output)
+
     def forward(self, images: torch.Tensor, boxes: Optional[torch.Tensor] = None,
                 points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
                 masks: Optional[torch.Tensor] = None,
@@ -60,20 +68,42 @@ class Sam(nn.Module):
 
         Args:
             images: (B, 3, S, S) preprocessed images.
-            boxes: (B, 4) XYXY boxes in input-frame pixels, or None.
-            points: (coords (B, N, 2) xy input-frame pixels, labels (B, N)), or None.
-            masks: (B, 1, 256, 256) mask logits from a previous round, or None.
-            multimask_output: return 3 masks per prompt instead of 1.
+            boxes, points, masks, multimask_output: as in :meth:`decode`.
 
         Returns:
             low-resolution logits (B, 1|3, 256, 256) and IoU predictions (B, 1|3).
         """
-        embeddings = self.image_encoder(images)
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        return self.mask_decoder(
-            image_embeddings=embeddings,
-            image_pe=self.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
-        )
+        return self.decode(self.image_encoder(images), boxes=boxes, points=points, masks=masks,
+                           multimask_output=multimask_output)
+
+
+def decode_prompts(model: nn.Module, embeddings: torch.Tensor,
+                   boxes: Optional[torch.Tensor] = None,
+                   points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+                   masks: Optional[torch.Tensor] = None,
+                   multimask_output: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Prompts -> masks on precomputed image embeddings: the one prompt-encoder ->
+    mask-decoder call, used by :meth:`Sam.forward`, the predictor, training and tuning.
+
+    ``model`` is any SAM-architecture module with ``prompt_encoder`` and
+    ``mask_decoder`` (ours, or Meta's reference ``Sam``).
+
+    Args:
+        embeddings: (1, 256, 64, 64) shared by all B prompts, or (B, 256, 64, 64)
+            one per prompt.
+        boxes: (B, 4) XYXY boxes in input-frame pixels, or None.
+        points: (coords (B, N, 2) xy input-frame pixels, labels (B, N)), or None.
+        masks: (B, 1, 256, 256) mask logits from a previous round, or None.
+        multimask_output: return 3 masks per prompt instead of 1.
+
+    Returns:
+        low-resolution logits (B, 1|3, 256, 256) and IoU predictions (B, 1|3).
+    """
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+    return model.mask_decoder(
+        image_embeddings=embeddings,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask_output,
+    )

@@ -63,10 +63,7 @@ class SegmentationStep(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled()
                                         and not self.freeze_image_encoder):
                 embeddings = self.sam.image_encoder(images)
-        with torch.no_grad():
-            sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)
-            pe = self.sam.prompt_encoder.get_dense_pe()
-        low, _ = self.sam.mask_decoder(embeddings, pe, sparse, dense, multimask_output=False)
+        low, _ = self.sam.decode(embeddings, boxes=boxes)
         return low
 
 

@@ -37,9 +37,7 @@ def tune_dice(model, transform, root: Path, rows: list[dict], device: torch.devi
             embeddings = cache.get([row["file"] for row in part], x)
         else:
             embeddings = model.image_encoder(x)
-        sparse, dense = model.prompt_encoder(points=None, boxes=b, masks=None)
-        low, _ = model.mask_decoder(embeddings, model.prompt_encoder.get_dense_pe(), sparse,
-                                    dense, multimask_output=False)
+        low, _ = model.decode(embeddings, boxes=b)
         for i, (original, input_size) in enumerate(metas):
             pred = transform.postprocess(low[i:i + 1].float(), original, input_size)[0, 0]
             total += dice(pred.cpu().numpy(), masks[i])
