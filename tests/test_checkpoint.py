@@ -231,18 +231,84 @@ def test_unknown_name_goes_to_the_weights_registry():
     assert "surely_not_a_weights_name" in str(info.value)
 
 
-def test_registered_weights_record_their_preprocessing(tmp_path):
-    """Meta's SAM files (by name or by their official file name) carry the SAM
-    transform; MedSAM's and other files use the variant's default."""
-    from pathlib import Path
+def test_registered_names_carry_their_preprocessing(tmp_path):
+    """Named weights carry the transform of their registry entry (SAM's for Meta's
+    files); a file is not judged by its name: one called like Meta's SAM file, with
+    other contents, gets the variant's default."""
+    from medsam.checkpoint import _preprocessing
 
-    from medsam.checkpoint import _registered_preprocessing
+    nowhere = tmp_path / "not_read.pth"
+    assert _preprocessing("sam_vit_b", nowhere, "vit_b", {}, None) == (
+        "sam", "registered weights sam_vit_b")
+    assert _preprocessing("medsam_vit_b", nowhere, "vit_b", {}, None)[0] == "medsam"
+    impostor = tmp_path / "sam_vit_b_01ec64.pth"
+    impostor.write_bytes(b"PK\x03\x04 not Meta's file")
+    assert _preprocessing(str(impostor), impostor, "vit_b", {}, None) == (
+        None, "the variant's default")
 
-    assert _registered_preprocessing("sam_vit_b", Path("/cache/sam_vit_b_01ec64.pth"), "vit_b") == "sam"
-    assert _registered_preprocessing(str(tmp_path / "sam_vit_b_01ec64.pth"),
-                                     tmp_path / "sam_vit_b_01ec64.pth", "vit_b") == "sam"
-    assert _registered_preprocessing("medsam_vit_b", Path("/c/medsam_vit_b.pth"), "vit_b") == "medsam"
-    assert _registered_preprocessing(str(tmp_path / "mine.pth"), tmp_path / "mine.pth", "vit_b") is None
+
+def _register(monkeypatch, path, name="test_sam_file", variant="vit_b", transform="sam"):
+    """Register ``path``'s bytes as published weights, as WEIGHTS holds Meta's files."""
+    import hashlib
+
+    from medsam.weights import WEIGHTS, WeightsEntry
+
+    entry = WeightsEntry(name=name, filename=f"{name}.pth", sources=(), variant=variant,
+                         transform=transform,
+                         checksum="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
+                         size_bytes=path.stat().st_size, description="test", homepage="")
+    monkeypatch.setitem(WEIGHTS, name, entry)
+    return entry
+
+
+def test_identify_file_by_size_and_checksum(tmp_path, monkeypatch):
+    from medsam.weights import identify_file
+
+    published = tmp_path / "published.bin"
+    published.write_bytes(b"\x80 published bytes")
+    entry = _register(monkeypatch, published)
+    renamed = tmp_path / "renamed.pth"
+    renamed.write_bytes(published.read_bytes())
+    assert identify_file(renamed, "vit_b") == entry
+    assert identify_file(renamed, "vit_l") is None                 # another variant
+    assert identify_file(renamed, "vit_b", skip_transform="sam") is None
+    other = tmp_path / entry.filename                              # the name, other bytes
+    other.write_bytes(b"\x80 published byteZ")
+    assert identify_file(other, "vit_b") is None
+
+
+@pytest.mark.slow
+def test_renamed_sam_file_keeps_sams_preprocessing(tmp_path, monkeypatch):
+    """A registered SAM file renamed by its user still gets SAM's transform (by content)."""
+    from medsam.predictor import MedSAMPredictor
+
+    path = tmp_path / "my_copy.pth"
+    torch.save(build_model("vit_b").state_dict(), path)
+    _register(monkeypatch, path)
+    model = load_model(path)
+    assert (model.preprocessing, model.preprocessing_source) == (
+        "sam", "the published test_sam_file file")
+    assert MedSAMPredictor(model).transform.name == "sam"
+
+
+def test_our_checkpoints_record_their_preprocessing(tmp_path, lite_state):
+    """Metadata saved inside our checkpoints (keys still SAM's layout) chooses the
+    variant and transform; an explicit transform overrides it, and must fit the model."""
+    from medsam.checkpoint import with_metadata
+
+    path = tmp_path / "trained.pth"
+    torch.save(with_metadata(lite_state, {"variant": "lite", "transform": "litemedsam",
+                                          "image_size": 256, "trained_on": ["jsrt"]}), path)
+    assert list(torch.load(path, weights_only=True)) == list(lite_state)
+    model = load_model(path)
+    assert (model.preprocessing, model.preprocessing_source) == (
+        "litemedsam", "recorded in the checkpoint")
+    assert model.metadata["trained_on"] == ["jsrt"]
+    assert load_model(path, transform="litemedsam").preprocessing_source == "as requested"
+    with pytest.raises(InputError, match="makes 1024-pixel inputs but the model takes 256"):
+        load_model(path, transform="sam")
+    with pytest.raises(InputError, match="unknown transform 'nope'"):
+        load_model(path, transform="nope")
 
 
 def test_lite_checkpoint_loads_with_default_preprocessing(tmp_path):

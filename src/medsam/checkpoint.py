@@ -8,6 +8,18 @@ saved from a ``DistributedDataParallel`` (``module.``) or ``torch.compile``
 (``_orig_mod.``) wrapper. Files are read with ``torch.load(weights_only=True)``:
 no code in a checkpoint is ever run.
 
+Our own checkpoints (training's ``best.pth`` / ``last.pth``) record how they were
+made: variant, transform, input size, training data. The record is kept where torch
+keeps per-module versions, ``state_dict._metadata[""]["medsam"]``, so the keys stay
+SAM's layout and any SAM loader still reads the file (:func:`with_metadata`,
+:func:`read_checkpoint`).
+
+Which preprocessing a loaded model needs (``model.preprocessing``, and in words
+``model.preprocessing_source``) is, in order: the ``transform`` asked for; the one
+recorded in the checkpoint; the registry entry of named weights; the registry entry
+whose published file this is (by size and checksum, never by file name); else None,
+the variant's default.
+
 Every problem a user can cause (missing file, not a torch file, truncated file,
 no model weights, keys or shapes that do not fit the model) raises
 :class:`~medsam.errors.CheckpointError` naming the file.
@@ -18,9 +30,10 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -39,25 +52,42 @@ NESTING_KEYS = ("model", "state_dict", "model_state_dict")
 IGNORED_KEYS = ("pixel_mean", "pixel_std")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".tar")
 _LISTED = 5  # how many keys an error message lists per kind of problem
+#: the key of our record in ``state_dict._metadata[""]``
+METADATA_KEY = "medsam"
 
 
-def load_state_dict(path: Union[str, os.PathLike]) -> StateDict:
-    """Read the model's state dict from the checkpoint file ``path``.
+def read_checkpoint(path: Union[str, os.PathLike]) -> Tuple[StateDict, Dict[str, Any]]:
+    """Read the model's state dict and our record of it from the checkpoint ``path``.
 
     Accepts a plain state dict, ``{"model": ...}`` / ``{"state_dict": ...}``
     training checkpoints and ``module.`` / ``_orig_mod.`` / ``model.``
     prefixes; tensors are loaded onto the CPU. Returns a new dict whose keys
     start with ``image_encoder.``, ``prompt_encoder.`` or ``mask_decoder.``
-    (pixel mean/std buffers dropped). Raises :class:`CheckpointError`.
+    (pixel mean/std buffers dropped), and the record saved by :func:`with_metadata`
+    (``{}`` for other files). Raises :class:`CheckpointError`.
     """
     path = Path(path)
     loaded = _torch_load(path)
-    state = _unwrap(loaded, path)
+    state, metadata = _unwrap(loaded, path)
     if not any(key.startswith(COMPONENTS) for key in state):
         raise CheckpointError(
             f"{path}: no model weights found (expected keys starting with "
             f"{', '.join(c + '*' for c in COMPONENTS)}); it holds {_first(list(state))}")
-    return state
+    return state, metadata
+
+
+def load_state_dict(path: Union[str, os.PathLike]) -> StateDict:
+    """The model's state dict from the checkpoint ``path`` (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path)[0]
+
+
+def with_metadata(state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
+                  ) -> "OrderedDict[str, torch.Tensor]":
+    """``state`` carrying ``metadata`` (plain values: str, int, float, lists, dicts) in
+    ``_metadata[""]["medsam"]``; saved with ``torch.save`` it keeps SAM's key layout."""
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    out._metadata = OrderedDict({"": {METADATA_KEY: dict(metadata)}})  # type: ignore[attr-defined]
+    return out
 
 
 def infer_variant(state_dict: Mapping, source: str = "state dict") -> str:
@@ -88,7 +118,8 @@ def infer_variant(state_dict: Mapping, source: str = "state dict") -> str:
 
 
 def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Optional[str] = None,
-               device: Union[str, torch.device] = "cpu", progress: bool = True) -> Sam:
+               device: Union[str, torch.device] = "auto", progress: bool = True,
+               transform: Optional[str] = None) -> Sam:
     """Build the model and load ``checkpoint`` into it with strict checking.
 
     Args:
@@ -98,9 +129,12 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
             (``medsam.weights.DEFAULT_WEIGHTS``, the official LiteMedSAM). Named
             weights that are not cached yet are fetched first (once per machine).
         variant: a ``MODEL_REGISTRY`` name; None infers it from the keys.
-        device: where to put the model ("cpu", "cuda", "cuda:1", "mps", or "auto": the
-            best available, see :func:`medsam.devices.resolve_device`).
+        device: where to put the model ("auto", the default: the best available, see
+            :func:`medsam.devices.resolve_device`; "cpu", "cuda", "cuda:1", "mps").
         progress: show what is fetched on first use (stderr).
+        transform: the preprocessing to use (a key of
+            :data:`medsam.transforms.TRANSFORMS`), overriding what the weights record;
+            see the module docstring for how it is chosen otherwise.
 
     Returns:
         the :class:`~medsam.modeling.sam.Sam`, in eval mode, float32.
@@ -116,8 +150,11 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
 
         checkpoint = DEFAULT_WEIGHTS
     path = _resolve(checkpoint, progress)
-    state = load_state_dict(path)
-    if variant is None:
+    state, metadata = read_checkpoint(path)
+    if variant is None and metadata.get("variant") in MODEL_REGISTRY:
+        variant = str(metadata["variant"])
+        how = "recorded in the checkpoint"
+    elif variant is None:
         variant = infer_variant(state, source=str(path))
         how = "inferred from its keys"
     else:
@@ -151,21 +188,43 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
         model = model.to(target)
     except (RuntimeError, AssertionError) as error:
         raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
-    model.preprocessing = _registered_preprocessing(checkpoint, path, variant)
+    model.preprocessing, model.preprocessing_source = _preprocessing(
+        checkpoint, path, variant, metadata, transform)
+    if model.preprocessing is not None:
+        _check_transform(model.preprocessing, model.image_size, path)
+    model.metadata = metadata
     return model.eval()
 
 
-def _registered_preprocessing(checkpoint, path: Path, variant: str) -> Optional[str]:
-    """The transform registered weights were trained with, when ``checkpoint`` is a
-    weights name or a file carrying an official file name (``sam_vit_b_01ec64.pth``)."""
-    try:
-        from .weights import WEIGHTS
-    except ModuleNotFoundError:
-        return None
-    for entry in WEIGHTS.values():
-        if entry.variant == variant and (checkpoint == entry.name or path.name == entry.filename):
-            return entry.transform
-    return None
+def _preprocessing(checkpoint: Union[str, os.PathLike], path: Path, variant: str,
+                   metadata: Mapping[str, Any], transform: Optional[str]
+                   ) -> Tuple[Optional[str], str]:
+    """(transform name or None for the variant's default, where that choice came from)."""
+    from .transforms import transform_for_variant
+    from .weights import WEIGHTS, identify_file
+
+    if transform is not None:
+        return transform, "as requested"
+    if metadata.get("transform"):
+        return str(metadata["transform"]), "recorded in the checkpoint"
+    entry = WEIGHTS.get(checkpoint) if isinstance(checkpoint, str) else None
+    if entry is not None and entry.variant == variant:
+        return entry.transform, f"registered weights {entry.name}"
+    entry = identify_file(path, variant, skip_transform=transform_for_variant(variant))
+    if entry is not None:
+        return entry.transform, f"the published {entry.name} file"
+    return None, "the variant's default"
+
+
+def _check_transform(name: str, image_size: int, path: Path) -> None:
+    from .transforms import TRANSFORMS
+
+    if name not in TRANSFORMS:
+        raise InputError(f"unknown transform {name!r}; choose one of {', '.join(sorted(TRANSFORMS))}")
+    size = TRANSFORMS[name].image_size
+    if size != image_size:
+        raise InputError(f"{path}: transform {name!r} makes {size}-pixel inputs but the model "
+                         f"takes {image_size}")
 
 
 def _resolve(checkpoint: Union[str, os.PathLike], progress: bool = True) -> Path:
@@ -173,13 +232,8 @@ def _resolve(checkpoint: Union[str, os.PathLike], progress: bool = True) -> Path
     :func:`medsam.weights.get_weights_path`, which fetches them on first use."""
     if isinstance(checkpoint, str) and not Path(checkpoint).exists() \
             and not _looks_like_path(checkpoint):
-        try:
-            from .weights import get_weights_path  # only needed for names
-        except ModuleNotFoundError as error:
-            if error.name != f"{__package__}.weights":
-                raise
-            raise CheckpointError(f"{checkpoint}: no such checkpoint file, and this installation "
-                                  f"has no named weights") from None
+        from .weights import get_weights_path
+
         return Path(get_weights_path(checkpoint, download=True, progress=progress))
     return Path(checkpoint)
 
@@ -229,8 +283,9 @@ def explain_load_failure(message: str) -> str:
     return f"cannot be read as a PyTorch checkpoint; the file is truncated or damaged ({reason})"
 
 
-def _unwrap(loaded: object, path: Path) -> StateDict:
-    """The model state dict inside ``loaded``, with wrapper prefixes removed."""
+def _unwrap(loaded: object, path: Path) -> Tuple[StateDict, Dict[str, Any]]:
+    """The model state dict inside ``loaded``, with wrapper prefixes removed, and the
+    record :func:`with_metadata` put in it (``{}`` when none)."""
     state = loaded
     for _ in range(2):
         if isinstance(state, Mapping) and not any(str(k).startswith(COMPONENTS) for k in state):
@@ -240,6 +295,9 @@ def _unwrap(loaded: object, path: Path) -> StateDict:
                 state = nested
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    versions = getattr(state, "_metadata", None)
+    root = versions.get("", {}) if isinstance(versions, Mapping) else {}
+    metadata = root.get(METADATA_KEY, {}) if isinstance(root, Mapping) else {}
     state = {str(key): value for key, value in state.items()}
     state = _strip_prefixes(state)
     for key in IGNORED_KEYS:
@@ -247,7 +305,7 @@ def _unwrap(loaded: object, path: Path) -> StateDict:
     bad = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if bad and any(key.startswith(COMPONENTS) for key in state):
         raise CheckpointError(f"{path}: is not a state dict: {_first(bad)} are not tensors")
-    return state
+    return state, dict(metadata) if isinstance(metadata, Mapping) else {}
 
 
 def _strip_prefixes(state: StateDict) -> StateDict:

@@ -20,10 +20,14 @@ whenever the data reach both window limits (any CT with air and bone).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .io.geometry import Geometry
 
 
 @dataclass(frozen=True)
@@ -179,3 +183,37 @@ def normalize_volume(volume: np.ndarray, modality: str, window: str | None = Non
     if volume.ndim != 3:
         raise InputError(f"expected a volume of shape (z, y, x), got shape {volume.shape}")
     return _normalize_values(volume, modality, window, level, width)
+
+
+def prepare_intensities(image: np.ndarray, geometry: Optional["Geometry"] = None,
+                        modality: str | None = None, window: str | None = None,
+                        level: float | None = None, width: float | None = None) -> np.ndarray:
+    """Raw values -> the uint8 range MedSAM was trained on: the one intensity step of
+    inference (CLI, API, predictor), evaluation and training-data curation.
+
+    Volumes (``geometry.ndim == 3``) are normalised as a whole (:func:`normalize_volume`),
+    2D images (also when ``geometry`` is None) with :func:`normalize_intensity`. Without
+    a modality, uint8 images (PNG/JPEG photos, challenge npz files) are used as they
+    are; other data need one (``ct``, ``mr``, ...); a CT window alone implies ``ct``.
+
+    Returns:
+        uint8 ``(z, y, x)`` for volumes, ``(y, x, 3)`` for 2D images.
+    """
+    image = np.asarray(image)
+    if modality is None:
+        if window is not None or level is not None or width is not None:
+            modality = "ct"
+        elif image.dtype == np.uint8:
+            return image
+        else:
+            raise InputError(f"image values are {image.dtype} in "
+                             f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}",
+                             option="modality")
+    try:
+        if geometry is not None and geometry.ndim == 3:
+            return normalize_volume(image, modality, window=window, level=level, width=width)
+        return normalize_intensity(image, modality, window=window, level=level, width=width)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from None

@@ -1,7 +1,7 @@
 """Box- and point-prompted 2D segmentation with a cached image embedding.
 
     predictor = MedSAMPredictor(medsam.load_model("medsam_vit_b"))
-    predictor.set_image(image)                    # (H, W) or (H, W, 3), values in [0, 255]
+    predictor.set_image(image, modality="xray")   # (H, W) or (H, W, 3); raw values normalised
     masks, scores, logits = predictor.predict(boxes=[[x0, y0, x1, y1], ...])
 
 The transform (resizing, normalisation, prompt scaling, mask post-processing) is
@@ -20,7 +20,7 @@ import torch
 from .devices import resolve_device
 from .errors import InputError
 from .fileutil import atomic_path, check_writable_output
-from .intensity import to_three_channels
+from .intensity import prepare_intensities, to_three_channels
 from .modeling.sam import decode_prompts
 from .transforms import get_transform, transform_for_variant
 
@@ -67,8 +67,8 @@ def _check_image(image) -> np.ndarray:
     low, high = image.min(), image.max()
     if low < 0 or high > 255:
         raise InputError(
-            f"image values span [{low}, {high}] but the model expects [0, 255]; normalise it "
-            f"first, e.g. medsam.intensity.normalize_intensity(image, modality='ct')")
+            f"image values span [{low}, {high}] but the model expects [0, 255]; give the "
+            f"image's modality (e.g. set_image(image, modality='ct')) to normalise it")
     return to_three_channels(image)
 
 
@@ -145,7 +145,7 @@ class MedSAMPredictor:
         self.reset_image()
 
     @classmethod
-    def from_weights(cls, name: str | None = None, device: str | torch.device | None = "cpu",
+    def from_weights(cls, name: str | None = None, device: str | torch.device | None = "auto",
                      download: bool = True, progress: bool = True) -> "MedSAMPredictor":
         """A predictor for the named weights (``medsam.weights.WEIGHTS``; None: the default,
         LiteMedSAM), with the transform those weights were trained with (``sam`` for
@@ -171,9 +171,17 @@ class MedSAMPredictor:
     def is_image_set(self) -> bool:
         return self._embedding is not None
 
-    def set_image(self, image: np.ndarray) -> None:
-        """Compute and cache the embedding of ``image``: (H, W) grey or (H, W, 3) RGB,
-        values in [0, 255] (uint8 or any real dtype; see :mod:`medsam.intensity`)."""
+    def set_image(self, image: np.ndarray, modality: str | None = None, window: str | None = None,
+                  level: float | None = None, width: float | None = None) -> None:
+        """Compute and cache the embedding of ``image``: (H, W) grey or (H, W, 3) RGB.
+
+        With a ``modality`` (``ct``, ``mr``, ``xray``, ...; CT ``window`` or
+        ``level``/``width``), raw values are first normalised as ``medsam segment``
+        does (:func:`medsam.intensity.prepare_intensities`), so the masks are the
+        command's. Without one, values must already be in [0, 255] (uint8 or any real
+        dtype) and are used as they are."""
+        if modality is not None or window is not None or level is not None or width is not None:
+            image = prepare_intensities(np.asarray(image), None, modality, window, level, width)
         image = _check_image(image)
         prepared = self.transform.prepare_image(image)
         with torch.inference_mode():

@@ -27,6 +27,7 @@ Sizes are (height, width).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -46,6 +47,30 @@ class PreparedImage:
     tensor: np.ndarray
     original_size: tuple[int, int]
     input_size: tuple[int, int]
+
+
+class Transform(Protocol):
+    """What a model-input transform provides (one per family of weights)."""
+
+    name: str
+    image_size: int
+
+    def prepare_image(self, image: np.ndarray) -> PreparedImage:
+        """(H, W, 3) in [0, 255] -> the model input (3, S, S) with its sizes."""
+        ...
+
+    def apply_boxes(self, boxes: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+        """(N, 4) XYXY original pixels -> (N, 4) input-frame pixels."""
+        ...
+
+    def apply_points(self, points: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+        """(..., 2) XY original pixels -> input-frame pixels."""
+        ...
+
+    def postprocess(self, low_res_logits: torch.Tensor, original_size: tuple[int, int],
+                    input_size: tuple[int, int]) -> torch.Tensor:
+        """(N, C, 256, 256) logits -> (N, C, H, W) bool masks."""
+        ...
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -291,14 +316,14 @@ class SAMTransform:
         return masks > self.mask_threshold
 
 
-TRANSFORMS = {
+TRANSFORMS: dict[str, type[Transform]] = {
     "medsam": MedSAMTransform,
     "litemedsam": LiteMedSAMTransform,
     "sam": SAMTransform,
 }
 
 
-def get_transform(name: str):
+def get_transform(name: str) -> Transform:
     """A new transform called ``name`` (a key of :data:`TRANSFORMS`)."""
     try:
         return TRANSFORMS[name]()

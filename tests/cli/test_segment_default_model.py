@@ -160,3 +160,24 @@ def test_readme_python_api_gives_the_cli_mask(cli, shared_data, tmp_path, lite_m
             "-o", out)
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(io.read(out)[0] > 0, masks[0])
+
+
+def test_predictor_with_modality_gives_the_cli_mask(cli, shared_data, tmp_path, lite_medsam_model):
+    """The one-line API path (`set_image(image, modality=...)`) gives the CLI's mask, and
+    `--transform` is reported as asked."""
+    from medsam.predictor import MedSAMPredictor
+
+    image, _ = io.read(shared_data / CXR)
+    predictor = MedSAMPredictor(lite_medsam_model)
+    predictor.set_image(image, modality="xray")
+    masks, _, _ = predictor.predict(boxes=[[426, 418, 793, 769]])
+    out = tmp_path / "heart.png"
+    r = cli("segment", shared_data / CXR, "--box", "426,418,793,769", "--modality", "xray",
+            "--transform", "litemedsam", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "litemedsam preprocessing" in r.stderr and "[preprocessing: as requested]" in r.stderr
+    np.testing.assert_array_equal(io.read(out)[0] > 0, masks[0])
+    raw = MedSAMPredictor(lite_medsam_model)
+    raw.set_image(image)                                   # no modality: values as they are
+    plain, _, _ = raw.predict(boxes=[[426, 418, 793, 769]])
+    assert not np.array_equal(plain[0], masks[0])

@@ -79,3 +79,22 @@ def test_prepare_intensities(shared_data):
         prepare_intensities(ct, g, "not-a-modality")
     rgb, g2 = io.read(shared_data / "kvasir_seg_subset/images/cju0qoxqj9q6s0835b43399p4.jpg")
     assert prepare_intensities(rgb, g2) is rgb                   # uint8 photos: unchanged
+
+
+def test_repeated_calls_reuse_embeddings_by_content(shared_data, model):
+    """Slices are keyed by their contents: a second call on the same volume with the
+    same segmenter encodes nothing; a changed slice is encoded again; the cache is bounded."""
+    vol, g = io.read(shared_data / MR)
+    prepared = prepare_intensities(vol, g, "mr")
+    prompts = [BoxPrompt((5, 8, 12, 28, 34, 13), label=1)]
+    seg = MedSAMSegmenter(model, cache_slices=3)
+    first = segment(prepared, g, prompts, seg, mode="plain")
+    assert seg.encoder_calls == 2
+    np.testing.assert_array_equal(segment(prepared.copy(), g, prompts, seg, mode="plain"), first)
+    assert seg.encoder_calls == 2                               # same contents: reused
+    changed = prepared.copy()
+    changed[12] = 255 - changed[12]
+    segment(changed, g, prompts, seg, mode="plain")
+    assert seg.encoder_calls == 3                               # only the changed slice
+    segment(prepared, g, [BoxPrompt((5, 8, 0, 28, 34, 3), label=1)], seg, mode="plain")
+    assert len(seg.cache) == 3                                  # bounded

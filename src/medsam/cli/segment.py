@@ -8,8 +8,8 @@ Examples (the default model is LiteMedSAM, fetched once on first use)::
     medsam segment cases/ -o segs/ --prompts boxes.csv      # a prompts file per case
     medsam segment cases/ -o segs/                         # npz files carry their boxes
 
-All the work is done by :mod:`medsam.segmentation` (``load_case``, ``prepare_intensities``,
-``segment``, ``measure_labels``); this module only reads options, names outputs and reports.
+All the work is done by the library (``load_case``, ``prepare_intensities``, ``segment``,
+``label_volumes``); this module only reads options, names outputs and reports.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="named weights, fetched on first use (default: lite_medsam, the "
                               "official LiteMedSAM; medsam_vit_b is the paper's full model; see "
                               "`medsam weights list`)")
-    parser.add_argument("--variant", help="model variant (default: inferred from the checkpoint)")
+    parser.add_argument("--variant", help="model variant (default: recorded in, or inferred from, the checkpoint)")
+    parser.add_argument("--transform",
+                        help="model-input preprocessing: litemedsam, medsam or sam (default: what the weights record or are "
+                             "registered with, else the variant's)")
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
                                          "mediastinum, liver)")
@@ -65,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true",
                         help="also write a colour overlay PNG beside the output (volumes: a "
                              "montage of the slices holding the mask)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (default auto: CUDA, then MPS, else CPU)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -103,7 +107,7 @@ def _prepare_case(args, path: Path, output: Path, prompts_file):
     prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
     from ..fileutil import check_writable_output
     from ..segmentation import load_case, resolve_prompts
-    from ..segmentation.medsam_segmenter import prepare_intensities
+    from ..intensity import prepare_intensities
 
     check_writable_output(output, args.overwrite)
     if args.overlay:
@@ -125,10 +129,10 @@ def _overlay_path(output: Path) -> Path:
 def _segment_case(args, prepared, output: Path, segmenter) -> list:
     """Segment a prepared case, write its label map (and overlay), print label volumes."""
     from ..io import write_labels, write_overlay_montage, write_overlay_png
-    from ..segmentation import measure_labels, segment
+    from ..metrics import label_volumes
+    from ..segmentation import segment
 
     case, prompts, image = prepared
-    segmenter.cache.clear()
     labels = segment(image, case.geometry, prompts, segmenter, mode=args.mode, margin=args.margin,
                      progress=sys.stderr.isatty())
     write_labels(labels, output, case.geometry, overwrite=args.overwrite)
@@ -138,7 +142,7 @@ def _segment_case(args, prepared, output: Path, segmenter) -> list:
         write_overlay_montage(image, labels, _overlay_path(output), direction=case.geometry.direction,
                               overwrite=args.overwrite)
     names = {p.label: p.name for p in prompts}
-    measures = measure_labels(labels, case.geometry.spacing, case.geometry.spacing_known)
+    measures = label_volumes(labels, case.geometry.spacing, case.geometry.spacing_known)
     print(f"{case.path} -> {output}" + (f" (overlay {_overlay_path(output)})" if args.overlay
                                          else ""))
     found = {m.label for m in measures}
@@ -181,12 +185,15 @@ def _load_model(args):
 
     source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
     try:
-        model = load_model(source, variant=args.variant, device=args.device)
+        model = load_model(source, variant=args.variant, device=args.device, transform=args.transform)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
+    from ..transforms import transform_for_variant
+
     default = "" if (args.checkpoint or args.weights) else ", the default"
-    print(f"medsam: model {source} ({model.variant}{default}; {model.preprocessing or 'variant'}"
-          f" preprocessing) on {args.device}", file=sys.stderr)
+    transform = model.preprocessing or transform_for_variant(model.variant)
+    print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
+          f"{model.device} [preprocessing: {model.preprocessing_source}]", file=sys.stderr)
     return model
 
 

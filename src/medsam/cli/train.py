@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--effective-batch", type=int,
                         help="gradient accumulation reaches this batch over all processes")
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--device", help="cpu, cuda, mps or auto")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, auto)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override any setting (repeatable), e.g. "
                         "--set weight_decay=0.01 --set datasets=kvasir,jsrt")

@@ -13,9 +13,13 @@ from .surface import (
     normalized_surface_distance,
     surface_distances,
 )
+from .volumes import LabelVolume, label_volumes, volume_unit
 
 __all__ = [
     "CaseMetrics",
+    "LabelVolume",
+    "label_volumes",
+    "volume_unit",
     "MetricAccumulator",
     "MetricSummary",
     "summarize_values",

@@ -16,8 +16,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from .overlap import ML_PER_MM3, dice, voxel_volume_mm
+from .overlap import dice
 from .surface import check_pair, hausdorff_distance, normalized_surface_distance, surface_distances
+from .volumes import volume_unit
 
 __all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "present_labels",
            "summarize_values", "METRIC_NAMES"]
@@ -108,12 +109,9 @@ def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] |
     if any(lab <= 0 for lab in labels):
         raise ValueError(f"labels must be positive integers, got {labels}")
     boxes_pred, boxes_gt = _label_boxes(pred, labels), _label_boxes(gt, labels)
-    if spacing_known:
-        unit_volume = voxel_volume_mm(spacing) * (ML_PER_MM3 if pred.ndim == 3 else 1.0)
-        unit = "mL" if pred.ndim == 3 else "mm2"
-    else:
-        spacing, unit_volume = (1.0,) * pred.ndim, 1.0
-        unit = "voxels" if pred.ndim == 3 else "pixels"
+    unit_volume, unit = volume_unit(pred.ndim, spacing, spacing_known)
+    if not spacing_known:
+        spacing = (1.0,) * pred.ndim
     rows = []
     for lab in labels:
         box = _union(boxes_pred[lab], boxes_gt[lab])

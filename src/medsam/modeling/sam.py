@@ -7,7 +7,7 @@ input (resize the longest side to ``image_size``, normalise, pad bottom/right to
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -29,12 +29,15 @@ class Sam(nn.Module):
 
     ``preprocessing`` names the input transform the loaded weights were trained
     with (a key of ``medsam.transforms.TRANSFORMS``, e.g. ``"sam"`` for Meta's SAM
-    files), or None to use the variant's default. :func:`medsam.load_model` sets it
-    for registered weights; the predictor reads it.
+    files), or None to use the variant's default; ``preprocessing_source`` says in
+    words where that came from, and ``metadata`` is what our own checkpoints record
+    (variant, transform, input size, training data). :func:`medsam.load_model` sets
+    them; the predictor reads ``preprocessing``.
     """
 
     mask_threshold: float = 0.0
     preprocessing: Optional[str] = None
+    preprocessing_source: str = "the variant's default"
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
                  mask_decoder: MaskDecoder, *, image_size: int, variant: str) -> None:
@@ -44,6 +47,7 @@ class Sam(nn.Module):
         self.mask_decoder = mask_decoder
         self.image_size = int(image_size)
         self.variant = str(variant)
+        self.metadata: Dict[str, Any] = {}
 
     @property
     def device(self) -> torch.device:

@@ -4,16 +4,22 @@
 * :mod:`.boxes` - box validation, boxes from masks, world -> pixel boxes;
 * :mod:`.segmenter` - the ``Segmenter2D`` protocol and a per-slice cache;
 * :mod:`.propagation` - 3D segmentation by slice-to-slice propagation or the plain mode;
-* :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)`` and label volumes;
-* :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice),
-  intensity preparation, and ``segment_image(image, geometry, prompts, model)``;
+* :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)``;
+* :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
+  and ``segment_image(image, geometry, prompts, model)``;
+
+``prepare_intensities`` (:mod:`medsam.intensity`) and ``measure_labels``
+(:func:`medsam.metrics.label_volumes`, the one label-volume function) are re-exported
+here because segmentation scripts use them together.
 * :mod:`.cases` - cases on disk (files, DICOM folders, npz with boxes), output names.
 """
 
+from ..intensity import prepare_intensities
+from ..metrics.volumes import label_volumes as measure_labels
 from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
-from .medsam_segmenter import MedSAMSegmenter, prepare_intensities, segment_image
-from .pipeline import LabelMeasure, measure_labels, resolve_prompts, segment
+from .medsam_segmenter import MedSAMSegmenter, segment_image
+from .pipeline import resolve_prompts, segment
 from .prompts import (BoxPrompt, PromptsFile, ResolvedPrompt, load_prompts, parse_box_text,
                       parse_prompts, prompts_from_npz_boxes, read_prompts_file, resolve_prompt)
 from .propagation import propagate_3d
@@ -24,7 +30,7 @@ __all__ = [
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "CallableSegmenter", "SliceCache",
-    "as_segmenter", "propagate_3d", "segment", "LabelMeasure", "measure_labels", "Case",
+    "as_segmenter", "propagate_3d", "segment", "measure_labels", "Case",
     "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "prepare_intensities",
     "segment_image",
 ]

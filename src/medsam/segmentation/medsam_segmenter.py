@@ -1,12 +1,14 @@
 """MedSAM as a :class:`~medsam.segmentation.segmenter.Segmenter2D`, and the one-call API.
 
 :class:`MedSAMSegmenter` wraps :class:`medsam.predictor.MedSAMPredictor`. Each slice's
-image embedding (the costly encoder pass) is kept in a :class:`SliceCache` keyed by slice,
-so several objects in one volume encode every slice once. A cached entry is a predictor
-sharing the model, holding that slice's embedding (about 4 MB for the ViTs).
+image embedding (the costly encoder pass) is kept in a bounded :class:`SliceCache`, keyed
+by the slice's contents (:func:`~medsam.segmentation.segmenter.content_key`; the cache
+belongs to one model and transform), so several objects in one volume, and later calls
+on the same volume with the same segmenter, encode every slice once. A cached entry is
+a predictor sharing the model, holding that slice's embedding (4 MB).
 
-:func:`prepare_intensities` applies MedSAM's intensity normalisation (whole volume at
-once for 3D), and :func:`segment_image` does normalisation + segmentation in one call.
+:func:`segment_image` does intensity normalisation
+(:func:`medsam.intensity.prepare_intensities`) + segmentation in one call.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..intensity import prepare_intensities
 from ..io.geometry import Geometry
 from .pipeline import segment
 from .prompts import BoxPrompt
@@ -68,41 +70,6 @@ class MedSAMSegmenter:
         return masks
 
 
-def prepare_intensities(image: np.ndarray, geometry: Geometry, modality: str | None = None,
-                        window: str | None = None, level: float | None = None,
-                        width: float | None = None) -> np.ndarray:
-    """Map an image to the uint8 range MedSAM was trained on.
-
-    Volumes are normalised as a whole (:func:`medsam.intensity.normalize_volume`), 2D
-    images with :func:`medsam.intensity.normalize_intensity`. Without a modality, uint8
-    images (PNG/JPEG photos, challenge npz files) are used as they are; other data need
-    one (``ct``, ``mr``, ...).
-
-    Returns:
-        uint8 ``(z, y, x)`` for volumes, ``(y, x, 3)`` for 2D images.
-    """
-    from ..intensity import normalize_intensity, normalize_volume
-
-    image = np.asarray(image)
-    if modality is None:
-        if window is not None or level is not None or width is not None:
-            modality = "ct"
-        elif image.dtype == np.uint8:
-            return image
-        else:
-            raise InputError(f"image values are {image.dtype} in "
-                             f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}",
-                             option="modality")
-    try:
-        if geometry.ndim == 3:
-            return normalize_volume(image, modality, window=window, level=level, width=width)
-        return normalize_intensity(image, modality, window=window, level=level, width=width)
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
 def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], model: Any,
                   modality: str | None = None, window: str | None = None, level: float | None = None,
                   width: float | None = None, mode: str = "propagate", margin: float = 5.0,
@@ -111,13 +78,14 @@ def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPr
     """Segment prompted objects in an image or volume with a MedSAM-family model.
 
     The Python equivalent of ``medsam segment``: intensity normalisation
-    (:func:`prepare_intensities`), then :func:`medsam.segmentation.segment`.
+    (:func:`medsam.intensity.prepare_intensities`), then :func:`medsam.segmentation.segment`.
 
     Args:
         image: ``(y, x)`` / ``(y, x, 3)`` or ``(z, y, x)`` as read by :func:`medsam.io.read`.
         geometry: its geometry (for world boxes and the dimension).
         prompts: boxes with label ids.
-        model: a ``Sam``; ignored when ``segmenter`` is given (reuse one across calls).
+        model: a ``Sam``; ignored when ``segmenter`` is given (pass the same
+            :class:`MedSAMSegmenter` to several calls to reuse slice embeddings).
     Returns:
         label map (uint8 / uint16) with the image's spatial shape.
     """

@@ -5,23 +5,18 @@ prompts are checked against the image (world boxes converted through the geometr
 2D images are segmented with all boxes in one batch, volumes object by object with
 :func:`~medsam.segmentation.propagation.propagate_3d`. Per-slice keys let a caching
 segmenter (MedSAM) compute each slice's embedding once for all objects.
-
-:func:`measure_labels` gives each label's voxel count and volume (mL, from the spacing)
-or, for 2D images, its area.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 
 from ..io.geometry import Geometry
 from .prompts import BoxPrompt, ResolvedPrompt, resolve_prompt
-from .propagation import MODES, propagate_3d
-from .segmenter import as_segmenter
+from .propagation import CONTENT, MODES, propagate_3d
+from .segmenter import as_segmenter, content_key
 
 
 def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
@@ -63,8 +58,10 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         segmenter: a ``Segmenter2D`` or a callable ``(image2d, box) -> mask``.
         mode: ``"propagate"`` or ``"plain"`` for volumes (see :func:`propagate_3d`).
         margin, min_pixels: propagation settings.
-        cache_key: names this image for the segmenter's per-slice cache (a fresh key is
-            made when None, so slices are shared between the objects of this call).
+        cache_key: names this image for the segmenter's per-slice cache; None (the
+            default): each slice is keyed by its contents, so a segmenter passed to
+            several calls reuses the embeddings of slices it has seen (its cache is
+            bounded, least recently used first out).
         progress: tqdm bar over objects.
     Returns:
         label map with the image's spatial shape (uint8, or uint16 for labels > 255);
@@ -81,11 +78,10 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     shape = image.shape[:geometry.ndim]
     resolved = resolve_prompts(prompts, shape, geometry, mode)
     segmenter = as_segmenter(segmenter)
-    key = cache_key if cache_key is not None else uuid.uuid4().hex
     labels = np.zeros(shape, dtype=_label_dtype(resolved))
 
     if geometry.ndim == 2:
-        segmenter.set_slice(image, key=(key, 0))
+        segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))
         masks = np.asarray(segmenter.segment(np.array([p.box2d for p in resolved])), dtype=bool)
         for p, mask in zip(resolved, masks):
             labels[mask] = p.label
@@ -93,62 +89,8 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
 
     for p in tqdm(resolved, desc="objects", unit="object", disable=not progress, leave=False):
         mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
-                            margin=margin, mode=mode, min_pixels=min_pixels, cache_key=key,
+                            margin=margin, mode=mode, min_pixels=min_pixels,
+                            cache_key=CONTENT if cache_key is None else cache_key,
                             progress=progress)
         labels[mask] = p.label
     return labels
-
-
-@dataclass(frozen=True)
-class LabelMeasure:
-    """Size of one label in a label map.
-
-    Attributes:
-        label: label id; voxels: its voxel (pixel) count;
-        size_mm: mm^3 for volumes, mm^2 for 2D images;
-        ndim: 2 or 3; spacing_known: False when the image had no physical pixel size.
-    """
-
-    label: int
-    voxels: int
-    size_mm: float
-    ndim: int
-    spacing_known: bool = True
-
-    @property
-    def volume_ml(self) -> float | None:
-        """Volume in millilitres (cm^3) for 3D labels, else None."""
-        return self.size_mm / 1000.0 if self.ndim == 3 else None
-
-    @property
-    def area_mm2(self) -> float | None:
-        """Area in mm^2 for 2D labels, else None."""
-        return self.size_mm if self.ndim == 2 else None
-
-    def describe(self, name: str = "") -> str:
-        head = f"label {self.label}" + (f" ({name})" if name else "")
-        unit = "voxels" if self.ndim == 3 else "pixels"
-        if not self.spacing_known:
-            return f"{head}: {self.voxels} {unit} (pixel size unknown)"
-        if self.ndim == 3:
-            return f"{head}: {self.voxels} {unit}, {self.volume_ml:.3f} mL"
-        return f"{head}: {self.voxels} {unit}, {self.area_mm2:.2f} mm^2"
-
-
-def measure_labels(labels: np.ndarray, spacing: Sequence[float], spacing_known: bool = True
-                   ) -> list[LabelMeasure]:
-    """Voxel count and physical size of every non-zero label.
-
-    Args:
-        labels: ``(z, y, x)`` or ``(y, x)`` integer label map.
-        spacing: voxel size in mm in ARRAY axis order (``(z, y, x)`` / ``(y, x)``).
-    Returns:
-        one :class:`LabelMeasure` per label present, sorted by label id.
-    """
-    labels = np.asarray(labels)
-    if len(spacing) != labels.ndim or labels.ndim not in (2, 3):
-        raise ValueError(f"spacing {tuple(spacing)} does not match labels of shape {labels.shape}")
-    ids, counts = np.unique(labels[labels != 0], return_counts=True)
-    voxel = float(np.prod(spacing))
-    return [LabelMeasure(int(i), int(c), float(c) * voxel, labels.ndim, spacing_known)
-            for i, c in zip(ids, counts)]

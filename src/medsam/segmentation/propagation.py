@@ -22,14 +22,21 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from .boxes import mask_to_box
-from .segmenter import as_segmenter
+from .segmenter import as_segmenter, content_key
 
 MODES = ("propagate", "plain")
+#: ``cache_key`` value that keys each slice by its contents
+CONTENT = "medsam:slice-content"
 
 
 def _segment_one(segmenter, volume: np.ndarray, z: int, box: np.ndarray, cache_key: Hashable | None,
                  min_pixels: int) -> np.ndarray | None:
-    segmenter.set_slice(volume[z], key=None if cache_key is None else (cache_key, z))
+    image = volume[z]
+    if cache_key is CONTENT:
+        key: Hashable | None = content_key(image)
+    else:
+        key = None if cache_key is None else (cache_key, z)
+    segmenter.set_slice(image, key=key)
     mask = np.asarray(segmenter.segment(box[None]))[0].astype(bool)
     return mask if mask.sum() >= min_pixels else None
 
@@ -53,7 +60,8 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
         mode: ``"propagate"`` or ``"plain"`` (same box on every slice of the z-range).
         min_pixels: a slice mask with fewer pixels counts as vanished (propagate mode).
         cache_key: passed to ``set_slice`` as ``(cache_key, z)`` so a caching segmenter can
-            reuse per-slice work across objects; None disables the keys.
+            reuse per-slice work across objects; :data:`CONTENT`: each slice is keyed by
+            its contents (:func:`~medsam.segmentation.segmenter.content_key`); None: no keys.
         progress: show a tqdm bar over slices.
     Returns:
         bool mask ``(z, y, x)`` with the volume's spatial shape.

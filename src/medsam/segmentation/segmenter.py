@@ -3,9 +3,10 @@
 Anything that can segment boxes on a 2D image is a :class:`Segmenter2D`:
 
 ``set_slice(image, key=None)``
-    make ``image`` (``(H, W)`` or ``(H, W, 3)``) the current slice. ``key`` (hashable,
-    e.g. ``(volume_token, z)``) names it, so an implementation may reuse earlier work on
-    the same slice (MedSAM: the image embedding, the costly part).
+    make ``image`` (``(H, W)`` or ``(H, W, 3)``) the current slice. ``key`` (hashable;
+    :func:`content_key` by default, from :func:`~medsam.segmentation.segment`) names it,
+    so an implementation may reuse earlier work on the same slice (MedSAM: the image
+    embedding, the costly part), within a call and across calls.
 ``segment(boxes) -> masks``
     boxes ``(N, 4)`` ``x0, y0, x1, y1`` pixels -> masks ``(N, H, W)`` bool.
 
@@ -16,6 +17,7 @@ to keep per-slice work (embeddings) keyed by slice.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, Protocol, runtime_checkable
 
@@ -62,6 +64,14 @@ def as_segmenter(obj: Any) -> Segmenter2D:
     if callable(obj):
         return CallableSegmenter(obj)
     raise TypeError(f"expected a Segmenter2D or a callable (image2d, box) -> mask, got {type(obj).__name__}")
+
+
+def content_key(image: np.ndarray) -> tuple:
+    """A cache key naming a slice by its contents: (shape, dtype, BLAKE2b digest of the
+    bytes). Equal slices get equal keys in any call, so cached work is reused safely."""
+    image = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(image.data, digest_size=16).hexdigest()
+    return (image.shape, image.dtype.str, digest)
 
 
 class SliceCache:

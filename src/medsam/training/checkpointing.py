@@ -1,8 +1,10 @@
 """Run-folder checkpoints.
 
-``best.pth`` / ``last.pth``: the model's plain state dict in SAM's key layout
+``best.pth`` / ``last.pth``: the model's state dict in SAM's key layout
 (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``), loadable by
-:func:`medsam.load_model` and ``medsam segment`` with no conversion.
+:func:`medsam.load_model` and ``medsam segment`` with no conversion, recording how it
+was made (variant, transform, input size, training data; see
+:func:`medsam.checkpoint.with_metadata`), so it is used with the right preprocessing.
 ``resume.pt``: everything needed to continue exactly: model, optimizer,
 scheduler, epoch, optimizer step within the epoch, best tuning DSC, RNG states.
 It holds only tensors and plain Python values (numbers, strings, lists, dicts), so
@@ -33,10 +35,14 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None
+                 ) -> Path:
+    """Write the model's weights (with ``metadata``, plain values) to ``path``, atomically."""
+    from ..checkpoint import with_metadata
+
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(plain_state_dict(model), tmp)
+        torch.save(with_metadata(plain_state_dict(model), metadata or {}), tmp)
     return path
 
 

@@ -177,10 +177,12 @@ def clean_labels(labels: np.ndarray, is_volume: bool, axis: int, min_pixels: int
     return out
 
 
-def normalise(spec: DatasetSpec, image: np.ndarray, is_volume: bool) -> np.ndarray:
-    """uint8 image: (z, y, x) for volumes, (H, W) grey or (H, W, 3) RGB for 2D."""
-    from ..intensity import normalize_intensity, normalize_volume
+def normalise(spec: DatasetSpec, image: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """uint8 image: (z, y, x) for volumes, (H, W) grey or (H, W, 3) RGB for 2D, through
+    :func:`medsam.intensity.prepare_intensities` (the step inference uses)."""
+    from ..intensity import prepare_intensities
 
+    is_volume = geometry.ndim == 3
     if spec.intensity.mode == "none":
         image = np.asarray(image, dtype=np.float64)
         if image.min() < 0 or image.max() > 255:
@@ -188,13 +190,10 @@ def normalise(spec: DatasetSpec, image: np.ndarray, is_volume: bool) -> np.ndarr
                              f"[0, 255], found [{image.min()}, {image.max()}]")
         out = np.rint(image).astype(np.uint8)
         return out[..., :3] if (not is_volume and out.ndim == 3) else out
-    kwargs = dict(window=spec.intensity.window, level=spec.intensity.level,
-                  width=spec.intensity.width)
-    if is_volume:
-        return normalize_volume(image, spec.modality, **kwargs)
-    out = normalize_intensity(image, spec.modality, **kwargs)
+    out = prepare_intensities(image, geometry, spec.modality, window=spec.intensity.window,
+                              level=spec.intensity.level, width=spec.intensity.width)
     # keep grey images single-channel on disk (repeated to RGB when loaded)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1):
+    if not is_volume and (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1)):
         return np.ascontiguousarray(out[..., 0])
     return out
 
@@ -248,11 +247,11 @@ def process_case(spec: DatasetSpec, files: CaseFiles, out_root: Path) -> dict:
     from ..fileutil import atomic_path
 
     try:
-        image, raw, _ = read_case(spec, files)
+        image, raw, geometry = read_case(spec, files)
         labels = select_labels(spec, raw)
         is_volume = labels.ndim == 3
         present = [int(v) for v in np.unique(labels) if v != 0]
-        uint8 = normalise(spec, image, is_volume)
+        uint8 = normalise(spec, image, geometry)
         labels = clean_labels(labels, is_volume, spec.axis, spec.min_pixels, spec.min_voxels)
     except (MedSAMError, ValueError, OSError, MemoryError) as exc:
         return {"entries": [], "present": [], "error": f"{files.image}: {exc}"}

@@ -7,7 +7,8 @@ box prompts from the ground truth with a random 0-20 pixel perturbation (per
 tuning-set DSC; the run folder (rank 0 writes it) holds::
 
     config.json   the resolved settings        log.csv     one row per epoch
-    steps.csv     one row per optimizer step   best.pth / last.pth   plain SAM weights
+    steps.csv     one row per optimizer step   best.pth / last.pth   SAM-layout weights
+                                               recording variant, transform and data
     resume.pt     exact resume state           tensorboard/   (with tensorboard: true)
 """
 
@@ -183,6 +184,42 @@ def _tensorboard(run: Path):
     return SummaryWriter(str(run / "tensorboard"))
 
 
+@dataclass
+class _Run:
+    """One training run while it runs: what :func:`_start` set up, and the counters that
+    move (next epoch and step, optimizer steps so far, best tuning DSC)."""
+
+    config: TrainConfig
+    env: dist_utils.DistEnv
+    device: torch.device
+    folder: Path
+    sam: nn.Module
+    step_module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    dataset: PreparedDataset
+    train_rows: list[dict]
+    tune_rows: list[dict]
+    transform: object
+    cache: EmbeddingCache | None
+    writer: object
+    steps: int
+    accum: int
+    metadata: dict
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best: float | None = None
+
+
+@dataclass
+class _EpochStats:
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    images: int = 0
+    seconds: float = 0.0
+
+
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Run (or resume) training as ``config`` says; see the module docstring.
 
@@ -190,42 +227,98 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     does not fit the variant, occupied run folder, missing tensorboard) raises
     :class:`InputError` before the first step.
     """
-    from tqdm import tqdm
+    run = _start(config, resume, overwrite)
+    result = TrainResult(run.folder, best_dsc=run.best)
+    try:
+        for epoch in range(run.epoch, config.epochs):
+            stats = _train_epoch(run, epoch)
+            result.history.append(_end_epoch(run, epoch, stats))
+    finally:
+        if run.writer is not None:
+            run.writer.close()
+        dist_utils.shutdown()
+    result.best_dsc = run.best
+    return result
 
+
+def weights_metadata(config: TrainConfig, transform, train_rows: list[dict]) -> dict:
+    """What ``best.pth`` / ``last.pth`` record of themselves (see
+    :func:`medsam.checkpoint.with_metadata`): variant, transform, input size, data."""
+    return {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
+            "image_size": int(transform.image_size), "init": str(config.init or "scratch"),
+            "trained_on": sorted({str(r["dataset"]) for r in train_rows})}
+
+
+def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
+    """Check every input, then build the model, optimizer and data of the run."""
     from ..transforms import get_transform, transform_for_variant
 
     env = dist_utils.read_env()
     device = dist_utils.device_for(env, config.device)
-    run = _prepare_run_dir(config, resume, overwrite)
+    folder = _prepare_run_dir(config, resume, overwrite)
     train_rows, tune_rows = select_rows(config)
     transform = get_transform(config.transform or transform_for_variant(config.variant))
     sam = build_initial_model(config)
     if transform.image_size != sam.image_size:
         raise InputError(f"transform {transform.name!r} makes {transform.image_size}-pixel "
                          f"inputs but variant {config.variant!r} takes {sam.image_size}")
-    state = load_resume(run / RESUME_NAME) if resume else None
+    state = load_resume(folder / RESUME_NAME) if resume else None
     if state is not None:
         sam.load_state_dict(state["model"])
-    writer = _tensorboard(run) if (config.tensorboard and env.is_main) else None
-
+    writer = _tensorboard(folder) if (config.tensorboard and env.is_main) else None
     accum = accumulation_steps(config, env.world_size)
-    probe = EpochBatchSampler(len(train_rows), config.batch_size, config.seed,
-                              world_size=env.world_size, accumulation=accum)
-    steps = probe.steps if config.max_steps_per_epoch is None \
-        else min(probe.steps, config.max_steps_per_epoch)
-    if steps < 1:
-        raise InputError(f"{len(train_rows)} training objects are fewer than one optimizer step "
-                         f"({config.batch_size * env.world_size * accum} objects)")
+    steps = _steps_per_epoch(config, len(train_rows), env.world_size, accum)
 
     dist_utils.init(env, device)
     if env.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        if overwrite and not resume:
-            for name in RUN_FILES:
-                (run / name).unlink(missing_ok=True)
-            shutil.rmtree(run / "tensorboard", ignore_errors=True)
-        save_config(config, run / "config.json")
+        _open_run_dir(config, folder, resume, overwrite)
+    sam, step_module = _place_model(sam, config, env, device)
+    params = [p for p in sam.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas),
+                                  weight_decay=config.weight_decay)
+    scheduler = make_scheduler(optimizer, config, steps * config.epochs)
+    run = _Run(config=config, env=env, device=device, folder=folder, sam=sam,
+               step_module=step_module, optimizer=optimizer, scheduler=scheduler,
+               dataset=PreparedDataset(config.data, train_rows, transform, config.box_shift,
+                                       config.seed),
+               train_rows=train_rows, tune_rows=tune_rows[env.rank::env.world_size],
+               transform=transform,
+               cache=EmbeddingCache(sam.image_encoder) if config.cache_embeddings else None,
+               writer=writer, steps=steps, accum=accum,
+               metadata=weights_metadata(config, transform, train_rows))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        run.epoch, run.step = state["epoch"], state["step"]
+        run.global_step, run.best = state["global_step"], state["best"]
+        set_rng_state(state["rng"])
+    return run
 
+
+def _steps_per_epoch(config: TrainConfig, n_rows: int, world_size: int, accum: int) -> int:
+    probe = EpochBatchSampler(n_rows, config.batch_size, config.seed, world_size=world_size,
+                              accumulation=accum)
+    steps = probe.steps if config.max_steps_per_epoch is None \
+        else min(probe.steps, config.max_steps_per_epoch)
+    if steps < 1:
+        raise InputError(f"{n_rows} training objects are fewer than one optimizer step "
+                         f"({config.batch_size * world_size * accum} objects)")
+    return steps
+
+
+def _open_run_dir(config: TrainConfig, folder: Path, resume: bool, overwrite: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume:
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+    save_config(config, folder / "config.json")
+
+
+def _place_model(sam: nn.Module, config: TrainConfig, env: dist_utils.DistEnv,
+                 device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """Freeze what the paper freezes, move to ``device``, wrap for DDP:
+    (the model, the module a training step calls)."""
     sam.prompt_encoder.requires_grad_(False)
     if config.freeze_image_encoder:
         sam.image_encoder.requires_grad_(False)
@@ -238,106 +331,107 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)  # the IoU head gets no gradient from this loss
-    params = [p for p in sam.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas),
-                                  weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, config, steps * config.epochs)
-    start_epoch, start_step, global_step, best = 0, 0, 0, None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, start_step = state["epoch"], state["step"]
-        global_step, best = state["global_step"], state["best"]
-        set_rng_state(state["rng"])
+    return sam, step_module
 
-    dataset = PreparedDataset(config.data, train_rows, transform, config.box_shift, config.seed)
-    my_tune = tune_rows[env.rank::env.world_size]
-    cache = EmbeddingCache(sam.image_encoder) if config.cache_embeddings else None
-    result = TrainResult(run, best_dsc=best)
-    cfg = config_dict(config)
 
-    def checkpoint(epoch: int, step: int) -> None:
+def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
+    """The optimizer steps of one epoch (from ``run.step`` when resuming mid-epoch)."""
+    from tqdm import tqdm
+
+    config, env = run.config, run.env
+    run.dataset.set_epoch(epoch)
+    sampler = EpochBatchSampler(len(run.train_rows), config.batch_size, config.seed, epoch,
+                                env.rank, env.world_size, run.accum, start=run.step * run.accum)
+    batches = iter(torch.utils.data.DataLoader(run.dataset, batch_sampler=sampler,
+                                               num_workers=config.workers))
+    bar = tqdm(total=run.steps, initial=run.step, desc=f"epoch {epoch + 1}/{config.epochs}",
+               unit="step", disable=not (config.progress and env.is_main))
+    stats, t0 = _EpochStats(), time.perf_counter()
+    for step in range(run.step, run.steps):
+        step_loss = _optimizer_step(run, batches, stats)
+        stats.loss_sum, stats.loss_count = stats.loss_sum + step_loss, stats.loss_count + 1
+        rate = stats.images / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{step_loss:.4f}", img_s=f"{rate:.2f}")
+        bar.update()
         if env.is_main:
-            save_weights(sam, run / "last.pth")
-            save_resume(run / RESUME_NAME, sam, optimizer, scheduler, epoch, step, global_step,
-                        best, cfg)
+            _log_step(run, epoch, step, step_loss)
+        if config.save_every and run.global_step % config.save_every == 0 \
+                and step + 1 < run.steps:
+            _save_checkpoint(run, epoch, step + 1)
+    bar.close()
+    stats.seconds = time.perf_counter() - t0
+    run.step = 0
+    return stats
 
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            dataset.set_epoch(epoch)
-            sampler = EpochBatchSampler(len(train_rows), config.batch_size, config.seed, epoch,
-                                        env.rank, env.world_size, accum, start=start_step * accum)
-            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
-                                                 num_workers=config.workers)
-            batches = iter(loader)
-            bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       unit="step", disable=not (config.progress and env.is_main))
-            loss_sum, loss_count, images, t0 = 0.0, 0, 0, time.perf_counter()
-            for step in range(start_step, steps):
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                for micro in range(accum):
-                    batch = next(batches)
-                    sync = contextlib.nullcontext()
-                    if env.distributed and micro < accum - 1:
-                        sync = step_module.no_sync()
-                    with sync:
-                        with autocast_context(config.precision, device):
-                            images_in = batch["image"].to(device)
-                            embeddings = None
-                            if cache is not None:
-                                files = [train_rows[int(i)]["file"] for i in batch["index"]]
-                                embeddings = cache.get(files, images_in)
-                            logits = step_module(images_in, batch["box"].to(device),
-                                                 embeddings=embeddings)
-                        loss = dice_bce_loss(logits, batch["mask"].to(device)) / accum
-                        loss.backward()
-                    step_loss += float(loss.detach())
-                    images += len(batch["index"]) * env.world_size
-                optimizer.step()
-                scheduler.step()
-                global_step += 1
-                loss_sum, loss_count = loss_sum + step_loss, loss_count + 1
-                rate = images / max(time.perf_counter() - t0, 1e-9)
-                lr = optimizer.param_groups[0]["lr"]
-                bar.set_postfix(loss=f"{step_loss:.4f}", img_s=f"{rate:.2f}")
-                bar.update()
-                if env.is_main:
-                    _append_csv(run / "steps.csv", STEP_COLUMNS, {
-                        "epoch": epoch, "step": step, "global_step": global_step,
-                        "loss": step_loss, "lr": lr})
-                    if writer is not None:
-                        writer.add_scalar("train/loss", step_loss, global_step)
-                if config.save_every and global_step % config.save_every == 0 and step + 1 < steps:
-                    checkpoint(epoch, step + 1)
-            bar.close()
-            seconds = time.perf_counter() - t0
-            start_step = 0
-            total, count = tune_dice(sam, transform, Path(config.data), my_tune, device, cache=cache)
-            loss_total, loss_n, total, count = dist_utils.all_sum(
-                [loss_sum, loss_count, total, count], device)
-            set_train_mode(sam, config.freeze_bn, config.freeze_image_encoder)
-            dsc = total / count if count else None
-            if dsc is not None and (best is None or dsc > best):
-                best = dsc
-                if env.is_main:
-                    save_weights(sam, run / "best.pth")
-            row = {"epoch": epoch, "global_step": global_step,
-                   "train_loss": loss_total / max(loss_n, 1), "tune_dsc": dsc,
-                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": images / seconds,
-                   "seconds": seconds}
-            result.history.append(row)
-            checkpoint(epoch + 1, 0)
-            if env.is_main:
-                _append_csv(run / "log.csv", EPOCH_COLUMNS, row)
-                if writer is not None:
-                    writer.add_scalar("train/epoch_loss", row["train_loss"], epoch)
-                    if dsc is not None:
-                        writer.add_scalar("tune/dsc", dsc, epoch)
-            dist_utils.barrier()
-    finally:
-        if writer is not None:
-            writer.close()
-        dist_utils.shutdown()
-    result.best_dsc = best
-    return result
+
+def _optimizer_step(run: _Run, batches, stats: _EpochStats) -> float:
+    """``run.accum`` micro-batches, then one optimizer step; returns the step's loss."""
+    run.optimizer.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    for micro in range(run.accum):
+        batch = next(batches)
+        sync = contextlib.nullcontext()
+        if run.env.distributed and micro < run.accum - 1:
+            sync = run.step_module.no_sync()
+        with sync:
+            with autocast_context(run.config.precision, run.device):
+                images = batch["image"].to(run.device)
+                embeddings = None
+                if run.cache is not None:
+                    files = [run.train_rows[int(i)]["file"] for i in batch["index"]]
+                    embeddings = run.cache.get(files, images)
+                logits = run.step_module(images, batch["box"].to(run.device),
+                                         embeddings=embeddings)
+            loss = dice_bce_loss(logits, batch["mask"].to(run.device)) / run.accum
+            loss.backward()
+        step_loss += float(loss.detach())
+        stats.images += len(batch["index"]) * run.env.world_size
+    run.optimizer.step()
+    run.scheduler.step()
+    run.global_step += 1
+    return step_loss
+
+
+def _log_step(run: _Run, epoch: int, step: int, loss: float) -> None:
+    _append_csv(run.folder / "steps.csv", STEP_COLUMNS, {
+        "epoch": epoch, "step": step, "global_step": run.global_step, "loss": loss,
+        "lr": run.optimizer.param_groups[0]["lr"]})
+    if run.writer is not None:
+        run.writer.add_scalar("train/loss", loss, run.global_step)
+
+
+def _end_epoch(run: _Run, epoch: int, stats: _EpochStats) -> dict:
+    """Tuning DSC (summed over ranks), best.pth when it improved, the checkpoint, the
+    epoch's row of ``log.csv``."""
+    config = run.config
+    total, count = tune_dice(run.sam, run.transform, Path(config.data), run.tune_rows,
+                             run.device, cache=run.cache)
+    loss_total, loss_n, total, count = dist_utils.all_sum(
+        [stats.loss_sum, stats.loss_count, total, count], run.device)
+    set_train_mode(run.sam, config.freeze_bn, config.freeze_image_encoder)
+    dsc = total / count if count else None
+    if dsc is not None and (run.best is None or dsc > run.best):
+        run.best = dsc
+        if run.env.is_main:
+            save_weights(run.sam, run.folder / "best.pth", run.metadata)
+    row = {"epoch": epoch, "global_step": run.global_step,
+           "train_loss": loss_total / max(loss_n, 1), "tune_dsc": dsc,
+           "lr": run.optimizer.param_groups[0]["lr"], "images_per_s": stats.images / stats.seconds,
+           "seconds": stats.seconds}
+    _save_checkpoint(run, epoch + 1, 0)
+    if run.env.is_main:
+        _append_csv(run.folder / "log.csv", EPOCH_COLUMNS, row)
+        if run.writer is not None:
+            run.writer.add_scalar("train/epoch_loss", row["train_loss"], epoch)
+            if dsc is not None:
+                run.writer.add_scalar("tune/dsc", dsc, epoch)
+    dist_utils.barrier()
+    return row
+
+
+def _save_checkpoint(run: _Run, epoch: int, step: int) -> None:
+    """last.pth and the resume state; ``epoch``/``step``: the next step to run."""
+    if run.env.is_main:
+        save_weights(run.sam, run.folder / "last.pth", run.metadata)
+        save_resume(run.folder / RESUME_NAME, run.sam, run.optimizer, run.scheduler, epoch, step,
+                    run.global_step, run.best, config_dict(run.config))

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from .cache import (cache_dir, cached_path, check_file, download, get_weights_path, is_cached,
+from .cache import (cache_dir, cached_path, check_file, download, get_weights_path, identify_file, is_cached,
                     manual_instructions, verify, weights_dir)
 from .registry import DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
 from .sources import (InstalledPackageSource, PipWheelSource, Source, SourceAbsent,
@@ -19,6 +19,6 @@ from .sources import (InstalledPackageSource, PipWheelSource, Source, SourceAbse
 __all__ = [
     "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
     "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "cache_dir", "cached_path", "check_file",
-    "download", "get_entry", "get_weights_path", "is_cached", "manual_instructions", "verify",
+    "download", "get_entry", "get_weights_path", "identify_file", "is_cached", "manual_instructions", "verify",
     "weights_dir",
 ]

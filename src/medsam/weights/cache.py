@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import MedSAMError, WeightsDownloadError
-from .registry import DEFAULT_WEIGHTS, WeightsEntry, get_entry
+from .registry import DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
 from .sources import CHUNK_SIZE, Source, SourceAbsent, SourceUnavailable, UrlSource
 
 
@@ -176,6 +176,30 @@ def download(name: str | None = None, url: str | None = None, force: bool = Fals
                       flush=True)
     raise WeightsDownloadError(f"could not fetch weights {entry.name!r} "
                                f"({' | '.join(failures)}); {manual_instructions(entry)}")
+
+
+def identify_file(path: str | os.PathLike, variant: str | None = None,
+                  skip_transform: str | None = None) -> WeightsEntry | None:
+    """The registered entry whose published file ``path`` is, by size (where known) and
+    checksum, never by file name; None when it is none of them.
+
+    Only entries of ``variant`` are tried, and none whose transform is
+    ``skip_transform`` (the caller's default anyway), so most files are not hashed."""
+    path = Path(path)
+    size = path.stat().st_size
+    digests: dict[str, str] = {}
+    for entry in WEIGHTS.values():
+        if entry.checksum is None or (variant is not None and entry.variant != variant) \
+                or entry.transform == skip_transform:
+            continue
+        if entry.size_bytes is not None and entry.size_bytes != size:
+            continue
+        algo, expected = _parse_checksum(entry.checksum)
+        if algo not in digests:
+            digests[algo] = _digest(path, algo)
+        if digests[algo] == expected:
+            return entry
+    return None
 
 
 def verify(name: str, path: str | os.PathLike | None = None) -> bool:
