@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="named weights, fetched on first use (default: lite_medsam, the "
                               "official LiteMedSAM; medsam_vit_b is the paper's full model; see "
                               "`medsam weights list`)")
-    parser.add_argument("--variant", help="model variant (default: recorded in, or inferred from, the checkpoint)")
+    parser.add_argument("--variant",
+                        help="model variant (default: recorded in, or inferred from, the checkpoint)")
     parser.add_argument("--transform",
                         help="model-input preprocessing: litemedsam, medsam or sam (default: what the weights record or are "
                              "registered with, else the variant's)")
