@@ -18,6 +18,7 @@ OPTION_HINTS: dict[str, str] = {
     "allow_missing": "allow missing cases to compare the common cases only",
     "modality": "give the modality (ct, mr, xray, us, ...) to normalise them",
     "resume": "resume=True continues it, overwrite=True starts again",
+    "case_pattern": "give a case pattern that finds the case name in every file name",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -88,4 +89,22 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder in a temporary folder beside ``path`` (yielded), renamed into place
+    when the block succeeds; a failure leaves ``path`` as it was."""
+    path = Path(path)
+    check_output_folder(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

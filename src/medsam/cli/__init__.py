@@ -52,6 +52,7 @@ CLI_HINTS: dict[str, str] = {
     "allow_missing": "pass --allow-missing to compare the common cases only",
     "modality": "give --modality (ct, mr, xray, us, ...) to normalise them",
     "resume": "--resume continues it, --overwrite starts again",
+    "case_pattern": "see --case-pattern",
 }
 
 

@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
     from ..evaluation.results import load_tables
-    from ..evaluation.summary import PERCENT_METRICS, metric_title
     from ..fileutil import check_writable_output
 
     check_test_arguments(args)
@@ -67,25 +66,9 @@ def run(args: argparse.Namespace) -> int:
     rows = compare_methods(tables, args.metrics, args.correction, args.alpha, args.allow_missing)
     write_comparison(rows, files[0], files[1], args.alpha)
     if not args.no_plots:
-        from ..evaluation.plots import box_plot
-        from ..evaluation.report import group_name
+        from ..evaluation.report import write_box_plots
 
-        labels_per_task: dict[str, set] = {}
-        for rows_ in tables.values():
-            for r in rows_:
-                labels_per_task.setdefault(r.task, set()).add(r.label)
-        groups = sorted({(r.task, r.label) for rows_ in tables.values() for r in rows_})
-        names = [group_name(t, lab, labels_per_task) for t, lab in groups]
-        for metric in args.metrics:
-            scale = 100.0 if metric in PERCENT_METRICS else 1.0
-            values: dict = {}
-            for method, rows_ in tables.items():
-                for r in rows_:
-                    values.setdefault((group_name(r.task, r.label, labels_per_task), method), []).append(
-                        getattr(r, metric) * scale)
-            box_plot(values, names, list(tables), metric_title(metric, [r for t in tables.values() for r in t]),
-                     out / f"boxplot_{metric}.png",
-                     title=f"{metric.upper()} per task and method")
+        write_box_plots(tables, args.metrics, out)
     print(comparison_markdown(rows, args.alpha), end="")
     print(f"written to {out}/")
     return 0

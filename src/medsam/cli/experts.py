@@ -45,51 +45,15 @@ def _named_folder(text: str, option: str) -> tuple[str, Path]:
     return name, path
 
 
-def list_cases(folder: Path, pattern) -> dict[str, Path]:
-    """Case name -> file for the files of ``folder`` (hidden files ignored)."""
-    from ..errors import InputError
-    from ..evaluation.runner import case_name
-
-    cases: dict[str, Path] = {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if pattern is None:
-            name = case_name(path)
-        else:
-            match = pattern.search(path.name)
-            if match is None:
-                continue
-            name = match.group(1) if match.groups() else match.group(0)
-        if name in cases:
-            raise InputError(f"{folder}: two files for case {name!r}: {cases[name].name} and {path.name}")
-        cases[name] = path
-    if not cases:
-        raise InputError(f"{folder}: no mask files" + ("" if pattern is None else
-                                                        f" matching {pattern.pattern!r}"))
-    return cases
-
-
-def _read_binary(path: Path, threshold: float):
-    import numpy as np
-
-    from ..evaluation.runner import load_mask
-
-    array, spacing = load_mask(path, "reference")
-    if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8:
-        array = array[..., 0]
-    return np.asarray(array) > threshold, spacing
-
-
 def run(args) -> int:
     import re
-    import shutil
-    import tempfile
 
     from ..errors import InputError
-    from ..evaluation.experts import compare_with_experts, expert_markdown, expert_table, \
-        write_expert_comparison
+    from ..evaluation.experts import (compare_with_experts, expert_markdown, expert_table,
+                                      load_rater_masks, write_expert_comparison)
+    from ..fileutil import atomic_folder, check_output_folder
 
-    if args.output.exists() and not args.overwrite:
-        raise InputError(f"{args.output}: output exists; pass --overwrite to replace it")
+    check_output_folder(args.output, args.overwrite)
     try:
         pattern = re.compile(args.case_pattern) if args.case_pattern else None
     except re.error as error:
@@ -98,43 +62,16 @@ def run(args) -> int:
     if len(raters) < 2:
         raise InputError("give at least two different --rater NAME=FOLDER")
     model_name, model_dir = _named_folder(args.model, "--model") if args.model else ("model", None)
-    listed = {name: list_cases(folder, pattern) for name, folder in raters.items()}
-    if model_dir is not None:
-        listed[model_name] = list_cases(model_dir, pattern)
-    cases = sorted(set.intersection(*(set(c) for c in listed.values())))
-    if not cases:
-        raise InputError("no case is present in every folder (see --case-pattern)")
-    missing = {name: sorted(set(c) - set(cases)) for name, c in listed.items() if set(c) - set(cases)}
-
-    masks: dict[str, list] = {name: [] for name in listed}
-    spacings = []
-    for case in cases:
-        shape, spacing_seen = None, None
-        for name in listed:
-            mask, spacing = _read_binary(listed[name][case], args.threshold)
-            if shape is not None and mask.shape != shape:
-                raise InputError(f"case {case}: {listed[name][case]} has shape {mask.shape}, "
-                                 f"the other masks of this case {shape}")
-            shape = mask.shape
-            masks[name].append(mask)
-            spacing_seen = spacing_seen or spacing
-        spacings.append(spacing_seen)
-    model = masks.pop(model_name) if model_dir is not None else None
-    scores = compare_with_experts(masks, cases, spacings=spacings, model=model, model_name=model_name,
-                                  tolerance=args.tolerance)
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.output.name}.", dir=args.output.parent or "."))
-    try:
+    folders = dict(raters, **({model_name: model_dir} if model_dir is not None else {}))
+    read = load_rater_masks(folders, pattern, args.threshold)
+    model = read.masks.pop(model_name) if model_dir is not None else None
+    scores = compare_with_experts(read.masks, read.cases, spacings=read.spacings, model=model,
+                                  model_name=model_name, tolerance=args.tolerance)
+    with atomic_folder(args.output, args.overwrite) as tmp:
         write_expert_comparison(scores, tmp, model_name=model_name)
-        if args.output.exists():
-            shutil.rmtree(args.output)
-        tmp.rename(args.output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(expert_markdown(expert_table(scores, model_name)), end="")
-    print(f"{len(cases)} cases; written to {args.output}")
-    for name, names in missing.items():
+    print(f"{len(read.cases)} cases; written to {args.output}")
+    for name, names in read.missing.items():
         print(f"note: {len(names)} case(s) of '{name}' not in every folder, left out: "
               f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
     return 0

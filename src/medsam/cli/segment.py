@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant",
                         help="model variant (default: recorded in, or inferred from, the checkpoint)")
     parser.add_argument("--transform",
-                        help="model-input preprocessing: litemedsam, medsam or sam (default: what the weights record or are "
-                             "registered with, else the variant's)")
+                        help="model-input preprocessing: litemedsam, medsam or sam (default: what "
+                             "the weights record or are registered with, else the variant's)")
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
                                          "mediastinum, liver)")

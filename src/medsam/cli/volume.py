@@ -21,42 +21,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _mask_volumes(args) -> int:
-    import numpy as np
-
-    from .. import io as mio
-    from ..errors import InputError
     from ..evaluation.results import write_csv
-    from ..evaluation.volumes import label_volumes
+    from ..evaluation.volumes import file_volumes
     from ..fileutil import check_writable_output
 
     if args.output is not None:
         check_writable_output(args.output, args.overwrite)
     rows = []
     for path in args.masks:
-        if path.name.lower().endswith(".npz"):
-            geometry = mio.read_npz(path).geometry
-            with np.load(path, allow_pickle=False) as data:
-                key = next((k for k in ("segs", "gts") if k in data), None)
-                if key is None:
-                    raise InputError(f"{path}: npz file has no 'segs' or 'gts' mask")
-                mask = np.asarray(data[key])
-        else:
-            mask, geometry = mio.read(path)
-        if mask.dtype.kind not in "iub":
-            raise InputError(f"{path}: mask must hold integer labels, got {mask.dtype}")
-        if mask.dtype.kind == "i" and mask.size and mask.min() < 0:
-            raise InputError(f"{path}: mask holds negative labels")
-        try:
-            volumes = label_volumes(mask, geometry.spacing, geometry.spacing_known)
-        except ValueError as exc:
-            raise InputError(f"{path}: {exc}") from None
+        volumes, geometry = file_volumes(path)
         if not geometry.spacing_known:
             print(f"{path}: no physical pixel size in the file; sizes are pixel counts")
         if not volumes:
             print(f"{path}: no foreground labels")
         for v in volumes:
             size = "" if v.unit in ("pixels", "voxels") else f"\t{v.volume:.4f} {v.unit}"
-            print(f"{path}\tlabel {v.label}\t{v.voxels} {'voxels' if mask.ndim == 3 else 'pixels'}{size}")
+            print(f"{path}\tlabel {v.label}\t{v.voxels} {'voxels' if geometry.ndim == 3 else 'pixels'}{size}")
             rows.append([str(path), v.label, v.voxels, v.volume, v.unit])
     if args.output is not None:
         write_csv(args.output, ["file", "label", "voxels", "volume", "unit"], rows)
@@ -66,9 +46,8 @@ def _mask_volumes(args) -> int:
 
 def _agreement(args) -> int:
     from ..errors import InputError
-    from ..evaluation.plots import bland_altman_plot, volume_scatter_plot
     from ..evaluation.results import read_results, write_csv
-    from ..evaluation.volumes import volume_agreement, volume_pairs
+    from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
     from ..fileutil import check_writable_output
 
     if args.output is None:
@@ -82,19 +61,13 @@ def _agreement(args) -> int:
         raise InputError(f"{args.agreement}: {pred.size} 3D label volumes with a non-empty reference; "
                          f"volume agreement needs at least 4")
     try:
-        a = volume_agreement(pred, ref, args.confidence)
+        agreement = volume_agreement(pred, ref, args.confidence)
     except ValueError as exc:
         raise InputError(f"{args.agreement}: {exc}") from None
-    p, ba = a.pearson, a.bland_altman
-    write_csv(files[0], ["n", "pearson_r", "r_ci_low", "r_ci_high", "confidence", "r_pvalue", "bias_ml",
-                         "sd_difference_ml", "loa_low_ml", "loa_high_ml"],
-              [[p.n, p.r, p.ci_low, p.ci_high, p.confidence, p.pvalue, ba.mean_difference, ba.sd_difference,
-                ba.lower_limit, ba.upper_limit]])
-    volume_scatter_plot(pred, ref, files[1], r=p.r, ci=(p.ci_low, p.ci_high))
-    bland_altman_plot(pred, ref, files[2], ba.mean_difference, ba.lower_limit, ba.upper_limit)
-    print(f"n = {p.n}, Pearson r = {p.r:.4f} ({p.confidence:.0%} CI {p.ci_low:.4f} to {p.ci_high:.4f}), "
-          f"Bland-Altman bias {ba.mean_difference:+.3f} mL, limits of agreement {ba.lower_limit:+.3f} to "
-          f"{ba.upper_limit:+.3f} mL")
+    method = rows[0].method if rows else ""
+    write_csv(files[0], list(AGREEMENT_COLUMNS), [agreement.row(method)])
+    write_agreement(pred, ref, agreement, files[1], files[2])
+    print(agreement.describe())
     print(f"written to {args.output}/")
     return 0
 

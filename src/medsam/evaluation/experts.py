@@ -11,15 +11,18 @@ against the consensus of all raters (the paper's ground truth).
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..metrics.overlap import dice
 from ..metrics.surface import normalized_surface_distance, surface_distances
 
 __all__ = ["majority_vote", "ExpertScore", "compare_with_experts", "expert_table", "expert_markdown",
-           "write_expert_comparison"]
+           "write_expert_comparison", "RaterMasks", "list_rater_cases", "load_rater_masks"]
 
 
 def majority_vote(masks: Sequence[np.ndarray], tie: str = "background") -> np.ndarray:
@@ -143,8 +146,6 @@ def write_expert_comparison(scores: Sequence[ExpertScore], folder, model_name: s
                             plot: bool = True) -> list:
     """Write ``experts_scores.csv`` (every score), ``experts.csv`` and
     ``experts.md`` (the table) and ``experts.png`` (the plot) into ``folder``."""
-    from pathlib import Path
-
     from ..fileutil import atomic_path
     from .results import write_csv
 
@@ -162,3 +163,75 @@ def write_expert_comparison(scores: Sequence[ExpertScore], folder, model_name: s
 
         written.append(expert_plot(scores, folder / "experts.png", model_name))
     return written
+
+
+@dataclasses.dataclass(frozen=True)
+class RaterMasks:
+    """Binary masks of the cases every folder holds: ``masks[name][i]`` is the mask of
+    ``cases[i]`` by rater (or model) ``name``; ``spacings[i]`` its pixel size (or None);
+    ``missing[name]``: that folder's cases left out because another folder lacks them."""
+
+    cases: list[str]
+    masks: dict[str, list[np.ndarray]]
+    spacings: list
+    missing: dict[str, list[str]]
+
+
+def list_rater_cases(folder: Path, pattern: re.Pattern | None = None) -> dict[str, Path]:
+    """Case name -> file for the files of ``folder`` (hidden files ignored): the name is
+    :func:`~medsam.segmentation.cases.case_name`, or the first group of ``pattern``
+    (files it does not match are skipped)."""
+    from ..segmentation.cases import case_name
+
+    if not folder.is_dir():
+        raise InputError(f"{folder}: folder does not exist")
+    cases: dict[str, Path] = {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if pattern is None:
+            name = case_name(path)
+        else:
+            match = pattern.search(path.name)
+            if match is None:
+                continue
+            name = match.group(1) if match.groups() else match.group(0)
+        if name in cases:
+            raise InputError(f"{folder}: two files for case {name!r}: {cases[name].name} and {path.name}")
+        cases[name] = path
+    if not cases:
+        raise InputError(f"{folder}: no mask files" + ("" if pattern is None else
+                                                        f" matching {pattern.pattern!r}"))
+    return cases
+
+
+def _read_binary(path: Path, threshold: float) -> tuple[np.ndarray, object]:
+    from .runner import load_mask
+
+    array, spacing = load_mask(path, "reference")
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8:
+        array = array[..., 0]
+    return np.asarray(array) > threshold, spacing
+
+
+def load_rater_masks(folders: Mapping[str, Path], pattern: re.Pattern | None = None,
+                     threshold: float = 0.0) -> RaterMasks:
+    """Read the masks (foreground: value > ``threshold``) of the cases present in every
+    folder of ``folders`` (name -> folder), matched by case name."""
+    listed = {name: list_rater_cases(Path(folder), pattern) for name, folder in folders.items()}
+    cases = sorted(set.intersection(*(set(c) for c in listed.values())))
+    if not cases:
+        raise InputError("no case is present in every folder", option="case_pattern")
+    missing = {name: sorted(set(c) - set(cases)) for name, c in listed.items() if set(c) - set(cases)}
+    masks: dict[str, list[np.ndarray]] = {name: [] for name in listed}
+    spacings = []
+    for case in cases:
+        shape, spacing_seen = None, None
+        for name in listed:
+            mask, spacing = _read_binary(listed[name][case], threshold)
+            if shape is not None and mask.shape != shape:
+                raise InputError(f"case {case}: {listed[name][case]} has shape {mask.shape}, "
+                                 f"the other masks of this case {shape}")
+            shape = mask.shape
+            masks[name].append(mask)
+            spacing_seen = spacing_seen or spacing
+        spacings.append(spacing_seen)
+    return RaterMasks(cases, masks, spacings, missing)

@@ -8,23 +8,21 @@ into place when complete, so a failed run never leaves a partial report.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import html
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import InputError
+from ..fileutil import atomic_folder
 from .compare import comparison_markdown, compare_methods, write_comparison
-from .plots import bland_altman_plot, box_plot, volume_scatter_plot
+from .plots import box_plot
 from .results import ResultRow, write_csv
 from .summary import PERCENT_METRICS, metric_title, summarize, summary_markdown, write_summary
-from .volumes import volume_agreement, volume_pairs
+from .volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
 
-__all__ = ["ReportConfig", "build_report", "group_name"]
+__all__ = ["ReportConfig", "build_report", "group_name", "write_box_plots"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +42,29 @@ def group_name(task: str, label: int, labels_per_task: Mapping[str, set]) -> str
     return task if len(labels_per_task.get(task, ())) == 1 else f"{task}:{label}"
 
 
-@contextlib.contextmanager
-def _atomic_folder(path: Path, overwrite: bool):
-    from ..fileutil import check_output_folder
-
-    check_output_folder(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def write_box_plots(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence[str],
+                    folder: Path) -> list[str]:
+    """``boxplot_<metric>.png`` in ``folder`` for each metric: one group of boxes per
+    task (and label), one box per method (paper Fig. 2a,c); returns the file names."""
+    all_rows = [r for rows in tables.values() for r in rows]
+    labels_per_task: dict[str, set] = {}
+    for r in all_rows:
+        labels_per_task.setdefault(r.task, set()).add(r.label)
+    groups = sorted({(r.task, r.label) for r in all_rows})
+    names = [group_name(t, lab, labels_per_task) for t, lab in groups]
+    files = []
+    for metric in metrics:
+        scale = 100.0 if metric in PERCENT_METRICS else 1.0
+        values: dict[tuple[str, str], list[float]] = {}
+        for method, rows in tables.items():
+            for r in rows:
+                values.setdefault((group_name(r.task, r.label, labels_per_task), method), []).append(
+                    getattr(r, metric) * scale)
+        file = f"boxplot_{metric}.png"
+        box_plot(values, names, list(tables), metric_title(metric, all_rows), folder / file,
+                 title=f"{metric.upper()} per task and method")
+        files.append(file)
+    return files
 
 
 def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.PathLike,
@@ -71,14 +77,9 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
     out_dir = Path(out_dir)
     methods = list(tables)
     all_rows = [r for rows in tables.values() for r in rows]
-    labels_per_task: dict[str, set] = {}
-    for r in all_rows:
-        labels_per_task.setdefault(r.task, set()).add(r.label)
-    groups = sorted({(r.task, r.label) for r in all_rows})
-    names = [group_name(t, lab, labels_per_task) for t, lab in groups]
     sections: list[tuple[str, str, list[str]]] = []  # (title, markdown text, images)
 
-    with _atomic_folder(out_dir, overwrite) as tmp:
+    with atomic_folder(out_dir, overwrite) as tmp:
         summary = summarize(all_rows)
         write_summary(summary, tmp / "summary.csv", tmp / "summary.md")
         sections.append(("Summary per task and label", summary_markdown(summary), []))
@@ -90,17 +91,7 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
             sections.append(("Paired comparison (Wilcoxon signed-rank)",
                              comparison_markdown(comparison, config.alpha), []))
 
-        images = []
-        for metric in config.metrics:
-            values = {}
-            scale = 100.0 if metric in PERCENT_METRICS else 1.0
-            for r in all_rows:
-                values.setdefault((group_name(r.task, r.label, labels_per_task), r.method), []).append(
-                    getattr(r, metric) * scale)
-            file = f"boxplot_{metric}.png"
-            box_plot(values, names, methods, metric_title(metric, all_rows), tmp / file,
-                     title=f"{metric.upper()} per task and method")
-            images.append(file)
+        images = write_box_plots(tables, config.metrics, tmp)
         sections.append(("Box plots", "Boxes: quartiles; line: median; whiskers: 1.5 IQR.\n", images))
 
         volume_lines, volume_images, volume_rows = [], [], []
@@ -113,24 +104,16 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
             except ValueError as exc:
                 volume_lines.append(f"- {method}: volume agreement not computed ({exc}).")
                 continue
-            p, ba = agreement.pearson, agreement.bland_altman
-            volume_rows.append([method, p.n, p.r, p.ci_low, p.ci_high, p.pvalue, ba.mean_difference,
-                                ba.sd_difference, ba.lower_limit, ba.upper_limit])
-            volume_lines.append(
-                f"- {method}: n = {p.n} (3D label volumes with a non-empty reference), Pearson r = "
-                f"{p.r:.4f} (95% CI {p.ci_low:.4f} to {p.ci_high:.4f}, p = {p.pvalue:.2g}); "
-                f"Bland-Altman bias {ba.mean_difference:+.3f} mL, limits of agreement "
-                f"{ba.lower_limit:+.3f} to {ba.upper_limit:+.3f} mL.")
+            volume_rows.append(agreement.row(method))
+            volume_lines.append(f"- {method} (3D label volumes with a non-empty reference): "
+                                f"{agreement.describe()}.")
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in method)
-            volume_scatter_plot(pred, ref, tmp / f"volumes_{safe}.png", r=p.r, ci=(p.ci_low, p.ci_high),
-                                title=f"{method}: predicted vs reference volume")
-            bland_altman_plot(pred, ref, tmp / f"bland_altman_{safe}.png", ba.mean_difference,
-                              ba.lower_limit, ba.upper_limit)
+            write_agreement(pred, ref, agreement, tmp / f"volumes_{safe}.png",
+                            tmp / f"bland_altman_{safe}.png",
+                            title=f"{method}: predicted vs reference volume")
             volume_images += [f"volumes_{safe}.png", f"bland_altman_{safe}.png"]
         if volume_rows:
-            write_csv(tmp / "volume_agreement.csv",
-                      ["method", "n", "pearson_r", "r_ci_low", "r_ci_high", "r_pvalue", "bias_ml",
-                       "sd_difference_ml", "loa_low_ml", "loa_high_ml"], volume_rows)
+            write_csv(tmp / "volume_agreement.csv", list(AGREEMENT_COLUMNS), volume_rows)
         if volume_lines:
             sections.append(("Tumour volumes", "\n".join(volume_lines) + "\n", volume_images))
 
