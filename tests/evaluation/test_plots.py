@@ -49,3 +49,21 @@ def test_expert_outputs(tmp_path):
     assert names == ["experts.csv", "experts.md", "experts.png", "experts_scores.csv"]
     assert "consensus without e0" in (tmp_path / "experts.md").read_text()
     assert_png(tmp_path / "experts.png")
+
+
+def test_plots_leave_the_users_matplotlib_alone(tmp_path):
+    """No backend switch, no pyplot: figures are Figure objects on their own canvas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('pdf')\n"
+        "from medsam.evaluation.plots import volume_scatter_plot\n"
+        f"volume_scatter_plot([1, 2, 3], [1.5, 2, 2.5], {str(tmp_path / 'v.png')!r})\n"
+        "assert matplotlib.get_backend() == 'pdf', matplotlib.get_backend()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert_png(tmp_path / "v.png")

@@ -1,7 +1,9 @@
 """Plots for evaluation reports (matplotlib, optional extra ``plots``).
 
-matplotlib is imported inside the functions, with the non-interactive Agg
-backend; every figure is written atomically as PNG.
+matplotlib is imported inside the functions. Figures are plain
+:class:`matplotlib.figure.Figure` objects drawn on their own Agg canvas: pyplot is
+never imported, so the caller's backend and open figures are left alone. Every
+figure is written atomically as PNG.
 """
 
 from __future__ import annotations
@@ -21,25 +23,23 @@ __all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot"
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _pyplot():
+def _figure(figsize: tuple[float, float], ncols: int = 1):
+    """(a new Figure with its Agg canvas, its axes: one, or a list of ``ncols``)."""
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         raise MedSAMError("plots need matplotlib: pip install 'medsam[plots]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    plt = _pyplot()
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
 
 
@@ -49,9 +49,8 @@ def box_plot(values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence
     """Grouped box plot (paper Fig. 2a,c): one group of boxes per task, one box
     per method, whiskers at 1.5 IQR; ``values[(group, method)]`` are the
     per-case values (non-finite values are left out)."""
-    plt = _pyplot()
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(1, len(methods)) * 0.6 + 2), 4.2))
+    fig, ax = _figure((max(5.0, 1.1 * len(groups) * max(1, len(methods)) * 0.6 + 2), 4.2))
     for j, method in enumerate(methods):
         data, positions = [], []
         for i, group in enumerate(groups):
@@ -83,9 +82,8 @@ def volume_scatter_plot(predicted: Sequence[float], reference: Sequence[float], 
                         r: float | None = None, ci: tuple[float, float] | None = None,
                         unit: str = "mL", title: str | None = None) -> Path:
     """Predicted against reference volumes with the identity line."""
-    plt = _pyplot()
     p, ref = np.asarray(predicted, float), np.asarray(reference, float)
-    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    fig, ax = _figure((4.8, 4.6))
     ax.scatter(ref, p, s=18, alpha=0.8, color=_COLORS[0], edgecolor="none")
     hi = float(max(p.max(initial=0), ref.max(initial=0))) * 1.05 or 1.0
     ax.plot([0, hi], [0, hi], "--", color="grey", lw=1, label="identity")
@@ -110,10 +108,9 @@ def bland_altman_plot(predicted: Sequence[float], reference: Sequence[float], pa
                       mean_difference: float, lower: float, upper: float, unit: str = "mL") -> Path:
     """Difference (predicted - reference) against the mean of both, with the
     bias and the 95% limits of agreement."""
-    plt = _pyplot()
     p, ref = np.asarray(predicted, float), np.asarray(reference, float)
     mean, diff = (p + ref) / 2, p - ref
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    fig, ax = _figure((5.6, 4.2))
     ax.scatter(mean, diff, s=18, alpha=0.8, color=_COLORS[0], edgecolor="none")
     for y, style, label in ((mean_difference, "-", f"bias {mean_difference:+.2f}"),
                             (upper, "--", f"+1.96 SD {upper:+.2f}"), (lower, "--", f"-1.96 SD {lower:+.2f}")):
@@ -130,10 +127,9 @@ def bland_altman_plot(predicted: Sequence[float], reference: Sequence[float], pa
 def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> Path:
     """Box plots of DSC and NSD: each rater against the consensus of the other
     raters, next to the model against the same consensuses (paper Fig. 2f)."""
-    plt = _pyplot()
     raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))
     has_model = any(s.participant == model_name for s in scores)
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(raters) + 3), 4.0))
+    fig, axes = _figure((max(6.0, 1.6 * len(raters) + 3), 4.0), ncols=2)
     for ax, metric in zip(axes, ("dsc", "nsd")):
         data, positions, colors, ticks = [], [], [], []
         for i, name in enumerate(raters):
