@@ -31,10 +31,11 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_test_arguments(args: argparse.Namespace) -> None:
     from ..errors import InputError
+    from ..metrics.case import METRIC_NAMES
 
-    bad = [m for m in args.metrics if m not in ("dsc", "nsd", "hd95")]
+    bad = [m for m in args.metrics if m not in METRIC_NAMES]
     if bad:
-        raise InputError(f"--metrics: unknown metric(s) {', '.join(bad)}; choose from dsc, nsd, hd95")
+        raise InputError(f"--metrics: unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRIC_NAMES)}")
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
 

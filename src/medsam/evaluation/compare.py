@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileutil import atomic_path
+from ..metrics.case import PERCENT_METRICS
 from .results import ResultRow, write_csv
 from .stats import CORRECTION_NAMES, adjust_pvalues, paired_wilcoxon
 
@@ -126,7 +127,7 @@ def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05) -> s
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        k = 100.0 if r.metric in ("dsc", "nsd") else 1.0
+        k = 100.0 if r.metric in PERCENT_METRICS else 1.0
         star = " *" if r.significant else ""
         lines.append(
             f"| {r.task} | {r.label} | {r.metric} | {r.method_a} | {r.method_b} | {r.n} | "

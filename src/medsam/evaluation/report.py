@@ -19,7 +19,8 @@ from ..fileutil import atomic_folder
 from .compare import comparison_markdown, compare_methods, write_comparison
 from .plots import box_plot
 from .results import ResultRow, write_csv
-from .summary import PERCENT_METRICS, metric_title, summarize, summary_markdown, write_summary
+from ..metrics.case import PERCENT_METRICS
+from .summary import metric_title, summarize, summary_markdown, write_summary
 from .volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
 
 __all__ = ["ReportConfig", "build_report", "group_name", "write_box_plots"]

@@ -25,11 +25,6 @@ from ..metrics.case import CaseMetrics
 __all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics",
            "write_csv"]
 
-RESULT_COLUMNS = ("task", "method", "case", "label", "dsc", "nsd", "hd95",
-                  "gt_voxels", "pred_voxels", "gt_volume", "pred_volume", "volume_unit")
-_FLOATS = ("dsc", "nsd", "hd95", "gt_volume", "pred_volume")
-_INTS = ("label", "gt_voxels", "pred_voxels")
-
 
 @dataclasses.dataclass(frozen=True)
 class ResultRow:
@@ -52,6 +47,11 @@ class ResultRow:
     def key(self) -> tuple[str, int, str]:
         """(task, label, case): what pairs rows of different methods."""
         return (self.task, self.label, self.case)
+
+
+#: the columns of a result CSV: the fields of :class:`ResultRow`, in order
+RESULT_COLUMNS = tuple(f.name for f in dataclasses.fields(ResultRow))
+_TYPES = {f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(ResultRow)}
 
 
 def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) -> list[ResultRow]:
@@ -83,11 +83,7 @@ def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:
 
 def _row(raw: dict, path: Path, line: int) -> ResultRow:
     try:
-        values: dict = {c: raw[c] for c in RESULT_COLUMNS}
-        for c in _FLOATS:
-            values[c] = float(values[c])
-        for c in _INTS:
-            values[c] = int(values[c])
+        values: dict = {c: _TYPES[c](raw[c]) for c in RESULT_COLUMNS}
     except (TypeError, ValueError):
         raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
     return ResultRow(**values)

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileutil import atomic_path
-from ..metrics.case import MetricSummary, length_unit, summarize_values
+from ..metrics.case import METRIC_NAMES, PERCENT_METRICS, MetricSummary, length_unit, summarize_values
 from .results import ResultRow, write_csv
 
 __all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
 
-DEFAULT_METRICS = ("dsc", "nsd", "hd95")
-PERCENT_METRICS = {"dsc", "nsd"}
 METRIC_TITLES = {"dsc": "DSC (%)", "nsd": "NSD (%)", "hd95": "HD95 (mm)"}
 
 
@@ -42,7 +40,7 @@ def metric_title(metric: str, rows: Iterable[ResultRow] = ()) -> str:
     return f"HD95 ({units.pop() if len(units) == 1 else 'mm or px'})"
 
 
-def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = DEFAULT_METRICS) -> list[SummaryRow]:
+def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = METRIC_NAMES) -> list[SummaryRow]:
     """Group rows by (method, task, label) and summarise each metric."""
     groups: dict[tuple[str, str, int], list[ResultRow]] = defaultdict(list)
     for r in rows:
@@ -71,7 +69,7 @@ def format_metric(name: str, s: MetricSummary) -> str:
 
 def summary_markdown(summary: Sequence[SummaryRow]) -> str:
     """Markdown table: one line per group, median (IQR) and mean per metric."""
-    metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
+    metrics = list(summary[0].metrics) if summary else list(METRIC_NAMES)
     units = {s.length_unit for s in summary} or {"mm"}
     unit = units.pop() if len(units) == 1 else None
     titles = {**METRIC_TITLES, "hd95": f"HD95 ({unit})" if unit else "HD95"}
@@ -94,7 +92,7 @@ def write_summary(summary: Sequence[SummaryRow], csv_path: str | os.PathLike,
                   md_path: str | os.PathLike | None = None) -> list[Path]:
     """Write the summary as CSV (raw fractions; distances in ``length_unit``) and
     optionally Markdown."""
-    metrics = list(summary[0].metrics) if summary else list(DEFAULT_METRICS)
+    metrics = list(summary[0].metrics) if summary else list(METRIC_NAMES)
     header = ["method", "task", "label", "n_cases", "length_unit"]
     for m in metrics:
         header += [f"{m}_median", f"{m}_q1", f"{m}_q3", f"{m}_mean", f"{m}_n", f"{m}_n_inf"]

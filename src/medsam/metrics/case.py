@@ -21,9 +21,11 @@ from .surface import check_pair, hausdorff_distance, normalized_surface_distance
 from .volumes import volume_unit
 
 __all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "present_labels",
-           "summarize_values", "METRIC_NAMES"]
+           "summarize_values", "METRIC_NAMES", "PERCENT_METRICS"]
 
 METRIC_NAMES = ("dsc", "nsd", "hd95")
+#: metrics in [0, 1], shown as percentages
+PERCENT_METRICS = frozenset({"dsc", "nsd"})
 
 
 @dataclasses.dataclass(frozen=True)
