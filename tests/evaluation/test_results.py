@@ -52,3 +52,14 @@ def test_load_tables_names(result_csvs):
         load_tables([result_csvs[0], result_csvs[0]])
     with pytest.raises(InputError, match="names given"):
         load_tables(result_csvs, ["A"])
+
+
+def test_result_columns_are_task_method_and_the_case_metrics():
+    """A result row is a CaseMetrics with its task and method: one schema, in order."""
+    import dataclasses
+
+    from medsam.evaluation.results import RESULT_COLUMNS, ResultRow
+    from medsam.metrics.case import CaseMetrics
+
+    expected = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)))
+    assert RESULT_COLUMNS == expected == tuple(f.name for f in dataclasses.fields(ResultRow))

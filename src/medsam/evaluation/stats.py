@@ -39,16 +39,10 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     ``p_(i) * (m - i + 1)`` in ascending order, made monotone by a running
     maximum and capped at 1; returned in the input order.
     """
-    p = np.asarray(pvalues, dtype=float)
-    if p.size == 0:
-        return p.copy()
-    _check_pvalues(p)
+    p, order = _sorted_pvalues(pvalues)
     m = p.size
-    order = np.argsort(p, kind="mergesort")
     adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+    return _in_input_order(adjusted, order)
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
@@ -57,16 +51,25 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
     ``p_(i) * m / i`` in ascending order, made monotone by a running minimum
     from the largest down and capped at 1; returned in the input order.
     """
-    p = np.asarray(pvalues, dtype=float)
-    if p.size == 0:
-        return p.copy()
-    _check_pvalues(p)
+    p, order = _sorted_pvalues(pvalues)
     m = p.size
-    order = np.argsort(p, kind="mergesort")
     scaled = p[order] * m / np.arange(1, m + 1)
     adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
+    return _in_input_order(adjusted, order)
+
+
+def _sorted_pvalues(pvalues: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(checked p-values as floats, the order that sorts them; stable)."""
+    p = np.asarray(pvalues, dtype=float)
+    if p.size:
+        _check_pvalues(p)
+    return p, np.argsort(p, kind="mergesort")
+
+
+def _in_input_order(adjusted_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Adjusted p-values (in sorted order) capped at 1, put back in the input order."""
+    out = np.empty(order.size)
+    out[order] = np.minimum(adjusted_sorted, 1.0)
     return out
 
 
