@@ -11,6 +11,7 @@ import medsam
 from medsam.checkpoint import infer_variant, load_model, load_state_dict
 from medsam.errors import CheckpointError, InputError, MedSAMError
 from medsam.modeling import build_model
+
 from reference_sam import load_reference
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 from medsam.devices import resolve_device
 from medsam.errors import InputError
 from medsam.predictor import MedSAMPredictor, model_variant
+
 from reference_sam import load_reference
 
 IMAGE = "busi_breast_us/images/10018.png"

@@ -7,7 +7,6 @@ The command line prints that message on one line and exits with status 2.
 
 from __future__ import annotations
 
-
 #: option -> how a Python caller fixes the problem; the command line names its own flag
 #: instead (``medsam.cli.OPTION_HINTS``)
 OPTION_HINTS: dict[str, str] = {

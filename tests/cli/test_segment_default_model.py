@@ -11,6 +11,7 @@ import pytest
 
 from medsam import io
 from medsam.metrics import dice
+
 from wheels import make_wheel, pip_env
 
 pytestmark = pytest.mark.slow

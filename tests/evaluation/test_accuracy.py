@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medsam.evaluation.accuracy import (BOX_SETTINGS, evaluate_dataset, median_table,
-                                        reference_prompts, score_labels, table_markdown)
+from medsam.evaluation.accuracy import (
+    BOX_SETTINGS,
+    evaluate_dataset,
+    median_table,
+    reference_prompts,
+    score_labels,
+    table_markdown,
+)
 from medsam.io.geometry import Geometry
 
 DESCRIPTION = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "shared_data.json"

@@ -17,7 +17,6 @@ from torch.nn import functional as F
 
 import medsam
 
-
 ATOL = 1e-4
 
 
@@ -115,8 +114,7 @@ def test_logits_iou_and_masks(pair, kind, multimask):
 
 def _small_sam():
     """A Sam with tiny components (64x64 input, 8x8 embedding of width 32)."""
-    from medsam.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
-                                 TwoWayTransformer)
+    from medsam.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     torch.manual_seed(3)
     return Sam(

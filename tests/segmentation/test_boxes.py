@@ -3,8 +3,13 @@ import pytest
 
 from medsam.errors import InputError
 from medsam.io import Geometry
-from medsam.segmentation.boxes import (mask_to_box, validate_box_2d, validate_slice, validate_z_range,
-                                       world_box_to_pixels)
+from medsam.segmentation.boxes import (
+    mask_to_box,
+    validate_box_2d,
+    validate_slice,
+    validate_z_range,
+    world_box_to_pixels,
+)
 
 
 def test_validate_box_2d():

@@ -4,7 +4,8 @@ from scipy import ndimage
 
 from medsam import io
 from medsam.errors import InputError
-from medsam.segmentation import (BoxPrompt, SliceCache, mask_to_box, measure_labels, segment)
+from medsam.segmentation import BoxPrompt, SliceCache, mask_to_box, measure_labels, segment
+
 from threshold_segmenter import ThresholdSegmenter
 
 RECIST = "medsam2_recist/CT_Lesion_000001_02_01_008-023.npz"

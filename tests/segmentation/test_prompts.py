@@ -5,8 +5,13 @@ import pytest
 
 from medsam.errors import InputError
 from medsam.io import Geometry
-from medsam.segmentation.prompts import (BoxPrompt, parse_box_text, prompts_from_npz_boxes,
-                                         read_prompts_file, resolve_prompt)
+from medsam.segmentation.prompts import (
+    BoxPrompt,
+    parse_box_text,
+    prompts_from_npz_boxes,
+    read_prompts_file,
+    resolve_prompt,
+)
 
 
 def test_read_prompts_file(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from medsam.segmentation import mask_to_box, propagate_3d
+
 from threshold_segmenter import ThresholdSegmenter
 
 RECIST = sorted(["CT_Lesion_000001_02_01_008-023.npz", "CT_Lesion_000002_03_01_035-047.npz",

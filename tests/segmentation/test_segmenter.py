@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from medsam.segmentation.segmenter import CallableSegmenter, Segmenter2D, SliceCache, as_segmenter
+
 from threshold_segmenter import ThresholdSegmenter
 
 

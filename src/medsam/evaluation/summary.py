@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileutil import atomic_path
-from ..metrics.case import METRIC_NAMES, PERCENT_METRICS, MetricSummary, length_unit, summarize_values
+from ..metrics.case import METRIC_NAMES, PERCENT_METRICS, MetricAccumulator, MetricSummary, length_unit
 from .results import ResultRow, write_csv
 
 __all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
@@ -41,16 +41,20 @@ def metric_title(metric: str, rows: Iterable[ResultRow] = ()) -> str:
 
 
 def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = METRIC_NAMES) -> list[SummaryRow]:
-    """Group rows by (method, task, label) and summarise each metric."""
-    groups: dict[tuple[str, str, int], list[ResultRow]] = defaultdict(list)
+    """Group rows by (method, task, label) and summarise each metric (one
+    :class:`~medsam.metrics.MetricAccumulator` per method and task)."""
+    grouped: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
     for r in rows:
-        groups[(r.method, r.task, r.label)].append(r)
+        grouped[(r.method, r.task)].append(r)
     out = []
-    for (method, task, label), group in sorted(groups.items()):
-        units = {length_unit(r.volume_unit) for r in group}
-        out.append(SummaryRow(method, task, label, len(group),
-                              {m: summarize_values([getattr(r, m) for r in group]) for m in metrics},
-                              units.pop() if len(units) == 1 else "mm or px"))
+    for (method, task), group in sorted(grouped.items(), key=lambda item: item[0]):
+        accumulator = MetricAccumulator()
+        accumulator.extend(group)
+        for label, summaries in accumulator.summary(metrics).items():
+            labelled = [r for r in group if r.label == label]
+            units = {length_unit(r.volume_unit) for r in labelled}
+            out.append(SummaryRow(method, task, label, len(labelled), summaries,
+                                  units.pop() if len(units) == 1 else "mm or px"))
     return out
 
 

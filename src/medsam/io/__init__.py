@@ -9,8 +9,7 @@ or ``(y, x, 3)``; ``Geometry.spacing`` in the same array axis order (mm);
 ``Geometry.origin`` / ``Geometry.direction`` in ITK/LPS world terms.
 """
 
-from .dispatch import (as_label_map, extension, is_supported, read, supported_extensions, write,
-                       write_labels)
+from .dispatch import as_label_map, extension, is_supported, read, supported_extensions, write, write_labels
 from .geometry import Geometry
 from .npz import NpzCase, read_npz, write_npz
 from .overlay import overlay_montage_rgb, overlay_rgb, write_overlay_montage, write_overlay_png

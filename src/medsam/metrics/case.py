@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -157,8 +157,17 @@ def summarize_values(values: Sequence[float]) -> MetricSummary:
     return MetricSummary(float(med), float(q1), float(q3), float(finite.mean()), int(finite.size), n_inf)
 
 
+class Scored(Protocol):
+    """What the accumulator reads of a row: its label, and each metric as an attribute
+    (:class:`CaseMetrics`, or an evaluation result row)."""
+
+    @property
+    def label(self) -> int: ...
+
+
 class MetricAccumulator:
-    """Collects :class:`CaseMetrics` over cases and reduces them per label.
+    """Collects :class:`CaseMetrics` (or result rows) over cases and reduces them per
+    label; :func:`medsam.evaluation.summarize` uses one per method and task.
 
     >>> acc = MetricAccumulator()
     >>> acc.extend(evaluate_labels(pred, gt, spacing, case="c1"))   # doctest: +SKIP
@@ -166,16 +175,16 @@ class MetricAccumulator:
     """
 
     def __init__(self) -> None:
-        self._rows: list[CaseMetrics] = []
+        self._rows: list[Scored] = []
 
-    def extend(self, rows: Iterable[CaseMetrics]) -> None:
+    def extend(self, rows: Iterable[Scored]) -> None:
         self._rows.extend(rows)
 
     def reset(self) -> None:
         self._rows.clear()
 
     @property
-    def rows(self) -> list[CaseMetrics]:
+    def rows(self) -> list[Scored]:
         return list(self._rows)
 
     def __len__(self) -> int:

@@ -25,7 +25,6 @@ class Sam(nn.Module):
         mask_decoder: see :class:`~medsam.modeling.mask_decoder.MaskDecoder`.
         image_size: S, the side of the encoder's square input (1024 or 256).
         variant: registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite").
-        mask_threshold: logits above it are foreground (0.0).
 
     ``preprocessing`` names the input transform the loaded weights were trained
     with (a key of ``medsam.transforms.TRANSFORMS``, e.g. ``"sam"`` for Meta's SAM
@@ -35,7 +34,6 @@ class Sam(nn.Module):
     them; the predictor reads ``preprocessing``.
     """
 
-    mask_threshold: float = 0.0
     preprocessing: Optional[str] = None
     preprocessing_source: str = "the variant's default"
 

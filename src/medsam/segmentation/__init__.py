@@ -20,8 +20,17 @@ from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
 from .medsam_segmenter import MedSAMSegmenter, segment_image
 from .pipeline import resolve_prompts, segment
-from .prompts import (BoxPrompt, PromptsFile, ResolvedPrompt, load_prompts, parse_box_text,
-                      parse_prompts, prompts_from_npz_boxes, read_prompts_file, resolve_prompt)
+from .prompts import (
+                      BoxPrompt,
+                      PromptsFile,
+                      ResolvedPrompt,
+                      load_prompts,
+                      parse_box_text,
+                      parse_prompts,
+                      prompts_from_npz_boxes,
+                      read_prompts_file,
+                      resolve_prompt,
+)
 from .propagation import propagate_3d
 from .segmenter import CallableSegmenter, Segmenter2D, SliceCache, as_segmenter
 

@@ -10,11 +10,20 @@
 
 from __future__ import annotations
 
-from .cache import (cache_dir, cached_path, check_file, download, get_weights_path, identify_file, is_cached,
-                    manual_instructions, verify, weights_dir)
+from .cache import (
+                    cache_dir,
+                    cached_path,
+                    check_file,
+                    download,
+                    get_weights_path,
+                    identify_file,
+                    is_cached,
+                    manual_instructions,
+                    verify,
+                    weights_dir,
+)
 from .registry import DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
-from .sources import (InstalledPackageSource, PipWheelSource, Source, SourceAbsent,
-                      SourceUnavailable, UrlSource)
+from .sources import InstalledPackageSource, PipWheelSource, Source, SourceAbsent, SourceUnavailable, UrlSource
 
 __all__ = [
     "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
