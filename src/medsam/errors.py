@@ -39,7 +39,7 @@ class MedSAMError(Exception):
             return self.message
         return f"{self.message}; {OPTION_HINTS[self.option]}"
 
-    def __reduce__(self):  # picklable across worker processes, option included
+    def __reduce__(self) -> tuple:  # picklable across worker processes, option included
         return (type(self), (self.message, self.option))
 
 

@@ -77,7 +77,7 @@ def resolve_window(window: str | None = None, level: float | None = None,
     """The CT window from a preset name or a level/width pair (default ``abdomen``)."""
     if (level is None) != (width is None):
         raise InputError("give both CT window level and width, or neither")
-    if level is not None:
+    if level is not None and width is not None:
         if window is not None:
             raise InputError("give a CT window preset or a level/width, not both")
         if not width > 0:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .devices import resolve_device
 from .errors import InputError
 from .fileutil import atomic_path, check_writable_output
 from .intensity import prepare_intensities, to_three_channels
 from .modeling.sam import decode_prompts
-from .transforms import get_transform, transform_for_variant
+from .transforms import Transform, get_transform, transform_for_variant
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
 _VIT_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
@@ -46,10 +48,16 @@ def model_variant(model: torch.nn.Module) -> str:
     if model_image_size(model) == 256:
         return "lite"
     proj = getattr(getattr(model.image_encoder, "patch_embed", None), "proj", None)
-    return _VIT_WIDTHS.get(getattr(proj, "out_channels", None), "vit")
+    return _VIT_WIDTHS.get(int(getattr(proj, "out_channels", 0) or 0), "vit")
 
 
-def _check_image(image) -> np.ndarray:
+def _size2(values: Iterable) -> tuple[int, int]:
+    """(height, width) as two ints; ValueError unless there are exactly two values."""
+    height, width = (int(v) for v in values)
+    return height, width
+
+
+def _check_image(image: ArrayLike) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype == bool or not np.issubdtype(image.dtype, np.number) \
             or np.issubdtype(image.dtype, np.complexfloating):
@@ -72,7 +80,7 @@ def _check_image(image) -> np.ndarray:
     return to_three_channels(image)
 
 
-def _as_boxes(boxes, size: tuple[int, int]) -> np.ndarray:
+def _as_boxes(boxes: ArrayLike, size: tuple[int, int]) -> np.ndarray:
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None]
@@ -92,7 +100,7 @@ def _as_boxes(boxes, size: tuple[int, int]) -> np.ndarray:
     return arr
 
 
-def _as_points(points, labels, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _as_points(points: ArrayLike, labels: ArrayLike | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if labels is None:
         raise InputError("point_labels are required with points (1 foreground, 0 background)")
     pts = np.asarray(points, dtype=np.float64)
@@ -128,16 +136,16 @@ class MedSAMPredictor:
     ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is.
     """
 
-    def __init__(self, model: torch.nn.Module, transform=None,
+    def __init__(self, model: torch.nn.Module, transform: str | Transform | None = None,
                  device: str | torch.device | None = None) -> None:
         if device is not None:
             model = model.to(resolve_device(device))
-        self.model = model.eval()
+        self.model: Any = model.eval()  # ours or Meta's Sam: image_encoder, prompt_encoder, ...
         self.device = next(model.parameters()).device
         self.variant = model_variant(model)
         if transform is None:
             transform = getattr(model, "preprocessing", None) or transform_for_variant(self.variant)
-        self.transform = get_transform(transform) if isinstance(transform, str) else transform
+        self.transform: Transform = get_transform(transform) if isinstance(transform, str) else transform
         size = model_image_size(model)
         if self.transform.image_size != size:
             raise InputError(f"transform {self.transform.name!r} makes {self.transform.image_size}"
@@ -188,21 +196,23 @@ class MedSAMPredictor:
             x = torch.from_numpy(prepared.tensor)[None].to(self.device)
             embedding = self.model.image_encoder(x)
         self._embedding = embedding
-        self.original_size = tuple(int(v) for v in prepared.original_size)
-        self.input_size = tuple(int(v) for v in prepared.input_size)
+        self.original_size = _size2(prepared.original_size)
+        self.input_size = _size2(prepared.input_size)
 
     def get_image_embedding(self) -> torch.Tensor:
         """The cached embedding, (1, 256, 64, 64) float32 on the model's device."""
-        return self._require_image()
+        return self._require_image()[0]
 
-    def _require_image(self) -> torch.Tensor:
-        if self._embedding is None:
+    def _require_image(self) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """(embedding, original size, input size) of the current image."""
+        if self._embedding is None or self.original_size is None or self.input_size is None:
             raise InputError("no image set: call set_image(image) or load_embedding(path) first")
-        return self._embedding
+        return self._embedding, self.original_size, self.input_size
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, boxes=None, points=None, point_labels=None,
+    def predict(self, boxes: ArrayLike | None = None, points: ArrayLike | None = None,
+                point_labels: ArrayLike | None = None,
                 multimask_output: bool = False, batch_size: int = 64
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Segment N objects of the current image in one call.
@@ -216,28 +226,28 @@ class MedSAMPredictor:
         ``scores`` float32 (N,) or (N, 3) (predicted IoU), and ``low_res_logits``
         float32 (N, 1 or 3, 256, 256).
         """
-        embedding = self._require_image()
+        embedding, size, input_size = self._require_image()
         if boxes is None and points is None:
             raise InputError("give boxes and/or points to predict from")
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        box_arr = None if boxes is None else _as_boxes(boxes, self.original_size)
+        box_arr = None if boxes is None else _as_boxes(boxes, size)
         pts = lab = None
         if points is not None:
-            pts, lab = _as_points(points, point_labels, self.original_size)
-        n = len(box_arr) if box_arr is not None else len(pts)
+            pts, lab = _as_points(points, point_labels, size)
+        n = len(box_arr) if box_arr is not None else len(pts) if pts is not None else 0
         if pts is not None and len(pts) != n:
             if len(pts) != 1:
                 raise InputError(f"{n} boxes but {len(pts)} point prompts; give one point "
                                  f"prompt per box, or one for all")
-            pts, lab = np.repeat(pts, n, axis=0), np.repeat(lab, n, axis=0)
+            pts, lab = np.repeat(pts, n, axis=0), np.repeat(np.asarray(lab), n, axis=0)
         if box_arr is not None:
-            box_arr = self.transform.apply_boxes(box_arr, self.original_size)
+            box_arr = self.transform.apply_boxes(box_arr, size)
         if pts is not None:
-            pts = self.transform.apply_points(pts, self.original_size)
+            pts = self.transform.apply_points(pts, size)
 
         channels = 3 if multimask_output else 1
-        masks = np.zeros((n, channels, *self.original_size), dtype=bool)
+        masks = np.zeros((n, channels, size[0], size[1]), dtype=bool)
         scores = np.zeros((n, channels), dtype=np.float32)
         logits = np.zeros((n, channels, 256, 256), dtype=np.float32)
         for start in range(0, n, batch_size):
@@ -245,10 +255,10 @@ class MedSAMPredictor:
             low, iou = self._decode(
                 embedding,
                 None if box_arr is None else box_arr[part],
-                None if pts is None else (pts[part], lab[part]),
+                None if pts is None or lab is None else (pts[part], lab[part]),
                 multimask_output)
-            masks[part] = self.transform.postprocess(low, self.original_size,
-                                                     self.input_size).cpu().numpy()
+            masks[part] = self.transform.postprocess(low, size,
+                                                     input_size).cpu().numpy()
             scores[part] = iou.float().cpu().numpy()
             logits[part] = low.float().cpu().numpy()
         if not multimask_output:
@@ -281,20 +291,19 @@ class MedSAMPredictor:
     def save_embedding(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the current embedding with its original size, input size, transform
         name and model variant to ``path`` (``.npz``, or ``.pt`` for torch), atomically."""
-        embedding = self._require_image()
+        embedding, size, input_size = self._require_image()
         path = check_writable_output(path, overwrite)
         meta = self._metadata()
         with atomic_path(path) as tmp:
             if path.suffix == ".pt":
                 torch.save({**meta, "embedding": embedding.detach().cpu(),
-                            "original_size": list(self.original_size),
-                            "input_size": list(self.input_size)}, tmp)
+                            "original_size": list(size), "input_size": list(input_size)}, tmp)
             else:
                 with open(tmp, "wb") as f:
-                    np.savez(f, embedding=embedding.detach().cpu().numpy(),
-                             original_size=np.array(self.original_size),
-                             input_size=np.array(self.input_size),
-                             **{k: np.array(v) for k, v in meta.items()})
+                    arrays = {"embedding": embedding.detach().cpu().numpy(),
+                              "original_size": np.array(size), "input_size": np.array(input_size),
+                              **{k: np.array(v) for k, v in meta.items()}}
+                    np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
         return path
 
     def load_embedding(self, path: str | os.PathLike) -> None:
@@ -313,8 +322,8 @@ class MedSAMPredictor:
                     data = {k: npz[k] for k in npz.files}
                     data = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
             fmt, embedding = data["format"], np.asarray(data["embedding"], dtype=np.float32)
-            original = tuple(int(v) for v in data["original_size"])
-            input_size = tuple(int(v) for v in data["input_size"])
+            original = _size2(data["original_size"])
+            input_size = _size2(data["input_size"])
             meta = {k: data[k] for k in ("transform", "variant", "image_size")}
         except Exception as exc:  # any unreadable or incomplete file
             raise InputError(f"{path}: not a medsam embedding file ({exc})") from None
@@ -325,7 +334,7 @@ class MedSAMPredictor:
             if value != expected[key]:
                 raise InputError(f"{path}: embedding was made with {key} {value!r} but this "
                                  f"predictor uses {expected[key]!r}")
-        if embedding.ndim != 4 or embedding.shape[0] != 1 or len(original) != 2:
+        if embedding.ndim != 4 or embedding.shape[0] != 1:
             raise InputError(f"{path}: embedding has shape {embedding.shape}, expected "
                              f"(1, C, h, w)")
         self._embedding = torch.from_numpy(embedding).to(self.device)

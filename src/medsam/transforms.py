@@ -251,7 +251,7 @@ class LiteMedSAMTransform:
 
     def prepare_image(self, image: np.ndarray) -> PreparedImage:
         """(H, W, 3) in [0, 255] -> float32 (3, 256, 256): resized, [0, 1], zero padded."""
-        new_size = longest_side_shape(*image.shape[:2], self.image_size)
+        new_size = longest_side_shape(image.shape[0], image.shape[1], self.image_size)
         if image.dtype != np.uint8:
             image = np.rint(image).astype(np.uint8)
         resized = area_resize(image, new_size)
@@ -288,10 +288,10 @@ class SAMTransform:
         """(H, W, 3) in [0, 255] -> float32 (3, 1024, 1024), normalised and zero padded."""
         from PIL import Image
 
-        new_h, new_w = longest_side_shape(*image.shape[:2], self.image_size)
+        new_h, new_w = longest_side_shape(image.shape[0], image.shape[1], self.image_size)
         if image.dtype != np.uint8:
             image = np.rint(image).astype(np.uint8)
-        resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
+        resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
         normalised = (resized.astype(np.float32) - self.pixel_mean.astype(np.float32)) \
             / self.pixel_std.astype(np.float32)
         padded = pad_to_square(normalised, self.image_size)

@@ -45,7 +45,7 @@ def _named_folder(text: str, option: str) -> tuple[str, Path]:
     return name, path
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import re
 
     from ..errors import InputError

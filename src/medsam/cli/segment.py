@@ -18,6 +18,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..metrics.volumes import LabelVolume
+    from ..modeling.sam import Sam
+    from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, PromptsFile
 
 HELP = "segment objects from boxes in 2D images, volumes and DICOM series (or a folder of them)"
 
@@ -74,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
-def _prompts(args, case, prompts_file):
+def _prompts(args: argparse.Namespace, case: Case, prompts_file: PromptsFile | None) -> list[BoxPrompt]:
     """Prompts for one case: --prompts file, else --box options, else the npz's own boxes."""
     from ..errors import InputError
     from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes
@@ -90,7 +98,7 @@ def _prompts(args, case, prompts_file):
     raise InputError(f"{case.path}: no prompts: give --box or --prompts (npz files may carry 'boxes')")
 
 
-def _check_options(args) -> None:
+def _check_options(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
     if args.box and args.prompts:
@@ -103,7 +111,8 @@ def _check_options(args) -> None:
         raise InputError(f"--margin must be >= 0, got {args.margin:g}")
 
 
-def _prepare_case(args, path: Path, output: Path, prompts_file):
+def _prepare_case(args: argparse.Namespace, path: Path, output: Path, prompts_file: PromptsFile | None
+                  ) -> tuple[Case, list[BoxPrompt], np.ndarray]:
     """Read one case and check everything about it before any model work: output free,
     prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
     from ..fileutil import check_writable_output
@@ -127,7 +136,8 @@ def _overlay_path(output: Path) -> Path:
     return output.with_name(case_name(output) + "_overlay.png")
 
 
-def _segment_case(args, prepared, output: Path, segmenter) -> list:
+def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt], np.ndarray], output: Path,
+                  segmenter: MedSAMSegmenter) -> list[LabelVolume]:
     """Segment a prepared case, write its label map (and overlay), print label volumes."""
     from ..io import write_labels, write_overlay_montage, write_overlay_png
     from ..metrics import label_volumes
@@ -178,7 +188,7 @@ def _check_clashes(cases: list[Path], outputs: list[Path]) -> None:
         seen[output] = case
 
 
-def _load_model(args):
+def _load_model(args: argparse.Namespace) -> Sam:
     """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use."""
     from .. import load_model
     from ..errors import WeightsDownloadError
@@ -227,11 +237,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         outputs = [Path(args.output) if args.output else output_path_for(source)]
 
-    prepared = None if batch else _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail fast
-    segmenter = MedSAMSegmenter(_load_model(args))
     if not batch:
-        _segment_case(args, prepared, outputs[0], segmenter)
+        prepared = _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail before loading
+        _segment_case(args, prepared, outputs[0], MedSAMSegmenter(_load_model(args)))
         return 0
+    segmenter = MedSAMSegmenter(_load_model(args))
 
     from tqdm.auto import tqdm
 

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
-def _mask_volumes(args) -> int:
+def _mask_volumes(args: argparse.Namespace) -> int:
     from ..evaluation.results import write_csv
     from ..evaluation.volumes import file_volumes
     from ..fileutil import check_writable_output
@@ -44,7 +44,7 @@ def _mask_volumes(args) -> int:
     return 0
 
 
-def _agreement(args) -> int:
+def _agreement(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.results import read_results, write_csv
     from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..weights import WeightsEntry
 
 HELP = "list, download or locate named pretrained weights (LiteMedSAM, MedSAM, SAM)"
 
@@ -23,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     path.add_argument("name", help="weights name (see `medsam weights list`)")
 
 
-def _format_size(entry) -> str:
+def _format_size(entry: WeightsEntry) -> str:
     if entry.size_bytes is None:
         return "unknown"
     return f"{entry.size_bytes / 2**20:.1f} MiB"

@@ -11,6 +11,7 @@ against the consensus of all raters (the paper's ground truth).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -58,7 +59,8 @@ class ExpertScore:
     nsd: float
 
 
-def _score(mask, consensus, spacing, tolerance):
+def _score(mask: np.ndarray, consensus: np.ndarray, spacing: Sequence[float] | None,
+           tolerance: float) -> tuple[float, float]:
     d = surface_distances(mask, consensus, spacing)
     return dice(mask, consensus), normalized_surface_distance(d, tolerance=tolerance)
 
@@ -142,8 +144,8 @@ def expert_markdown(table: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_expert_comparison(scores: Sequence[ExpertScore], folder, model_name: str = "model",
-                            plot: bool = True) -> list:
+def write_expert_comparison(scores: Sequence[ExpertScore], folder: str | os.PathLike, model_name: str = "model",
+                            plot: bool = True) -> list[Path]:
     """Write ``experts_scores.csv`` (every score), ``experts.csv`` and
     ``experts.md`` (the table) and ``experts.png`` (the plot) into ``folder``."""
     from ..fileutil import atomic_path

@@ -11,19 +11,25 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import MedSAMError
 from ..fileutil import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .experts import ExpertScore
 
 __all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot"]
 
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _figure(figsize: tuple[float, float], ncols: int = 1):
+def _figure(figsize: tuple[float, float], ncols: int = 1) -> tuple[Figure, Any]:
     """(a new Figure with its Agg canvas, its axes: one, or a list of ``ncols``)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -36,7 +42,7 @@ def _figure(figsize: tuple[float, float], ncols: int = 1):
     return fig, axes
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
@@ -78,7 +84,7 @@ def box_plot(values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence
     return _save(fig, path)
 
 
-def volume_scatter_plot(predicted: Sequence[float], reference: Sequence[float], path: str | os.PathLike,
+def volume_scatter_plot(predicted: ArrayLike, reference: ArrayLike, path: str | os.PathLike,
                         r: float | None = None, ci: tuple[float, float] | None = None,
                         unit: str = "mL", title: str | None = None) -> Path:
     """Predicted against reference volumes with the identity line."""
@@ -104,7 +110,7 @@ def volume_scatter_plot(predicted: Sequence[float], reference: Sequence[float], 
     return _save(fig, path)
 
 
-def bland_altman_plot(predicted: Sequence[float], reference: Sequence[float], path: str | os.PathLike,
+def bland_altman_plot(predicted: ArrayLike, reference: ArrayLike, path: str | os.PathLike,
                       mean_difference: float, lower: float, upper: float, unit: str = "mL") -> Path:
     """Difference (predicted - reference) against the mean of both, with the
     bias and the 95% limits of agreement."""
@@ -124,7 +130,7 @@ def bland_altman_plot(predicted: Sequence[float], reference: Sequence[float], pa
     return _save(fig, path)
 
 
-def expert_plot(scores, path: str | os.PathLike, model_name: str = "model") -> Path:
+def expert_plot(scores: Sequence[ExpertScore], path: str | os.PathLike, model_name: str = "model") -> Path:
     """Box plots of DSC and NSD: each rater against the consensus of the other
     raters, next to the model against the same consensuses (paper Fig. 2f)."""
     raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))

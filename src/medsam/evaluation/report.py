@@ -149,7 +149,7 @@ def _md_table_to_html(text: str) -> str:
     return "\n".join(out)
 
 
-def _write_index(folder: Path, inputs: str, sections) -> None:
+def _write_index(folder: Path, inputs: str, sections: Sequence[tuple[str, str, list[str]]]) -> None:
     md = ["# Evaluation report", "", "Inputs:", "", inputs, ""]
     body = ["<h1>Evaluation report</h1>", "<h2>Inputs</h2>", _md_table_to_html(inputs)]
     for title, text, images in sections:

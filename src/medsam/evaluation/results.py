@@ -58,7 +58,7 @@ def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) ->
     return [ResultRow(task=task, method=method, **dataclasses.asdict(m)) for m in metrics]
 
 
-def _format(value) -> str:
+def _format(value: object) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ("inf" if value > 0 else ("-inf" if value < 0 else "nan"))
     return str(value)

@@ -15,10 +15,12 @@ import concurrent.futures as cf
 import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError, MedSAMError
+from ..io.geometry import Geometry
 from ..metrics.case import evaluate_labels
 from ..segmentation.cases import case_name
 from .results import ResultRow, rows_from_metrics
@@ -100,7 +102,7 @@ def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
     return matched, unmatched
 
 
-def load_mask(path: Path, role: str):
+def load_mask(path: Path, role: str) -> tuple[np.ndarray, tuple[float, ...] | None]:
     """Read a mask: ``(array, spacing or None)``; spacing is None when the file
     carries no physical size (PNG/JPEG)."""
     array, geometry, _ = load_mask_geometry(path, role)
@@ -108,7 +110,7 @@ def load_mask(path: Path, role: str):
     return array, spacing
 
 
-def load_mask_geometry(path: Path, role: str):
+def load_mask_geometry(path: Path, role: str) -> tuple[np.ndarray, Geometry, bool]:
     """Read a mask: ``(array, Geometry, placed)``; ``placed`` is False for a challenge npz
     without ``origin``/``direction`` (it records only its spacing)."""
     from .. import io as mio
@@ -126,7 +128,7 @@ def load_mask_geometry(path: Path, role: str):
     return array, geometry, True
 
 
-def check_same_place(case: str, pred_geometry, gt_geometry, spacing_rtol: float = 1e-4,
+def check_same_place(case: str, pred_geometry: Geometry, gt_geometry: Geometry, spacing_rtol: float = 1e-4,
                      placed: bool = True) -> None:
     """Raise InputError naming the case and the field unless both masks lie at the same
     place in the world: spacing (relative ``spacing_rtol``), origin (to 1% of the
@@ -164,7 +166,7 @@ def check_labels_meet(case: str, pred: np.ndarray, gt: np.ndarray) -> None:
                          f"1 and 255?)", option="binary")
 
 
-def _fmt(values) -> str:
+def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
 
@@ -229,7 +231,7 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
     return rows_from_metrics(metrics, config.task, config.method)
 
 
-def _run_one(args):
+def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, str | None]:
     case, pred_path, gt_path, config = args
     try:
         return case, evaluate_case(case, pred_path, gt_path, config), None
@@ -268,8 +270,9 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     return EvaluationRun(rows=rows, failures=sorted(failures), n_cases=n_cases)
 
 
-def _collect(case, rows, error, results, failures):
-    if error is None:
+def _collect(case: str, rows: list[ResultRow] | None, error: str | None,
+             results: dict[str, list[ResultRow]], failures: list[tuple[str, str]]) -> None:
+    if rows is not None:
         results[case] = rows
     else:
-        failures.append((case, error))
+        failures.append((case, error or "failed"))

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "CORRECTIONS",
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
+def holm(pvalues: ArrayLike) -> np.ndarray:
     """Holm-Bonferroni step-down adjusted p-values (family-wise error rate).
 
     ``p_(i) * (m - i + 1)`` in ascending order, made monotone by a running
@@ -45,7 +45,7 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return _in_input_order(adjusted, order)
 
 
-def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
+def benjamini_hochberg(pvalues: ArrayLike) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false discovery rate).
 
     ``p_(i) * m / i`` in ascending order, made monotone by a running minimum
@@ -58,7 +58,7 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
     return _in_input_order(adjusted, order)
 
 
-def _sorted_pvalues(pvalues: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_pvalues(pvalues: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(checked p-values as floats, the order that sorts them; stable)."""
     p = np.asarray(pvalues, dtype=float)
     if p.size:
@@ -77,7 +77,7 @@ CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
 CORRECTION_NAMES = {"holm": "Holm-Bonferroni", "bh": "Benjamini-Hochberg"}
 
 
-def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> np.ndarray:
+def adjust_pvalues(pvalues: ArrayLike, method: str = "holm") -> np.ndarray:
     """Adjust with ``method`` ("holm" or "bh"); NaN p-values stay NaN and do
     not count towards the number of tests."""
     if method not in CORRECTIONS:
@@ -109,13 +109,13 @@ class WilcoxonResult:
     pvalue: float
 
 
-def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> WilcoxonResult:
+def paired_wilcoxon(a_values: ArrayLike, b_values: ArrayLike) -> WilcoxonResult:
     """Wilcoxon signed-rank test (scipy, two-sided, zero differences dropped
     by the Wilcoxon method) of paired values; pairs with a non-finite value are
     left out."""
     from scipy import stats
 
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
     ok = np.isfinite(a) & np.isfinite(b)
@@ -141,13 +141,13 @@ class PearsonResult:
     confidence: float
 
 
-def pearson_with_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> PearsonResult:
+def pearson_with_ci(x_values: ArrayLike, y_values: ArrayLike, confidence: float = 0.95) -> PearsonResult:
     """Pearson r (scipy) and the Fisher-z interval
     ``tanh(atanh(r) +/- z_{(1+c)/2} / sqrt(n - 3))``; needs n >= 4 and
     non-constant inputs (else ValueError)."""
     from scipy import stats
 
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = np.asarray(x_values, dtype=float), np.asarray(y_values, dtype=float)
     if x.shape != y.shape:
         raise ValueError(f"x and y differ in length: {x.size} and {y.size}")
     if not 0 < confidence < 1:
@@ -177,9 +177,9 @@ class BlandAltmanResult:
     upper_limit: float
 
 
-def bland_altman(a: Sequence[float], b: Sequence[float]) -> BlandAltmanResult:
+def bland_altman(a_values: ArrayLike, b_values: ArrayLike) -> BlandAltmanResult:
     """Bland-Altman statistics of paired measurements (needs n >= 2)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = np.asarray(a_values, dtype=float), np.asarray(b_values, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
     if a.size < 2:

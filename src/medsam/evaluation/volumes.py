@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..io.geometry import Geometry
@@ -54,12 +55,11 @@ def volume_pairs(rows: Sequence[ResultRow], include_empty: bool = False) -> tupl
     return (np.array([r.pred_volume for r in use], float), np.array([r.gt_volume for r in use], float))
 
 
-def volume_agreement(predicted: Sequence[float], reference: Sequence[float],
+def volume_agreement(predicted: ArrayLike, reference: ArrayLike,
                      confidence: float = 0.95) -> VolumeAgreement:
     """Pearson r (with CI) and Bland-Altman statistics of predicted minus
     reference volumes."""
-    predicted, reference = np.asarray(predicted, float), np.asarray(reference, float)
-    return VolumeAgreement(int(predicted.size), pearson_with_ci(predicted, reference, confidence),
+    return VolumeAgreement(int(np.size(predicted)), pearson_with_ci(predicted, reference, confidence),
                            bland_altman(predicted, reference))
 
 

@@ -132,5 +132,5 @@ def write_npz(segs: np.ndarray, path: str | os.PathLike, geometry: Geometry | No
     arrays.update(extra)
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
     return path

@@ -25,12 +25,16 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
 from ..fileutil import atomic_path
 from .geometry import Geometry
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 RASTER_READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 RASTER_WRITE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
@@ -46,7 +50,7 @@ def _png_is_16bit_colour(path: Path) -> bool:
             and head[24] == 16 and head[25] in (2, 6))
 
 
-def _frame_to_array(im, path) -> np.ndarray:
+def _frame_to_array(im: Image.Image, path: Path) -> np.ndarray:
     """One Pillow frame -> numpy array following the module's conventions."""
     mode = im.mode
     if mode == "1":
@@ -171,7 +175,7 @@ def write_raster(array: np.ndarray, path: str | os.PathLike, geometry: Geometry 
                          "write .nii.gz to keep the geometry")
     data = _to_pil_array(array, path, ext)
     im = Image.fromarray(data)
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     if geometry.spacing_known:
         kwargs["dpi"] = (25.4 / geometry.spacing[1], 25.4 / geometry.spacing[0])
     if ext in (".tif", ".tiff"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ DICOM_EXTENSIONS = (".dcm", ".dicom")
 DETACHED_EXTENSIONS = (".mhd", ".nhdr")
 
 
-def _sitk():
+def _sitk() -> Any:
     import SimpleITK as sitk
 
     return sitk
@@ -43,7 +44,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def image_to_array(image, path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
+def image_to_array(image: Any, path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     """Split a SimpleITK image into ``(array, Geometry)``; only 2D and 3D images
     (scalar, or 2D with 3/4 channels) are accepted."""
     dim = image.GetDimension()
@@ -172,7 +173,7 @@ def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
     return Path(path)
 
 
-def _write_detached(image, path: Path, overwrite: bool, compress: bool) -> Path:
+def _write_detached(image: Any, path: Path, overwrite: bool, compress: bool) -> Path:
     """Header + data file formats (.mhd, .nhdr): write both under their final names in a
     temporary folder beside ``path``, then move the data file(s) and last the header."""
     import shutil

@@ -99,7 +99,7 @@ def check_pair(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None
     return spacing
 
 
-def _bounding_slices(mask_a: np.ndarray, mask_b: np.ndarray):
+def _bounding_slices(mask_a: np.ndarray, mask_b: np.ndarray) -> tuple[slice, ...] | None:
     union = mask_a | mask_b
     slices = []
     for axis in range(union.ndim):
@@ -127,7 +127,8 @@ def _neighbour_codes(mask: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _surface_elements(mask: np.ndarray, spacing: tuple[float, ...]):
+def _surface_elements(mask: np.ndarray, spacing: tuple[float, ...]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Border grid (mask.shape + 1, bool), grid positions (k, ndim) and
     weights (k,) of a mask's surface elements."""
     codes = _neighbour_codes(mask)
@@ -170,7 +171,7 @@ def _nearest_distances(src: np.ndarray, dst: np.ndarray, spacing: np.ndarray,
     if far.size and (far.size <= _FAR_FOR_TRANSFORM or dst_border is None):
         _, far_index = tree.query(query_points[far], k=1, workers=-1)
         nearest[far] = dst[far_index]
-    elif far.size:
+    elif far.size and dst_border is not None:
         features = distance_transform_edt(~dst_border, sampling=spacing, return_distances=False,
                                           return_indices=True)
         nearest[far] = features[(slice(None), *src[far].T)].T
@@ -204,13 +205,17 @@ def surface_distances(pred: np.ndarray, gt: np.ndarray,
     )
 
 
-def _as_distances(pred_or_sd, gt, spacing) -> SurfaceDistances:
+def _as_distances(pred_or_sd: SurfaceDistances | np.ndarray, gt: np.ndarray | None,
+                  spacing: Sequence[float] | None) -> SurfaceDistances:
     if isinstance(pred_or_sd, SurfaceDistances):
         return pred_or_sd
+    if gt is None:
+        raise ValueError("give the reference mask, or SurfaceDistances instead of the prediction")
     return surface_distances(pred_or_sd, gt, spacing)
 
 
-def normalized_surface_distance(pred, gt=None, spacing: Sequence[float] | None = None,
+def normalized_surface_distance(pred: SurfaceDistances | np.ndarray, gt: np.ndarray | None = None,
+                                spacing: Sequence[float] | None = None,
                                 tolerance: float = 2.0) -> float:
     """NSD in [0, 1] at ``tolerance`` mm (default 2, as in the MedSAM paper).
 
@@ -238,8 +243,8 @@ def _weighted_percentile(distances: np.ndarray, weights: np.ndarray, percent: fl
     return float(d[min(index, len(d) - 1)])
 
 
-def hausdorff_distance(pred, gt=None, spacing: Sequence[float] | None = None,
-                       percent: float = 95.0) -> float:
+def hausdorff_distance(pred: SurfaceDistances | np.ndarray, gt: np.ndarray | None = None,
+                       spacing: Sequence[float] | None = None, percent: float = 95.0) -> float:
     """Robust (percentile) Hausdorff distance in mm, default HD95.
 
     The ``percent`` percentile of each directed distance distribution,
@@ -257,7 +262,8 @@ def hausdorff_distance(pred, gt=None, spacing: Sequence[float] | None = None,
                _weighted_percentile(sd.distances_pred_to_gt, sd.areas_pred, percent))
 
 
-def average_surface_distance(pred, gt=None, spacing: Sequence[float] | None = None) -> float:
+def average_surface_distance(pred: SurfaceDistances | np.ndarray, gt: np.ndarray | None = None,
+                             spacing: Sequence[float] | None = None) -> float:
     """Average symmetric surface distance in mm (area-weighted mean of both
     directed distances). Both empty gives 0.0; exactly one empty ``inf``."""
     sd = _as_distances(pred, gt, spacing)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -65,17 +65,18 @@ def _face_cycles() -> list[list[tuple[int, int, int]]]:
             for du, dv in ((0, 0), (0, 1), (1, 1), (1, 0)):
                 c = [0, 0, 0]
                 c[axis], c[u], c[v] = value, du, dv
-                cycle.append(tuple(c))
+                cycle.append((c[0], c[1], c[2]))
             faces.append(cycle)
     return faces
 
 
-def _face_segments(cycle, inside, separate_inside: bool):
+def _face_segments(cycle: Sequence[tuple[int, ...]], inside: Mapping[tuple[int, ...], bool],
+                   separate_inside: bool) -> list[tuple[tuple, tuple]]:
     """Pairs of crossed edges joined by the boundary across one face."""
     edges = [_edge(cycle[i], cycle[(i + 1) % 4]) for i in range(4)]
     crossed = [e for e in edges if inside[e[0]] != inside[e[1]]]
     if len(crossed) == 2:
-        return [tuple(crossed)]
+        return [(crossed[0], crossed[1])]
     if len(crossed) == 4:
         # Cut off the two corners of the class to separate: corner k lies
         # between edges k-1 and k of the cycle.
@@ -137,6 +138,7 @@ def _loop_triangle_normals(points: np.ndarray) -> np.ndarray:
         area = float(np.linalg.norm(normals, axis=1).sum())
         if area > best_area + 1e-12:
             best, best_area = normals, area
+    assert best is not None  # a loop has at least one triangulation
     return best
 
 

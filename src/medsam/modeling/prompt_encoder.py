@@ -8,7 +8,7 @@ y = row. A box is XYXY: (x0, y0, x1, y1).
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Type
+from typing import Optional, Tuple, Type, cast
 
 import torch
 from torch import nn
@@ -36,8 +36,8 @@ class PromptEncoder(nn.Module):
                  activation: Type[nn.Module] = nn.GELU) -> None:
         super().__init__()
         self.embed_dim = embed_dim
-        self.input_image_size = tuple(input_image_size)
-        self.image_embedding_size = tuple(image_embedding_size)
+        self.input_image_size = (int(input_image_size[0]), int(input_image_size[1]))
+        self.image_embedding_size = (int(image_embedding_size[0]), int(image_embedding_size[1]))
         self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
         # 0: background point, 1: foreground point, 2: box top-left, 3: box bottom-right
         self.num_point_embeddings = 4
@@ -99,15 +99,19 @@ class PromptEncoder(nn.Module):
         embedding = self.pe_layer.forward_with_coords(coords, self.input_image_size)
         labels = labels[..., None]
         embedding = torch.where(labels == -1, self.not_a_point_embed.weight, embedding)
-        embedding = torch.where(labels == 0, embedding + self.point_embeddings[0].weight, embedding)
-        embedding = torch.where(labels == 1, embedding + self.point_embeddings[1].weight, embedding)
+        embedding = torch.where(labels == 0, embedding + self._point_weight(0), embedding)
+        embedding = torch.where(labels == 1, embedding + self._point_weight(1), embedding)
         return embedding
+
+    def _point_weight(self, index: int) -> torch.Tensor:
+        """The (1, embed_dim) learned embedding of point kind ``index`` (see ``__init__``)."""
+        return cast(nn.Embedding, self.point_embeddings[index]).weight
 
     def _embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """(B, 4) or (B, 1, 4) XYXY boxes -> (B, 2, embed_dim) corner embeddings."""
         corners = (boxes + 0.5).reshape(-1, 2, 2)
         embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        corner_embed = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight])
+        corner_embed = torch.cat([self._point_weight(2), self._point_weight(3)])
         return embedding + corner_embed
 
 
@@ -134,6 +138,7 @@ class PositionEmbeddingRandom(nn.Module):
         super().__init__()
         if scale is None or scale <= 0.0:
             scale = 1.0
+        self.positional_encoding_gaussian_matrix: torch.Tensor
         self.register_buffer("positional_encoding_gaussian_matrix",
                              scale * torch.randn((2, num_pos_feats)))
 

@@ -79,7 +79,7 @@ class Sam(nn.Module):
                            multimask_output=multimask_output)
 
 
-def decode_prompts(model: nn.Module, embeddings: torch.Tensor,
+def decode_prompts(model: Any, embeddings: torch.Tensor,
                    boxes: Optional[torch.Tensor] = None,
                    points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
                    masks: Optional[torch.Tensor] = None,

@@ -19,7 +19,7 @@ Module and parameter names follow the public ``tiny_vit_sam.py`` so that
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Optional, Sequence, cast
 
 import torch
 from torch import nn
@@ -46,12 +46,13 @@ class Conv2d_BN(nn.Sequential):  # noqa: N801 (name fixed by the checkpoint layo
         self.add_module("bn", bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv, bn = self.c, self.bn
+        conv, bn = cast(nn.Conv2d, self.c), cast(nn.BatchNorm2d, self.bn)
         if self.training:
             return bn(conv(x))
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        running_var, running_mean = cast(torch.Tensor, bn.running_var), cast(torch.Tensor, bn.running_mean)
+        scale = bn.weight * torch.rsqrt(running_var + bn.eps)
         weight = conv.weight * scale[:, None, None, None]
-        bias = bn.bias - bn.running_mean * scale
+        bias = bn.bias - running_mean * scale
         return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -274,9 +275,10 @@ class TinyViT(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, embed_dims[0], stem_kernel, stem_stride)
         self.layers = nn.ModuleList()
         for i in range(stages):
-            merge = None
+            merge: Optional[nn.Module] = None
             if i < stages - 1:
                 merge = PatchMerging(embed_dims[i], embed_dims[i + 1], merge_strides[i])
+            layer: nn.Module
             if i == 0:
                 layer = ConvLayer(embed_dims[0], depths[0], mbconv_expand_ratio, merge)
             else:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..io.geometry import Geometry
 
 
-def validate_box_2d(box: Sequence[float], shape: Sequence[int], what: str = "box") -> np.ndarray:
+def validate_box_2d(box: ArrayLike, shape: Sequence[int], what: str = "box") -> np.ndarray:
     """Check a 2D box against an image of ``shape`` ``(H, W, ...)``; return it as float array.
 
     Raises:
@@ -88,7 +89,7 @@ def perturb_box(box: np.ndarray, shift: int, limits: tuple[int, int],
                      min(float(w), box[2] + grow[2]), min(float(h), box[3] + grow[3])])
 
 
-def world_box_to_pixels(box: Sequence[float], geometry: Geometry, shape: Sequence[int],
+def world_box_to_pixels(box: ArrayLike, geometry: Geometry, shape: Sequence[int],
                         frame: str = "LPS", what: str = "box") -> np.ndarray:
     """Convert a world box (two opposite corners in mm) to a pixel box of the image.
 

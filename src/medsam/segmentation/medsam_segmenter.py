@@ -13,7 +13,7 @@ a predictor sharing the model, holding that slice's embedding (4 MB).
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ..io.geometry import Geometry
 from .pipeline import segment
 from .prompts import BoxPrompt
 from .segmenter import SliceCache
+
+if TYPE_CHECKING:
+    from ..predictor import MedSAMPredictor
 
 
 class MedSAMSegmenter:
@@ -41,7 +44,7 @@ class MedSAMSegmenter:
         self.model = first.model
         self.transform = first.transform
         self._predictor_cls = MedSAMPredictor
-        self._spare = first
+        self._spare: MedSAMPredictor | None = first
         self.cache = SliceCache(cache_slices)
         self._current = None
 
@@ -50,7 +53,7 @@ class MedSAMSegmenter:
         """How many image embeddings were computed (cache misses)."""
         return self.cache.misses
 
-    def _encode(self, image: np.ndarray):
+    def _encode(self, image: np.ndarray) -> MedSAMPredictor:
         predictor, self._spare = self._spare, None
         if predictor is None:
             predictor = self._predictor_cls(self.model, transform=self.transform)

@@ -78,7 +78,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     shape = image.shape[:geometry.ndim]
     resolved = resolve_prompts(prompts, shape, geometry, mode)
     segmenter = as_segmenter(segmenter)
-    labels = np.zeros(shape, dtype=_label_dtype(resolved))
+    labels: np.ndarray = np.zeros(shape, dtype=_label_dtype(resolved))
 
     if geometry.ndim == 2:
         segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))

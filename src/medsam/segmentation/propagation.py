@@ -22,14 +22,14 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from .boxes import mask_to_box
-from .segmenter import as_segmenter, content_key
+from .segmenter import Segmenter2D, as_segmenter, content_key
 
 MODES = ("propagate", "plain")
 #: ``cache_key`` value that keys each slice by its contents
 CONTENT = "medsam:slice-content"
 
 
-def _segment_one(segmenter, volume: np.ndarray, z: int, box: np.ndarray, cache_key: Hashable | None,
+def _segment_one(segmenter: Segmenter2D, volume: np.ndarray, z: int, box: np.ndarray, cache_key: Hashable | None,
                  min_pixels: int) -> np.ndarray | None:
     image = volume[z]
     if cache_key is CONTENT:
@@ -112,6 +112,8 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
             prev = first
             for z in range(key + step, end + step, step):
                 next_box = mask_to_box(prev, margin)
+                if next_box is None:  # an empty slice mask (min_pixels 0) ends the walk
+                    break
                 mask = _segment_one(segmenter, volume, z, next_box, cache_key, min_pixels)
                 bar.update(1)
                 if mask is None:
@@ -122,7 +124,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     return out
 
 
-def _progress(enabled: bool, total: int):
+def _progress(enabled: bool, total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="slices", unit="slice", disable=not enabled, leave=False)

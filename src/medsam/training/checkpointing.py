@@ -69,7 +69,8 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_resume(path: str | os.PathLike, model, optimizer, scheduler, epoch: int, step: int,
+def save_resume(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, step: int,
                 global_step: int, best: float | None, config: dict) -> Path:
     """Write the resume state. ``epoch``/``step``: the next optimizer step to run is
     step ``step`` of epoch ``epoch``."""

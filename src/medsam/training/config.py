@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import InputError
 
@@ -143,7 +143,7 @@ def check_config(c: TrainConfig) -> None:
         raise InputError("box_shift, workers and save_every must not be negative")
 
 
-def load_config(path: str | os.PathLike | None, overrides: list[str] = (),
+def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = (),
                 **explicit: Any) -> TrainConfig:
     """Settings from a YAML/JSON file (optional), then ``key=value`` overrides, then
     ``explicit`` keyword settings that are not None (command-line options)."""

@@ -19,6 +19,7 @@ import glob
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -76,7 +77,9 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
     images = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     if not images:
         raise InputError(f"dataset {spec.name!r}: no image matches {pattern}")
-    cases, missing, seen = [], [], {}
+    cases: list[CaseFiles] = []
+    missing: list[str] = []
+    seen: dict[str, Path] = {}
     for image in images:
         stem = _strip_ext(image)
         case = spec.case_id(stem)
@@ -207,7 +210,8 @@ def tile_origins(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def _slices(spec: DatasetSpec, image: np.ndarray, labels: np.ndarray, is_volume: bool):
+def _slices(spec: DatasetSpec, image: np.ndarray, labels: np.ndarray, is_volume: bool
+            ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
     """Yield (slice index, tile_y, tile_x, image part, label part)."""
     if is_volume:
         if spec.axis > 2:

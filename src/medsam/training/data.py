@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..intensity import to_three_channels
 from ..segmentation.boxes import perturb_box
+
+if TYPE_CHECKING:
+    from ..transforms import Transform
 
 LOW_RES = 256
 
@@ -66,7 +70,7 @@ def low_res_target(mask: np.ndarray, input_size: tuple[int, int], image_size: in
 class PreparedDataset(torch.utils.data.Dataset):
     """Rows of a manifest (already filtered to one split) as training samples."""
 
-    def __init__(self, root: str | os.PathLike, rows: list[dict], transform, box_shift: float = 20,
+    def __init__(self, root: str | os.PathLike, rows: list[dict], transform: Transform, box_shift: float = 20,
                  seed: int = 0, perturb: bool = True) -> None:
         self.root = Path(root)
         self.rows = rows
@@ -124,7 +128,7 @@ class EpochBatchSampler:
     def __len__(self) -> int:
         return max(0, self.steps * self.accumulation - self.start)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
         global_batch = self.batch_size * self.world_size
         for micro in range(self.start, self.steps * self.accumulation):

@@ -275,7 +275,8 @@ def parse_description(data: Any, root: Path, source: Path | None = None) -> Desc
         raise InputError(f"{where}: 'split' must be three non-negative fractions summing to 1, "
                          f"got {split!r}")
     seed = _int(data.get("seed", 0), f"{where}: 'seed'", 0)
-    return Description(datasets, seed=seed, split=tuple(float(v) for v in split), source=source)
+    fractions = (float(split[0]), float(split[1]), float(split[2]))
+    return Description(datasets, seed=seed, split=fractions, source=source)
 
 
 def load_description(path: str | os.PathLike) -> Description:

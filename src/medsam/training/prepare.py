@@ -49,7 +49,7 @@ def _spec_record(spec: DatasetSpec) -> dict:
     return json.loads(json.dumps(record, default=str))
 
 
-def _write_json(path: Path, data) -> None:
+def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data), encoding="utf-8")

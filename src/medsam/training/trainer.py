@@ -21,11 +21,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator, cast
 
 import torch
 import torch.nn as nn
 
 from ..errors import InputError
+from ..modeling.sam import Sam
+from ..transforms import Transform
 from . import distributed as dist_utils
 from .checkpointing import RESUME_NAME, load_resume, save_resume, save_weights, set_rng_state
 from .config import TrainConfig, config_dict, save_config
@@ -53,7 +56,7 @@ class SegmentationStep(nn.Module):
     """(images (B, 3, S, S), boxes (B, 4) input frame) -> low-res logits (B, 1, 256, 256),
     with the prompt encoder frozen. Wrapped by DistributedDataParallel in a job."""
 
-    def __init__(self, sam: nn.Module, freeze_image_encoder: bool = False) -> None:
+    def __init__(self, sam: Sam, freeze_image_encoder: bool = False) -> None:
         super().__init__()
         self.sam = sam
         self.freeze_image_encoder = freeze_image_encoder
@@ -86,7 +89,7 @@ class EmbeddingCache:
         return torch.stack([self.store[f] for f in files])
 
 
-def build_initial_model(config: TrainConfig) -> nn.Module:
+def build_initial_model(config: TrainConfig) -> Sam:
     """The model to train: random (``init: scratch``, seeded) or loaded from any
     checkpoint :func:`medsam.load_model` reads; CheckpointError when it does not fit
     ``variant``."""
@@ -125,7 +128,7 @@ def accumulation_steps(config: TrainConfig, world_size: int) -> int:
     return max(1, math.ceil(config.effective_batch / (config.batch_size * world_size)))
 
 
-def autocast_context(precision: str, device: torch.device):
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast for ``bf16``, or ``auto`` on CUDA with bf16 support; else nothing."""
     use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
                                   and torch.cuda.is_bf16_supported())
@@ -134,7 +137,7 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def set_train_mode(sam: nn.Module, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
+def set_train_mode(sam: Sam, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
     """Training mode, with the prompt encoder (frozen), and if asked BatchNorm or the
     whole image encoder, in eval mode."""
     sam.train()
@@ -147,7 +150,8 @@ def set_train_mode(sam: nn.Module, freeze_bn: bool, freeze_image_encoder: bool =
                 module.eval()
 
 
-def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
@@ -175,7 +179,7 @@ def _append_csv(path: Path, columns: tuple[str, ...], row: dict) -> None:
         writer.writerow({k: row[k] for k in columns})
 
 
-def _tensorboard(run: Path):
+def _tensorboard(run: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -193,16 +197,16 @@ class _Run:
     env: dist_utils.DistEnv
     device: torch.device
     folder: Path
-    sam: nn.Module
-    step_module: nn.Module
+    sam: Sam
+    step_module: Any  # SegmentationStep, or DistributedDataParallel around it
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     dataset: PreparedDataset
     train_rows: list[dict]
     tune_rows: list[dict]
-    transform: object
+    transform: Transform
     cache: EmbeddingCache | None
-    writer: object
+    writer: Any  # a tensorboard SummaryWriter, or None
     steps: int
     accum: int
     metadata: dict
@@ -241,7 +245,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     return result
 
 
-def weights_metadata(config: TrainConfig, transform, train_rows: list[dict]) -> dict:
+def weights_metadata(config: TrainConfig, transform: Transform, train_rows: list[dict]) -> dict:
     """What ``best.pth`` / ``last.pth`` record of themselves (see
     :func:`medsam.checkpoint.with_metadata`): variant, transform, input size, data."""
     return {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
@@ -274,7 +278,7 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
         _open_run_dir(config, folder, resume, overwrite)
     sam, step_module = _place_model(sam, config, env, device)
     params = [p for p in sam.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas),
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.betas[0], config.betas[1]),
                                   weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, config, steps * config.epochs)
     run = _Run(config=config, env=env, device=device, folder=folder, sam=sam,
@@ -315,8 +319,8 @@ def _open_run_dir(config: TrainConfig, folder: Path, resume: bool, overwrite: bo
     save_config(config, folder / "config.json")
 
 
-def _place_model(sam: nn.Module, config: TrainConfig, env: dist_utils.DistEnv,
-                 device: torch.device) -> tuple[nn.Module, nn.Module]:
+def _place_model(sam: Sam, config: TrainConfig, env: dist_utils.DistEnv,
+                 device: torch.device) -> tuple[Sam, nn.Module]:
     """Freeze what the paper freezes, move to ``device``, wrap for DDP:
     (the model, the module a training step calls)."""
     sam.prompt_encoder.requires_grad_(False)
@@ -324,7 +328,7 @@ def _place_model(sam: nn.Module, config: TrainConfig, env: dist_utils.DistEnv,
         sam.image_encoder.requires_grad_(False)
     sam.to(device)
     if env.distributed and device.type == "cuda" and not config.freeze_bn:
-        sam = nn.SyncBatchNorm.convert_sync_batchnorm(sam)
+        sam = cast(Sam, nn.SyncBatchNorm.convert_sync_batchnorm(sam))
     set_train_mode(sam, config.freeze_bn, config.freeze_image_encoder)
     step_module: nn.Module = SegmentationStep(sam, config.freeze_image_encoder)
     if env.distributed:
@@ -364,7 +368,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
     return stats
 
 
-def _optimizer_step(run: _Run, batches, stats: _EpochStats) -> float:
+def _optimizer_step(run: _Run, batches: Iterator[dict], stats: _EpochStats) -> float:
     """``run.accum`` micro-batches, then one optimizer step; returns the step's loss."""
     run.optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
@@ -404,10 +408,10 @@ def _end_epoch(run: _Run, epoch: int, stats: _EpochStats) -> dict:
     """Tuning DSC (summed over ranks), best.pth when it improved, the checkpoint, the
     epoch's row of ``log.csv``."""
     config = run.config
-    total, count = tune_dice(run.sam, run.transform, Path(config.data), run.tune_rows,
-                             run.device, cache=run.cache)
+    dsc_sum, dsc_count = tune_dice(run.sam, run.transform, Path(config.data), run.tune_rows,
+                                   run.device, cache=run.cache)
     loss_total, loss_n, total, count = dist_utils.all_sum(
-        [stats.loss_sum, stats.loss_count, total, count], run.device)
+        [stats.loss_sum, stats.loss_count, dsc_sum, dsc_count], run.device)
     set_train_mode(run.sam, config.freeze_bn, config.freeze_image_encoder)
     dsc = total / count if count else None
     if dsc is not None and (run.best is None or dsc > run.best):

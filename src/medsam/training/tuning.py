@@ -5,17 +5,23 @@ and post-processing), from each object's unperturbed ground-truth box."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..metrics.overlap import dice
+from ..modeling.sam import Sam
+from ..transforms import Transform
 from .data import load_slice, row_box
+
+if TYPE_CHECKING:
+    from .trainer import EmbeddingCache
 
 
 @torch.no_grad()
-def tune_dice(model, transform, root: Path, rows: list[dict], device: torch.device,
-              batch_size: int = 4, cache=None) -> tuple[float, int]:
+def tune_dice(model: Sam, transform: Transform, root: Path, rows: list[dict], device: torch.device,
+              batch_size: int = 4, cache: EmbeddingCache | None = None) -> tuple[float, int]:
     """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam``;
     ``cache``: an :class:`~medsam.training.trainer.EmbeddingCache` (frozen encoder)."""
     was_training = model.training
