@@ -16,6 +16,7 @@ _LAZY = {
     "build_model": "medsam.modeling.build",
     "load_model": "medsam.checkpoint",
     "MedSAMPredictor": "medsam.predictor",
+    "segment_image": "medsam.segmentation.medsam_segmenter",
 }
 
 __all__ = ["__version__", *_LAZY]

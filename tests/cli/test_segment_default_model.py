@@ -182,3 +182,19 @@ def test_predictor_with_modality_gives_the_cli_mask(cli, shared_data, tmp_path, 
     raw.set_image(image)                                   # no modality: values as they are
     plain, _, _ = raw.predict(boxes=[[426, 418, 793, 769]])
     assert not np.array_equal(plain[0], masks[0])
+
+
+def test_readme_segment_image_gives_the_cli_label_map(cli, shared_data, tmp_path, lite_medsam_model):
+    """`medsam.segment_image`, the README's one call, writes what `medsam segment` writes."""
+    import medsam
+    from medsam.segmentation import BoxPrompt
+
+    image, geometry = io.read(shared_data / CT)
+    labels = medsam.segment_image(image, geometry, [BoxPrompt((70, 29, 0, 92, 51, 18), label=1)],
+                                  lite_medsam_model, modality="ct", window="abdomen")
+    out = tmp_path / "kidney.nii.gz"
+    r = cli("segment", shared_data / CT, "--box", "70,29,0,92,51,18", "--modality", "ct",
+            "--window", "abdomen", "-o", out)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(io.read(out)[0], labels)
+    assert dice(labels == 1, io.read(shared_data / CT_SEG)[0] == 2) > 0.8
