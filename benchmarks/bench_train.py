@@ -45,7 +45,7 @@ def child(variant: str, batch: int, args: argparse.Namespace) -> dict:
 
     from medsam.modeling.build import build_model
     from medsam.training.losses import dice_bce_loss
-    from medsam.training.trainer import SegmentationStep, autocast_context, set_train_mode
+    from medsam.training.step import SegmentationStep, autocast_context, set_train_mode
 
     device = torch.device(args.device)
     torch.manual_seed(0)

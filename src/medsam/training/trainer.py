@@ -35,6 +35,7 @@ from .config import TrainConfig, config_dict, save_config
 from .data import EpochBatchSampler, PreparedDataset
 from .losses import dice_bce_loss
 from .manifest import read_manifest
+from .step import EmbeddingCache, SegmentationStep, autocast_context, set_train_mode
 from .tuning import tune_dice
 
 RUN_FILES = ("config.json", "log.csv", "steps.csv", "best.pth", "last.pth", RESUME_NAME)
@@ -50,43 +51,6 @@ class TrainResult:
     run_dir: Path
     history: list[dict] = field(default_factory=list)
     best_dsc: float | None = None
-
-
-class SegmentationStep(nn.Module):
-    """(images (B, 3, S, S), boxes (B, 4) input frame) -> low-res logits (B, 1, 256, 256),
-    with the prompt encoder frozen. Wrapped by DistributedDataParallel in a job."""
-
-    def __init__(self, sam: Sam, freeze_image_encoder: bool = False) -> None:
-        super().__init__()
-        self.sam = sam
-        self.freeze_image_encoder = freeze_image_encoder
-
-    def forward(self, images: torch.Tensor | None, boxes: torch.Tensor,
-                embeddings: torch.Tensor | None = None) -> torch.Tensor:
-        if embeddings is None:
-            with torch.set_grad_enabled(torch.is_grad_enabled()
-                                        and not self.freeze_image_encoder):
-                embeddings = self.sam.image_encoder(images)
-        low, _ = self.sam.decode(embeddings, boxes=boxes)
-        return low
-
-
-class EmbeddingCache:
-    """Image embeddings of a frozen encoder, computed once per stored slice (in RAM:
-    4 MiB per slice). ``get(files, images)`` -> (B, 256, 64, 64)."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        self.encoder = encoder
-        self.store: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def get(self, files: list[str], images: torch.Tensor) -> torch.Tensor:
-        missing = [i for i, f in enumerate(files) if f not in self.store]
-        if missing:
-            computed = self.encoder(images[missing])
-            for i, emb in zip(missing, computed):
-                self.store[files[i]] = emb.clone()
-        return torch.stack([self.store[f] for f in files])
 
 
 def build_initial_model(config: TrainConfig) -> Sam:
@@ -126,28 +90,6 @@ def accumulation_steps(config: TrainConfig, world_size: int) -> int:
     if config.effective_batch is None:
         return 1
     return max(1, math.ceil(config.effective_batch / (config.batch_size * world_size)))
-
-
-def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast for ``bf16``, or ``auto`` on CUDA with bf16 support; else nothing."""
-    use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
-                                  and torch.cuda.is_bf16_supported())
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def set_train_mode(sam: Sam, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
-    """Training mode, with the prompt encoder (frozen), and if asked BatchNorm or the
-    whole image encoder, in eval mode."""
-    sam.train()
-    sam.prompt_encoder.eval()
-    if freeze_image_encoder:
-        sam.image_encoder.eval()
-    if freeze_bn:
-        for module in sam.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int

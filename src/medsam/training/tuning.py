@@ -16,14 +16,14 @@ from ..transforms import Transform
 from .data import load_slice, row_box
 
 if TYPE_CHECKING:
-    from .trainer import EmbeddingCache
+    from .step import EmbeddingCache
 
 
 @torch.no_grad()
 def tune_dice(model: Sam, transform: Transform, root: Path, rows: list[dict], device: torch.device,
               batch_size: int = 4, cache: EmbeddingCache | None = None) -> tuple[float, int]:
     """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam``;
-    ``cache``: an :class:`~medsam.training.trainer.EmbeddingCache` (frozen encoder)."""
+    ``cache``: an :class:`~medsam.training.step.EmbeddingCache` (frozen encoder)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

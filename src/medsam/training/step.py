@@ -1,0 +1,71 @@
+"""One training step's pieces: the model call with the prompt encoder frozen, the
+embedding cache for a frozen image encoder, train/eval modes and bf16 autocast.
+Used by :mod:`medsam.training.trainer` and ``benchmarks/bench_train.py``."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+
+from ..modeling.sam import Sam
+
+
+class SegmentationStep(nn.Module):
+    """(images (B, 3, S, S), boxes (B, 4) input frame) -> low-res logits (B, 1, 256, 256),
+    with the prompt encoder frozen. Wrapped by DistributedDataParallel in a job."""
+
+    def __init__(self, sam: Sam, freeze_image_encoder: bool = False) -> None:
+        super().__init__()
+        self.sam = sam
+        self.freeze_image_encoder = freeze_image_encoder
+
+    def forward(self, images: torch.Tensor | None, boxes: torch.Tensor,
+                embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        if embeddings is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled()
+                                        and not self.freeze_image_encoder):
+                embeddings = self.sam.image_encoder(images)
+        low, _ = self.sam.decode(embeddings, boxes=boxes)
+        return low
+
+
+class EmbeddingCache:
+    """Image embeddings of a frozen encoder, computed once per stored slice (in RAM:
+    4 MiB per slice). ``get(files, images)`` -> (B, 256, 64, 64)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+        self.store: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def get(self, files: list[str], images: torch.Tensor) -> torch.Tensor:
+        missing = [i for i, f in enumerate(files) if f not in self.store]
+        if missing:
+            computed = self.encoder(images[missing])
+            for i, emb in zip(missing, computed):
+                self.store[files[i]] = emb.clone()
+        return torch.stack([self.store[f] for f in files])
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``bf16``, or ``auto`` on CUDA with bf16 support; else nothing."""
+    use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
+                                  and torch.cuda.is_bf16_supported())
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def set_train_mode(sam: Sam, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
+    """Training mode, with the prompt encoder (frozen), and if asked BatchNorm or the
+    whole image encoder, in eval mode."""
+    sam.train()
+    sam.prompt_encoder.eval()
+    if freeze_image_encoder:
+        sam.image_encoder.eval()
+    if freeze_bn:
+        for module in sam.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
