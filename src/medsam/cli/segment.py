@@ -164,30 +164,6 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
     return measures
 
 
-def _write_times(rows: list[tuple[str, str, float, str]], path: Path) -> None:
-    import csv
-
-    from ..fileutil import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["case", "status", "seconds", "error"])
-        for name, status, seconds, error in rows:
-            writer.writerow([name, status, f"{seconds:.3f}", error])
-
-
-def _check_clashes(cases: list[Path], outputs: list[Path]) -> None:
-    """Two cases of a folder whose outputs would have the same name (a.png and a.jpg)."""
-    from ..errors import InputError
-
-    seen: dict[Path, Path] = {}
-    for case, output in zip(cases, outputs):
-        if output in seen:
-            raise InputError(f"{seen[output]} and {case} would both be written to {output}; "
-                             f"rename one of them")
-        seen[output] = case
-
-
 def _load_model(args: argparse.Namespace) -> Sam:
     """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use."""
     from .. import load_model
@@ -210,9 +186,10 @@ def _load_model(args: argparse.Namespace) -> Sam:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MedSAMError
+    from ..evaluation.results import write_csv
     from ..fileutil import check_writable_output
     from ..segmentation import load_prompts
-    from ..segmentation.cases import case_name, find_cases, output_path_for
+    from ..segmentation.cases import case_name, check_output_clashes, find_cases, output_path_for
     from ..segmentation.medsam_segmenter import MedSAMSegmenter
     from . import cli_text
 
@@ -228,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir}: batch output must be a folder")
         outputs = [output_path_for(c, out_dir) for c in cases]
-        _check_clashes(cases, outputs)
+        check_output_clashes(cases, outputs)
         check_writable_output(out_dir / "segment_times.csv", args.overwrite)
         unknown = prompts_file.unknown_cases([case_name(c) for c in cases]) if prompts_file else []
         if unknown:
@@ -260,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append((case_name(case), "failed", time.perf_counter() - start, message))
             failed.append(message)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_times(rows, out_dir / "segment_times.csv")
+    write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
+              [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
     done = len(cases) - len(failed)
     print(f"segmented {done} of {len(cases)} cases into {out_dir} (times: {out_dir / 'segment_times.csv'})")
     for line in failed:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -106,6 +107,17 @@ def output_path_for(case_path: str | os.PathLike, output_dir: str | os.PathLike 
     if output_dir is None:
         return case_path.parent / f"{name}_seg{ext}"
     return Path(output_dir) / f"{name}{ext}"
+
+
+def check_output_clashes(cases: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """InputError when two cases of a folder would be written to the same output
+    (``a.png`` and ``a.jpg``), before any work."""
+    seen: dict[Path, Path] = {}
+    for case, output in zip(cases, outputs):
+        if output in seen:
+            raise InputError(f"{seen[output]} and {case} would both be written to {output}; "
+                             f"rename one of them")
+        seen[output] = case
 
 
 def _holds_dicom(folder: Path) -> bool:
