@@ -1,4 +1,5 @@
-"""What the per-slice embedding cache saves when several objects share a volume.
+"""What the per-slice embedding cache saves when several objects share a volume,
+and when the same volume is segmented again with the same segmenter.
 
 Segments several organs of a real CT (TotalSegmentator's ``example_ct_sm.nii.gz``,
 boxes taken from its reference labels) twice with the same model: once with the
@@ -78,6 +79,15 @@ def main() -> None:
     on, off = results["cache on"], results["cache off"]
     print(f"  saved    : {off[0] - on[0]:.2f} s ({off[0] / on[0]:.2f}x faster with the cache)")
     print(f"  label maps identical: {bool(np.array_equal(on[2], off[2]))}")
+
+    # a second call on the same volume with the same segmenter: slices are keyed by content
+    segmenter = MedSAMSegmenter(model)
+    segment(prepared, geometry, prompts, segmenter, mode="plain")
+    before, start = segmenter.encoder_calls, time.perf_counter()
+    again = segment(prepared.copy(), geometry, prompts, segmenter, mode="plain")
+    print(f"  repeat call, same segmenter: {time.perf_counter() - start:.2f} s, "
+          f"{segmenter.encoder_calls - before} encoder passes, "
+          f"identical: {bool(np.array_equal(again, on[2]))}")
 
 
 if __name__ == "__main__":
