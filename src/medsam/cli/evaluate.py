@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.runner import EvaluateConfig, evaluate_folders
     from ..evaluation.summary import summarize, summary_markdown, write_summary
     from ..fileutil import check_writable_output
+    from ..metrics.volumes import PIXEL_UNITS
     from . import cli_text
 
     if args.tolerance < 0:
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     write_results(run_.rows, outputs["results"])
     summary = summarize(run_.rows)
     write_summary(summary, outputs["summary_csv"], outputs["summary_md"])
-    in_pixels = sorted({r.case for r in run_.rows if r.volume_unit in ("pixels", "voxels")})
+    in_pixels = sorted({r.case for r in run_.rows if r.volume_unit in PIXEL_UNITS})
     if in_pixels:
         print(f"medsam evaluate: {len(in_pixels)} case(s) have no physical pixel size: their NSD "
               f"tolerance is {args.tolerance:g} px and HD95 and sizes are in pixels", file=sys.stderr)

@@ -24,6 +24,7 @@ def _mask_volumes(args: argparse.Namespace) -> int:
     from ..evaluation.results import write_csv
     from ..evaluation.volumes import file_volumes
     from ..fileutil import check_writable_output
+    from ..metrics.volumes import PIXEL_UNITS
 
     if args.output is not None:
         check_writable_output(args.output, args.overwrite)
@@ -35,7 +36,7 @@ def _mask_volumes(args: argparse.Namespace) -> int:
         if not volumes:
             print(f"{path}: no foreground labels")
         for v in volumes:
-            size = "" if v.unit in ("pixels", "voxels") else f"\t{v.volume:.4f} {v.unit}"
+            size = "" if v.unit in PIXEL_UNITS else f"\t{v.volume:.4f} {v.unit}"
             print(f"{path}\tlabel {v.label}\t{v.voxels} {'voxels' if geometry.ndim == 3 else 'pixels'}{size}")
             rows.append([str(path), v.label, v.voxels, v.volume, v.unit])
     if args.output is not None:

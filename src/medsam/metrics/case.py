@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from .overlap import dice
 from .surface import check_pair, hausdorff_distance, normalized_surface_distance, surface_distances
-from .volumes import volume_unit
+from .volumes import PIXEL_UNITS, volume_unit
 
 __all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "present_labels",
            "summarize_values", "METRIC_NAMES", "PERCENT_METRICS"]
@@ -55,8 +55,6 @@ class CaseMetrics:
         return length_unit(self.volume_unit)
 
 
-#: volume units of masks without a physical pixel size (sizes are counts)
-PIXEL_UNITS = ("pixels", "voxels")
 
 
 def length_unit(volume_unit: str) -> str:

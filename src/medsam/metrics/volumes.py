@@ -15,7 +15,10 @@ import numpy as np
 
 from .overlap import ML_PER_MM3, voxel_volume_mm
 
-__all__ = ["LabelVolume", "label_volumes", "volume_unit"]
+__all__ = ["LabelVolume", "label_volumes", "volume_unit", "PIXEL_UNITS"]
+
+#: volume units of masks without a physical pixel size (sizes are counts)
+PIXEL_UNITS = ("pixels", "voxels")
 
 
 def volume_unit(ndim: int, spacing: Sequence[float], spacing_known: bool = True) -> tuple[float, str]:
@@ -50,7 +53,7 @@ class LabelVolume:
     def describe(self, name: str = "") -> str:
         """One line, e.g. ``label 1 (liver): 6021 voxels, 150.525 mL``."""
         head = f"label {self.label}" + (f" ({name})" if name else "")
-        if self.unit in ("voxels", "pixels"):
+        if self.unit in PIXEL_UNITS:
             return f"{head}: {self.voxels} {self.unit} (pixel size unknown)"
         if self.unit == "mL":
             return f"{head}: {self.voxels} voxels, {self.volume:.3f} mL"
