@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 import medsam
+from medsam.intensity import prepare_intensities
 from medsam.io import read
-from medsam.segmentation import BoxPrompt, MedSAMSegmenter, prepare_intensities, segment
+from medsam.segmentation import BoxPrompt, MedSAMSegmenter, segment
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MEDSAM_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -149,8 +149,8 @@ def test_ct_kidney_3d_box_with_montage_overlay(cli, shared_data, tmp_path):
 def test_readme_python_api_gives_the_cli_mask(cli, shared_data, tmp_path, lite_medsam_model):
     """The README's Python example (prepare the intensities, then the predictor) gives
     exactly the mask `medsam segment` writes for the same box."""
+    from medsam.intensity import prepare_intensities
     from medsam.predictor import MedSAMPredictor
-    from medsam.segmentation import prepare_intensities
 
     image, geometry = io.read(shared_data / CXR)
     predictor = MedSAMPredictor(lite_medsam_model)

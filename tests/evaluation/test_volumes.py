@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from medsam.evaluation.volumes import label_volumes, volume_agreement, volume_pairs
+from medsam.evaluation.volumes import volume_agreement, volume_pairs
+from medsam.metrics import label_volumes
 
 
 def test_label_volumes_real_lesion(shared_data):

@@ -6,7 +6,8 @@ import pytest
 
 from medsam import io
 from medsam.errors import InputError
-from medsam.segmentation import BoxPrompt, MedSAMSegmenter, prepare_intensities, segment, segment_image
+from medsam.intensity import prepare_intensities
+from medsam.segmentation import BoxPrompt, MedSAMSegmenter, segment, segment_image
 
 MR = "monai_testing/anatomical.nii"
 

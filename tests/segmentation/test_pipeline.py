@@ -4,7 +4,8 @@ from scipy import ndimage
 
 from medsam import io
 from medsam.errors import InputError
-from medsam.segmentation import BoxPrompt, SliceCache, mask_to_box, measure_labels, segment
+from medsam.metrics import label_volumes
+from medsam.segmentation import BoxPrompt, SliceCache, mask_to_box, segment
 
 from threshold_segmenter import ThresholdSegmenter
 
@@ -96,9 +97,9 @@ def test_segment_rejects_bad_prompts(shared_data):
     assert seg.keys == []                                        # checked before any work
 
 
-def test_measure_labels(shared_data):
+def test_label_volumes_of_a_label_map(shared_data):
     labels, g = io.read(shared_data / "totalseg/example_seg.nii.gz")
-    measures = measure_labels(labels, g.spacing)
+    measures = label_volumes(labels, g.spacing)
     by_id = {m.label: m for m in measures}
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     assert sorted(by_id) == ids.tolist()
@@ -106,9 +107,9 @@ def test_measure_labels(shared_data):
     assert liver.voxels == counts[ids.tolist().index(5)]
     assert liver.volume_ml == pytest.approx(liver.voxels * np.prod(g.spacing) / 1000)
     assert "mL" in liver.describe("liver") and "(liver)" in liver.describe("liver")
-    flat = measure_labels(np.array([[0, 1], [1, 2]]), (0.5, 2.0))
+    flat = label_volumes(np.array([[0, 1], [1, 2]]), (0.5, 2.0))
     assert [(m.label, m.voxels, m.area_mm2) for m in flat] == [(1, 2, 2.0), (2, 1, 1.0)]
     assert flat[0].volume_ml is None
-    assert "unknown" in measure_labels(np.ones((2, 2), int), (1, 1), spacing_known=False)[0].describe()
+    assert "unknown" in label_volumes(np.ones((2, 2), int), (1, 1), spacing_known=False)[0].describe()
     with pytest.raises(ValueError):
-        measure_labels(labels, (1, 1))
+        label_volumes(labels, (1, 1))

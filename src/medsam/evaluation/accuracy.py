@@ -1,7 +1,7 @@
 """How accurate a box-prompted model is on images with reference masks.
 
 Boxes are drawn from the reference as a user would draw them, then the image goes
-through the same path as ``medsam segment`` (:func:`~medsam.segmentation.prepare_intensities`,
+through the same path as ``medsam segment`` (:func:`~medsam.intensity.prepare_intensities`,
 then :func:`~medsam.segmentation.segment`), and each reference label is scored
 with DSC and NSD against what the model made of its boxes.
 
@@ -176,7 +176,8 @@ def evaluate_dataset(spec: Any, segmenter: Any, settings: Sequence[str] = ("tigh
     """
     from tqdm.auto import tqdm
 
-    from ..segmentation import prepare_intensities, segment
+    from ..intensity import prepare_intensities
+    from ..segmentation import segment
     from ..training.curation import find_cases, read_case, select_labels
 
     unknown = [s for s in settings if s not in BOX_SETTINGS]

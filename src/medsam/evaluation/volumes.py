@@ -18,7 +18,7 @@ from ..metrics.volumes import LabelVolume, label_volumes
 from .results import ResultRow
 from .stats import BlandAltmanResult, PearsonResult, bland_altman, pearson_with_ci
 
-__all__ = ["LabelVolume", "label_volumes", "VolumeAgreement", "volume_agreement", "volume_pairs",
+__all__ = ["VolumeAgreement", "volume_agreement", "volume_pairs",
            "AGREEMENT_COLUMNS", "write_agreement", "file_volumes"]
 
 #: columns of ``volume_agreement.csv`` (``medsam volume --agreement`` and reports)

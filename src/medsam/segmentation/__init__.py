@@ -7,15 +7,12 @@
 * :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)``;
 * :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
   and ``segment_image(image, geometry, prompts, model)``;
-
-``prepare_intensities`` (:mod:`medsam.intensity`) and ``measure_labels``
-(:func:`medsam.metrics.label_volumes`, the one label-volume function) are re-exported
-here because segmentation scripts use them together.
 * :mod:`.cases` - cases on disk (files, DICOM folders, npz with boxes), output names.
+
+The intensity step is :func:`medsam.intensity.prepare_intensities`; label volumes are
+:func:`medsam.metrics.label_volumes`.
 """
 
-from ..intensity import prepare_intensities
-from ..metrics.volumes import label_volumes as measure_labels
 from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
 from .medsam_segmenter import MedSAMSegmenter, segment_image
@@ -39,7 +36,7 @@ __all__ = [
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "CallableSegmenter", "SliceCache",
-    "as_segmenter", "propagate_3d", "segment", "measure_labels", "Case",
-    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "prepare_intensities",
+    "as_segmenter", "propagate_3d", "segment", "Case",
+    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter",
     "segment_image",
 ]
