@@ -18,10 +18,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from ..metrics.volumes import LabelVolume
     from ..modeling.sam import Sam
@@ -164,34 +165,36 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
     return measures
 
 
-def _load_model(args: argparse.Namespace) -> Sam:
-    """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use."""
+def _load_model(args: argparse.Namespace, device: str | torch.device, report: bool = True) -> Sam:
+    """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use,
+    on ``device``; ``report``: say on stderr which model and preprocessing."""
     from .. import load_model
     from ..errors import WeightsDownloadError
     from ..weights import DEFAULT_WEIGHTS
 
     source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
     try:
-        model = load_model(source, variant=args.variant, device=args.device, transform=args.transform)
+        model = load_model(source, variant=args.variant, device=device, transform=args.transform,
+                           progress=report)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
     from ..transforms import transform_for_variant
 
     default = "" if (args.checkpoint or args.weights) else ", the default"
     transform = model.preprocessing or transform_for_variant(model.variant)
-    print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
-          f"{model.device} [preprocessing: {model.preprocessing_source}]", file=sys.stderr)
+    if report:
+            print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
+              f"{model.device} [preprocessing: {model.preprocessing_source}]", file=sys.stderr)
     return model
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError, MedSAMError
-    from ..evaluation.results import write_csv
+    from .. import distributed
+    from ..errors import InputError
     from ..fileutil import check_writable_output
     from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, check_output_clashes, find_cases, output_path_for
     from ..segmentation.medsam_segmenter import MedSAMSegmenter
-    from . import cli_text
 
     _check_options(args)
     prompts_file = load_prompts(args.prompts) if args.prompts else None
@@ -215,32 +218,63 @@ def run(args: argparse.Namespace) -> int:
         outputs = [Path(args.output) if args.output else output_path_for(source)]
 
     if not batch:
+        if not distributed.read_env().is_main:
+            return 0  # one case is one process's work: the others of a torchrun job stand by
         prepared = _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail before loading
-        _segment_case(args, prepared, outputs[0], MedSAMSegmenter(_load_model(args)))
+        _segment_case(args, prepared, outputs[0], MedSAMSegmenter(_load_model(args, args.device)))
         return 0
-    segmenter = MedSAMSegmenter(_load_model(args))
+    return _segment_folder(args, list(zip(cases, outputs)), out_dir, prompts_file)
 
+
+def _segment_one(args: argparse.Namespace, case: Path, output: Path, prompts_file: PromptsFile | None,
+                 segmenter: MedSAMSegmenter) -> tuple[str, str, float, str]:
+    """(case name, "ok" or "failed", seconds, error message) of one case of a folder."""
+    from ..errors import MedSAMError
+    from ..segmentation.cases import case_name
+
+    start = time.perf_counter()
+    try:
+        _segment_case(args, _prepare_case(args, case, output, prompts_file), output, segmenter)
+        return case_name(case), "ok", time.perf_counter() - start, ""
+    except MedSAMError as exc:
+        return case_name(case), "failed", time.perf_counter() - start, str(exc)
+    except Exception as exc:  # no failure of one case may stop the others
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return case_name(case), "failed", time.perf_counter() - start, f"{case}: {type(exc).__name__}: {first}"
+
+
+def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,
+                    prompts_file: PromptsFile | None) -> int:
+    """Segment a folder's cases; under ``torchrun`` each process takes every WORLD_SIZE-th
+    case (on ``cuda:LOCAL_RANK`` where there are GPUs) and process 0 writes the times CSV."""
     from tqdm.auto import tqdm
 
-    rows, failed = [], []
-    bar = tqdm(list(zip(cases, outputs)), desc="cases", unit="case", disable=not sys.stderr.isatty())
-    for case, output in bar:
-        start = time.perf_counter()
-        try:
-            _segment_case(args, _prepare_case(args, case, output, prompts_file), output, segmenter)
-            rows.append((case_name(case), "ok", time.perf_counter() - start, ""))
-        except MedSAMError as exc:
-            rows.append((case_name(case), "failed", time.perf_counter() - start, str(exc)))
-            failed.append(str(exc))
-        except Exception as exc:  # no failure of one case may stop the others
-            message = f"{case}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            rows.append((case_name(case), "failed", time.perf_counter() - start, message))
-            failed.append(message)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
-              [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
-    done = len(cases) - len(failed)
-    print(f"segmented {done} of {len(cases)} cases into {out_dir} (times: {out_dir / 'segment_times.csv'})")
-    for line in failed:
-        print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
+    from .. import distributed
+    from ..evaluation.results import write_csv
+    from ..segmentation.medsam_segmenter import MedSAMSegmenter
+    from . import cli_text
+
+    env = distributed.read_env()
+    device = distributed.device_for(env, args.device)
+    distributed.init(env, device)
+    try:
+        segmenter = MedSAMSegmenter(_load_model(args, device, report=env.is_main))
+        mine = list(enumerate(jobs))[env.rank::env.world_size]
+        bar = tqdm(mine, desc="cases", unit="case", disable=not (sys.stderr.isatty() and env.is_main))
+        done = [(index, _segment_one(args, case, output, prompts_file, segmenter))
+                for index, (case, output) in bar]
+        everyone = cast("list[list[tuple[int, tuple[str, str, float, str]]]]", distributed.gather(done))
+    finally:
+        distributed.shutdown()
+    rows = [row for _, row in sorted(item for part in everyone for item in part)]
+    failed = [error for _, status, _, error in rows if status == "failed"]
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
+                  [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
+        workers = f" by {env.world_size} processes" if env.distributed else ""
+        print(f"segmented {len(rows) - len(failed)} of {len(rows)} cases into {out_dir}{workers} "
+              f"(times: {out_dir / 'segment_times.csv'})")
+        for line in failed:
+            print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
     return 1 if failed else 0

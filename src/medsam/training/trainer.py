@@ -26,10 +26,10 @@ from typing import Any, Iterator, cast
 import torch
 import torch.nn as nn
 
+from .. import distributed as dist_utils
 from ..errors import InputError
 from ..modeling.sam import Sam
 from ..transforms import Transform
-from . import distributed as dist_utils
 from .checkpointing import RESUME_NAME, load_resume, save_resume, save_weights, set_rng_state
 from .config import TrainConfig, config_dict, save_config
 from .data import EpochBatchSampler, PreparedDataset

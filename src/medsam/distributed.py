@@ -1,6 +1,7 @@
-"""Distributed training set-up from the environment that ``torchrun`` (or SLURM
-with ``torchrun``) provides: ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``, ``MASTER_PORT``. Without them training runs in one process."""
+"""Multi-process jobs (training, and segmenting a folder of cases) from the
+environment that ``torchrun`` (or SLURM with ``torchrun``) provides: ``RANK``,
+``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``. Without them
+everything runs in one process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,19 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
 
 def device_for(env: DistEnv, requested: str) -> torch.device:
     """The device of this process: ``cuda:LOCAL_RANK`` for CUDA jobs, else the request."""
-    from ..devices import resolve_device
+    from .devices import resolve_device
 
     device = resolve_device(requested)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", env.local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+def gather(value: object) -> list[object]:
+    """Every process's ``value``, in rank order, in every process (``[value]`` alone)."""
+    if not dist.is_initialized():
+        return [value]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
