@@ -332,3 +332,13 @@ def test_auto_device_is_accepted_everywhere(tmp_path):
     torch.save(medsam.build_model("lite").state_dict(), path)
     model = medsam.load_model(path, device="auto")
     assert next(model.parameters()).device.type == default_device().type
+
+
+def test_odd_records_in_a_checkpoint_are_ignored(tmp_path, lite_state):
+    """A record that is not ours (a list where a name belongs) does not break loading."""
+    from medsam.checkpoint import with_metadata
+
+    path = tmp_path / "odd.pth"
+    torch.save(with_metadata(lite_state, {"variant": ["lite"], "transform": 3}), path)
+    model = load_model(path)
+    assert model.variant == "lite" and model.preprocessing is None

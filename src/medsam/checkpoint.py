@@ -151,8 +151,9 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
         checkpoint = DEFAULT_WEIGHTS
     path = _resolve(checkpoint, progress)
     state, metadata = read_checkpoint(path)
-    if variant is None and metadata.get("variant") in MODEL_REGISTRY:
-        variant = str(metadata["variant"])
+    recorded = metadata.get("variant")
+    if variant is None and isinstance(recorded, str) and recorded in MODEL_REGISTRY:
+        variant = recorded
         how = "recorded in the checkpoint"
     elif variant is None:
         variant = infer_variant(state, source=str(path))
@@ -205,8 +206,8 @@ def _preprocessing(checkpoint: Union[str, os.PathLike], path: Path, variant: str
 
     if transform is not None:
         return transform, "as requested"
-    if metadata.get("transform"):
-        return str(metadata["transform"]), "recorded in the checkpoint"
+    if isinstance(metadata.get("transform"), str) and metadata["transform"]:
+        return metadata["transform"], "recorded in the checkpoint"
     entry = WEIGHTS.get(checkpoint) if isinstance(checkpoint, str) else None
     if entry is not None and entry.variant == variant:
         return entry.transform, f"registered weights {entry.name}"
