@@ -342,3 +342,12 @@ def test_odd_records_in_a_checkpoint_are_ignored(tmp_path, lite_state):
     torch.save(with_metadata(lite_state, {"variant": ["lite"], "transform": 3}), path)
     model = load_model(path)
     assert model.variant == "lite" and model.preprocessing is None
+
+
+def test_loading_leaves_the_random_state_alone(lite_file):
+    """Building the model to load into does not draw from the caller's random numbers."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_model(lite_file)
+    assert torch.equal(torch.rand(3), expected)
