@@ -209,11 +209,6 @@ def prepare_intensities(image: np.ndarray, geometry: Optional["Geometry"] = None
             raise InputError(f"image values are {image.dtype} in "
                              f"{float(np.nanmin(image)):g}..{float(np.nanmax(image)):g}",
                              option="modality")
-    try:
-        if geometry is not None and geometry.ndim == 3:
-            return normalize_volume(image, modality, window=window, level=level, width=width)
-        return normalize_intensity(image, modality, window=window, level=level, width=width)
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    if geometry is not None and geometry.ndim == 3:
+        return normalize_volume(image, modality, window=window, level=level, width=width)
+    return normalize_intensity(image, modality, window=window, level=level, width=width)

@@ -163,9 +163,10 @@ class MedSAMPredictor:
         from .weights import DEFAULT_WEIGHTS, get_entry, get_weights_path
 
         entry = get_entry(name or DEFAULT_WEIGHTS)
-        path = get_weights_path(entry.name, download=download, progress=progress)
-        model = load_model(path, variant=entry.variant, device=str(resolve_device(device)))
-        return cls(model, transform=entry.transform)
+        get_weights_path(entry.name, download=download, progress=progress)  # cached, or fetched
+        # by name: the registry gives the transform, the file need not be identified again
+        model = load_model(entry.name, variant=entry.variant, device=resolve_device(device))
+        return cls(model)
 
     # ------------------------------------------------------------------ image embedding
 

@@ -25,18 +25,6 @@ def one_error_line(result, *parts):
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def ct_checkpoint(tmp_path_factory):
-    import torch
-
-    from medsam import build_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "lite_random.pth"
-    torch.save(build_model("lite").state_dict(), path)
-    return path
-
-
 # --- evaluate: nothing silently wrong ------------------------------------------------
 
 def write_pair(folder, name, array, geometry):
@@ -97,7 +85,7 @@ def test_evaluate_refuses_label_sets_with_nothing_in_common(cli, shared_data, tm
 
 # --- segment: clashes, reruns, modes, non-finite boxes -------------------------------
 
-def test_batch_name_clash_is_refused_before_work(cli, shared_data, tmp_path, ct_checkpoint):
+def test_batch_name_clash_is_refused_before_work(cli, shared_data, tmp_path, checkpoint):
     cases = tmp_path / "cases"
     cases.mkdir()
     shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "a.png")
@@ -105,18 +93,18 @@ def test_batch_name_clash_is_refused_before_work(cli, shared_data, tmp_path, ct_
                 cases / "a.jpg")
     before = snapshot(cases)
     r = cli("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
-            "--checkpoint", ct_checkpoint, "--overwrite")
+            "--checkpoint", checkpoint, "--overwrite")
     assert r.returncode == 2
     one_error_line(r, cases / "a.jpg", cases / "a.png", tmp_path / "segs" / "a.png")
     assert not (tmp_path / "segs").exists() and snapshot(cases) == before
 
 
-def test_batch_rerun_keeps_the_times_csv(cli, shared_data, tmp_path, ct_checkpoint):
+def test_batch_rerun_keeps_the_times_csv(cli, shared_data, tmp_path, checkpoint):
     cases = tmp_path / "cases"
     cases.mkdir()
     shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "a.png")
     args = ("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
-            "--checkpoint", ct_checkpoint)
+            "--checkpoint", checkpoint)
     assert cli(*args).returncode == 0
     before = snapshot(tmp_path / "segs")
     r = cli(*args)
@@ -125,9 +113,9 @@ def test_batch_rerun_keeps_the_times_csv(cli, shared_data, tmp_path, ct_checkpoi
     assert snapshot(tmp_path / "segs") == before
 
 
-def test_plain_mode_with_a_slice_box_is_one_line(cli, shared_data, tmp_path, ct_checkpoint):
+def test_plain_mode_with_a_slice_box_is_one_line(cli, shared_data, tmp_path, checkpoint):
     r = cli("segment", shared_data / "totalseg/example_ct_sm.nii.gz", "--box", "70,29,92,51",
-            "--slice", "9", "--mode", "plain", "--modality", "ct", "--checkpoint", ct_checkpoint,
+            "--slice", "9", "--mode", "plain", "--modality", "ct", "--checkpoint", checkpoint,
             "-o", tmp_path / "seg.nii.gz")
     assert r.returncode == 2
     one_error_line(r, "plain 3D mode", "needs a 3D box")
@@ -151,7 +139,7 @@ def test_prompts_file_with_nan_names_the_file_and_entry(cli, shared_data, tmp_pa
     one_error_line(r, f"{prompts}: prompt 2", "finite")
 
 
-def test_batch_goes_on_past_a_decompression_bomb(cli, shared_data, tmp_path, ct_checkpoint):
+def test_batch_goes_on_past_a_decompression_bomb(cli, shared_data, tmp_path, checkpoint):
     from PIL import Image
 
     cases = tmp_path / "cases"
@@ -159,7 +147,7 @@ def test_batch_goes_on_past_a_decompression_bomb(cli, shared_data, tmp_path, ct_
     Image.new("1", (20000, 12000)).save(cases / "bomb.png")   # 29 kB, 240 Mpixel
     shutil.copy(shared_data / "jsrt_scr_cxr/images/JPCLN001.png", cases / "good.png")
     r = cli("segment", cases, "-o", tmp_path / "segs", "--box", "10,10,100,100",
-            "--checkpoint", ct_checkpoint)
+            "--checkpoint", checkpoint)
     assert r.returncode == 1
     assert "segmented 1 of 2 cases" in r.stdout
     assert f"medsam: failed: {cases / 'bomb.png'}: too large to read safely" in r.stderr
@@ -233,11 +221,11 @@ def test_read_only_file_system_is_refused_before_work(shared_data, tmp_path):
 
 @pytest.mark.parametrize("shape,box", [((1, 1), "0,0,1,1"), ((3, 7), "0,0,3,2"),
                                        ((1, 5000), "0,0,4000,1"), ((5000, 2), "0,0,2,4000")])
-def test_tiny_and_extreme_images_segment(cli, tmp_path, ct_checkpoint, shape, box):
+def test_tiny_and_extreme_images_segment(cli, tmp_path, checkpoint, shape, box):
     from PIL import Image
 
     path = tmp_path / "img.png"
     Image.fromarray(np.full(shape, 200, np.uint8)).save(path)
-    r = cli("segment", path, "--box", box, "--checkpoint", ct_checkpoint, "-o", tmp_path / "s.png")
+    r = cli("segment", path, "--box", box, "--checkpoint", checkpoint, "-o", tmp_path / "s.png")
     assert r.returncode == 0, r.stderr
     assert io.read(tmp_path / "s.png")[0].shape == shape

@@ -20,18 +20,6 @@ RECIST = "medsam2_recist/CT_Lesion_000001_02_01_008-023.npz"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from medsam import build_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "lite_random.pth"
-    torch.save(build_model("lite").state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def model(checkpoint):
     from medsam import load_model
 

@@ -17,18 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KVASIR = "kvasir_seg_subset/images"
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from medsam import build_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "lite_random.pth"
-    torch.save(build_model("lite").state_dict(), path)
-    return path
-
-
 def _times(folder: Path) -> list[tuple[str, str]]:
     with open(folder / "segment_times.csv", newline="") as f:
         return [(row["case"], row["status"]) for row in csv.DictReader(f)]

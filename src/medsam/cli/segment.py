@@ -232,15 +232,15 @@ def _segment_one(args: argparse.Namespace, case: Path, output: Path, prompts_fil
     from ..errors import MedSAMError
     from ..segmentation.cases import case_name
 
-    start = time.perf_counter()
+    name, start = case_name(case), time.perf_counter()
     try:
         _segment_case(args, _prepare_case(args, case, output, prompts_file), output, segmenter)
-        return case_name(case), "ok", time.perf_counter() - start, ""
+        return name, "ok", time.perf_counter() - start, ""
     except MedSAMError as exc:
-        return case_name(case), "failed", time.perf_counter() - start, str(exc)
+        return name, "failed", time.perf_counter() - start, str(exc)
     except Exception as exc:  # no failure of one case may stop the others
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return case_name(case), "failed", time.perf_counter() - start, f"{case}: {type(exc).__name__}: {first}"
+        return name, "failed", time.perf_counter() - start, f"{case}: {type(exc).__name__}: {first}"
 
 
 def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,

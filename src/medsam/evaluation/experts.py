@@ -23,7 +23,7 @@ from ..metrics.overlap import dice
 from ..metrics.surface import normalized_surface_distance, surface_distances
 
 __all__ = ["majority_vote", "ExpertScore", "compare_with_experts", "expert_table", "expert_markdown",
-           "write_expert_comparison", "RaterMasks", "list_rater_cases", "load_rater_masks"]
+           "write_expert_comparison", "RaterMasks", "load_rater_masks"]
 
 
 def majority_vote(masks: Sequence[np.ndarray], tie: str = "background") -> np.ndarray:
@@ -179,32 +179,6 @@ class RaterMasks:
     missing: dict[str, list[str]]
 
 
-def list_rater_cases(folder: Path, pattern: re.Pattern | None = None) -> dict[str, Path]:
-    """Case name -> file for the files of ``folder`` (hidden files ignored): the name is
-    :func:`~medsam.segmentation.cases.case_name`, or the first group of ``pattern``
-    (files it does not match are skipped)."""
-    from ..segmentation.cases import case_name
-
-    if not folder.is_dir():
-        raise InputError(f"{folder}: folder does not exist")
-    cases: dict[str, Path] = {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if pattern is None:
-            name = case_name(path)
-        else:
-            match = pattern.search(path.name)
-            if match is None:
-                continue
-            name = match.group(1) if match.groups() else match.group(0)
-        if name in cases:
-            raise InputError(f"{folder}: two files for case {name!r}: {cases[name].name} and {path.name}")
-        cases[name] = path
-    if not cases:
-        raise InputError(f"{folder}: no mask files" + ("" if pattern is None else
-                                                        f" matching {pattern.pattern!r}"))
-    return cases
-
-
 def _read_binary(path: Path, threshold: float) -> tuple[np.ndarray, object]:
     from .runner import load_mask
 
@@ -218,7 +192,9 @@ def load_rater_masks(folders: Mapping[str, Path], pattern: re.Pattern | None = N
                      threshold: float = 0.0) -> RaterMasks:
     """Read the masks (foreground: value > ``threshold``) of the cases present in every
     folder of ``folders`` (name -> folder), matched by case name."""
-    listed = {name: list_rater_cases(Path(folder), pattern) for name, folder in folders.items()}
+    from .runner import list_cases
+
+    listed = {name: list_cases(Path(folder), f"'{name}'", pattern) for name, folder in folders.items()}
     cases = sorted(set.intersection(*(set(c) for c in listed.values())))
     if not cases:
         raise InputError("no case is present in every folder", option="case_pattern")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +26,7 @@ from ..metrics.case import evaluate_labels
 from ..segmentation.cases import case_name
 from .results import ResultRow, rows_from_metrics
 
-__all__ = ["EvaluateConfig", "EvaluationRun", "case_name", "match_cases", "load_mask", "evaluate_case",
+__all__ = ["EvaluateConfig", "EvaluationRun", "case_name", "list_cases", "match_cases", "load_mask", "evaluate_case",
            "evaluate_folders"]
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,11 @@ class EvaluationRun:
         return not self.failures
 
 
-def _list_cases(folder: Path, role: str) -> dict[str, Path]:
+def list_cases(folder: Path, role: str, pattern: re.Pattern | None = None) -> dict[str, Path]:
+    """Case name -> mask file for the mask files of ``folder`` (hidden files and tables
+    ignored). The name is :func:`~medsam.segmentation.cases.case_name`, or the first group
+    of ``pattern`` (files it does not match are skipped). ``role`` names the folder in
+    messages (``prediction``, ``reference``, a rater's ``'A'``)."""
     if not folder.is_dir():
         raise InputError(f"{folder}: {role} folder does not exist")
     from ..io import is_supported
@@ -73,14 +78,21 @@ def _list_cases(folder: Path, role: str) -> dict[str, Path]:
     # masks only: a segmentation folder also holds tables (segment_times.csv, summaries)
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".") and is_supported(p))
-    if not files:
-        raise InputError(f"{folder}: {role} folder holds no mask files")
     cases: dict[str, Path] = {}
     for p in files:
-        name = case_name(p)
+        if pattern is None:
+            name = case_name(p)
+        else:
+            match = pattern.search(p.name)
+            if match is None:
+                continue
+            name = match.group(1) if match.groups() else match.group(0)
         if name in cases:
             raise InputError(f"{folder}: two {role} files for case {name!r}: {cases[name].name} and {p.name}")
         cases[name] = p
+    if not cases:
+        raise InputError(f"{folder}: {role} folder holds no mask files"
+                         + ("" if pattern is None else f" matching {pattern.pattern!r}"))
     return cases
 
 
@@ -91,8 +103,8 @@ def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
     Returns the matched ``(case, pred, gt)`` triples and the unmatched cases as
     ``(case, message)`` failures. No match at all is an :class:`InputError`.
     """
-    preds = _list_cases(Path(pred_dir), "prediction")
-    gts = _list_cases(Path(gt_dir), "reference")
+    preds = list_cases(Path(pred_dir), "prediction")
+    gts = list_cases(Path(gt_dir), "reference")
     matched = [(c, preds[c], gts[c]) for c in sorted(set(preds) & set(gts))]
     if not matched:
         raise InputError(f"no case names in common between {pred_dir} ({len(preds)} files) and "

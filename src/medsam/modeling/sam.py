@@ -54,14 +54,6 @@ class Sam(nn.Module):
     def extra_repr(self) -> str:
         return f"variant={self.variant!r}, image_size={self.image_size}"
 
-    def decode(self, embeddings: torch.Tensor, boxes: Optional[torch.Tensor] = None,
-               points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
-               masks: Optional[torch.Tensor] = None,
-               multimask_output: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Prompts -> masks on precomputed embeddings; see :func:`decode_prompts`."""
-        return decode_prompts(self, embeddings, boxes=boxes, points=points, masks=masks,
-                              multimask_output=multimask_output)
-
     def forward(self, images: torch.Tensor, boxes: Optional[torch.Tensor] = None,
                 points: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
                 masks: Optional[torch.Tensor] = None,
@@ -70,13 +62,13 @@ class Sam(nn.Module):
 
         Args:
             images: (B, 3, S, S) preprocessed images.
-            boxes, points, masks, multimask_output: as in :meth:`decode`.
+            boxes, points, masks, multimask_output: as in :func:`decode_prompts`.
 
         Returns:
             low-resolution logits (B, 1|3, 256, 256) and IoU predictions (B, 1|3).
         """
-        return self.decode(self.image_encoder(images), boxes=boxes, points=points, masks=masks,
-                           multimask_output=multimask_output)
+        return decode_prompts(self, self.image_encoder(images), boxes=boxes, points=points,
+                              masks=masks, multimask_output=multimask_output)
 
 
 def decode_prompts(model: Any, embeddings: torch.Tensor,

@@ -9,7 +9,7 @@ import contextlib
 import torch
 import torch.nn as nn
 
-from ..modeling.sam import Sam
+from ..modeling.sam import Sam, decode_prompts
 
 
 class SegmentationStep(nn.Module):
@@ -27,7 +27,7 @@ class SegmentationStep(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled()
                                         and not self.freeze_image_encoder):
                 embeddings = self.sam.image_encoder(images)
-        low, _ = self.sam.decode(embeddings, boxes=boxes)
+        low, _ = decode_prompts(self.sam, embeddings, boxes=boxes)
         return low
 
 

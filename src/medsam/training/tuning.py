@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..metrics.overlap import dice
-from ..modeling.sam import Sam
+from ..modeling.sam import Sam, decode_prompts
 from ..transforms import Transform
 from .data import load_slice, row_box
 
@@ -43,7 +43,7 @@ def tune_dice(model: Sam, transform: Transform, root: Path, rows: list[dict], de
             embeddings = cache.get([row["file"] for row in part], x)
         else:
             embeddings = model.image_encoder(x)
-        low, _ = model.decode(embeddings, boxes=b)
+        low, _ = decode_prompts(model, embeddings, boxes=b)
         for i, (original, input_size) in enumerate(metas):
             pred = transform.postprocess(low[i:i + 1].float(), original, input_size)[0, 0]
             total += dice(pred.cpu().numpy(), masks[i])
