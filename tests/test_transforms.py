@@ -56,13 +56,20 @@ def test_spline_resize_equals_skimage_on_real_images(real_images):
                                       expected)
 
 
-def test_spline_resize_equals_skimage_when_enlarging():
+@pytest.mark.parametrize("shape, size", [((90, 140, 3), (256, 256)), ((512, 512, 1), (1024, 1024)),
+                                         ((1500, 2100, 3), (1024, 1024)), ((300, 517, 3), (33, 65)),
+                                         ((1, 5, 3), (1024, 1024)), ((7, 2, 3), (256, 256))])
+@pytest.mark.parametrize("grey", [False, True])
+def test_spline_resize_equals_skimage_enlarging_and_shrinking(shape, size, grey):
+    """Separable and once per distinct channel, yet skimage's numbers (to rounding)."""
     skimage_transform = pytest.importorskip(
         "skimage.transform", reason="scikit-image is a test dependency (pip install -e '.[test]')")
-    image = np.random.default_rng(0).integers(0, 256, (90, 140, 3)).astype(np.uint8)
-    expected = skimage_transform.resize(image, (256, 256), order=3, preserve_range=True,
+    image = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    if grey:
+        image = np.repeat(image[..., :1], 3, axis=2)
+    expected = skimage_transform.resize(image, size, order=3, preserve_range=True,
                                         anti_aliasing=True)
-    np.testing.assert_allclose(spline_resize(image, (256, 256)), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(spline_resize(image, size), expected, rtol=0, atol=1e-9)
 
 
 def test_area_resize_equals_opencv_on_real_images(real_images):

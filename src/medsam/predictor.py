@@ -24,6 +24,7 @@ from .errors import InputError
 from .fileutil import atomic_path, check_writable_output
 from .intensity import prepare_intensities, to_three_channels
 from .modeling.sam import decode_prompts
+from .precision import precision_context, resolve_precision
 from .transforms import Transform, get_transform, transform_for_variant
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
@@ -133,16 +134,19 @@ class MedSAMPredictor:
     object, or None for the one the model's weights were trained with
     (``model.preprocessing``, set by :func:`medsam.load_model` for registered
     weights, e.g. ``sam`` for Meta's SAM files), else the variant's default. ``device``: ``cpu``,
-    ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is.
+    ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is. ``precision``:
+    ``"exact"`` (float32), ``"bf16"`` or ``"auto"`` (bf16 where the hardware does it
+    natively; see :mod:`medsam.precision`); :attr:`precision` holds the one in use.
     """
 
     def __init__(self, model: torch.nn.Module, transform: str | Transform | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, precision: str = "auto") -> None:
         if device is not None:
             model = model.to(resolve_device(device))
         self.model: Any = model.eval()  # ours or Meta's Sam: image_encoder, prompt_encoder, ...
         self.device = next(model.parameters()).device
         self.variant = model_variant(model)
+        self.precision = resolve_precision(precision, self.device)
         if transform is None:
             transform = getattr(model, "preprocessing", None) or transform_for_variant(self.variant)
         self.transform: Transform = get_transform(transform) if isinstance(transform, str) else transform
@@ -154,7 +158,8 @@ class MedSAMPredictor:
 
     @classmethod
     def from_weights(cls, name: str | None = None, device: str | torch.device | None = "auto",
-                     download: bool = True, progress: bool = True) -> "MedSAMPredictor":
+                     download: bool = True, progress: bool = True,
+                     precision: str = "auto") -> "MedSAMPredictor":
         """A predictor for the named weights (``medsam.weights.WEIGHTS``; None: the default,
         LiteMedSAM), with the transform those weights were trained with (``sam`` for
         Meta's SAM files). ``download``: fetch the file when it is not cached yet
@@ -166,7 +171,7 @@ class MedSAMPredictor:
         get_weights_path(entry.name, download=download, progress=progress)  # cached, or fetched
         # by name: the registry gives the transform, the file need not be identified again
         model = load_model(entry.name, variant=entry.variant, device=resolve_device(device))
-        return cls(model)
+        return cls(model, precision=precision)
 
     # ------------------------------------------------------------------ image embedding
 
@@ -193,9 +198,9 @@ class MedSAMPredictor:
             image = prepare_intensities(np.asarray(image), None, modality, window, level, width)
         image = _check_image(image)
         prepared = self.transform.prepare_image(image)
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(self.precision, self.device):
             x = torch.from_numpy(prepared.tensor)[None].to(self.device)
-            embedding = self.model.image_encoder(x)
+            embedding = self.model.image_encoder(x).float()
         self._embedding = embedding
         self.original_size = _size2(prepared.original_size)
         self.input_size = _size2(prepared.input_size)
@@ -273,7 +278,7 @@ class MedSAMPredictor:
         """Prompt encoder + mask decoder for one batch of B prompts ->
         (low-res logits (B, C, 256, 256), IoU predictions (B, C))."""
         dev = self.device
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(self.precision, dev):
             box_t = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32,
                                                                device=dev)
             point_t = None

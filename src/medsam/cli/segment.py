@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import torch
 
     from ..metrics.volumes import LabelVolume
-    from ..modeling.sam import Sam
     from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, PromptsFile
 
 HELP = "segment objects from boxes in 2D images, volumes and DICOM series (or a folder of them)"
@@ -80,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "montage of the slices holding the mask)")
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda, cuda:N or mps (default auto: CUDA, then MPS, else CPU)")
+    parser.add_argument("--precision", choices=("auto", "exact", "bf16"), default="auto",
+                        help="exact: float32 throughout; bf16: bf16 autocast (faster where the "
+                             "hardware has native bf16, masks agree with exact to about 99%%); "
+                             "auto (default): the fastest mode that meets the accuracy guard "
+                             "on this hardware (see docs/performance.md)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -165,11 +169,15 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
     return measures
 
 
-def _load_model(args: argparse.Namespace, device: str | torch.device, report: bool = True) -> Sam:
-    """The model named by --checkpoint / --weights (default: LiteMedSAM), fetched on first use,
-    on ``device``; ``report``: say on stderr which model and preprocessing."""
+def _segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True
+               ) -> MedSAMSegmenter:
+    """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM),
+    fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
+    model, preprocessing and precision."""
     from .. import load_model
     from ..errors import WeightsDownloadError
+    from ..segmentation.medsam_segmenter import MedSAMSegmenter
+    from ..transforms import transform_for_variant
     from ..weights import DEFAULT_WEIGHTS
 
     source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
@@ -178,14 +186,14 @@ def _load_model(args: argparse.Namespace, device: str | torch.device, report: bo
                            progress=report)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
-    from ..transforms import transform_for_variant
-
+    segmenter = MedSAMSegmenter(model, precision=args.precision)
     default = "" if (args.checkpoint or args.weights) else ", the default"
     transform = model.preprocessing or transform_for_variant(model.variant)
     if report:
-            print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
-              f"{model.device} [preprocessing: {model.preprocessing_source}]", file=sys.stderr)
-    return model
+        print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
+              f"{model.device}, {segmenter.precision} precision [preprocessing: "
+              f"{model.preprocessing_source}]", file=sys.stderr)
+    return segmenter
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,7 +202,6 @@ def run(args: argparse.Namespace) -> int:
     from ..fileutil import check_writable_output
     from ..segmentation import load_prompts
     from ..segmentation.cases import case_name, check_output_clashes, find_cases, output_path_for
-    from ..segmentation.medsam_segmenter import MedSAMSegmenter
 
     _check_options(args)
     prompts_file = load_prompts(args.prompts) if args.prompts else None
@@ -221,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         if not distributed.read_env().is_main:
             return 0  # one case is one process's work: the others of a torchrun job stand by
         prepared = _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail before loading
-        _segment_case(args, prepared, outputs[0], MedSAMSegmenter(_load_model(args, args.device)))
+        _segment_case(args, prepared, outputs[0], _segmenter(args, args.device))
         return 0
     return _segment_folder(args, list(zip(cases, outputs)), out_dir, prompts_file)
 
@@ -251,14 +258,13 @@ def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out
 
     from .. import distributed
     from ..evaluation.results import write_csv
-    from ..segmentation.medsam_segmenter import MedSAMSegmenter
     from . import cli_text
 
     env = distributed.read_env()
     device = distributed.device_for(env, args.device)
     distributed.init(env, device)
     try:
-        segmenter = MedSAMSegmenter(_load_model(args, device, report=env.is_main))
+        segmenter = _segmenter(args, device, report=env.is_main)
         mine = list(enumerate(jobs))[env.rank::env.world_size]
         bar = tqdm(mine, desc="cases", unit="case", disable=not (sys.stderr.isatty() and env.is_main))
         done = [(index, _segment_one(args, case, output, prompts_file, segmenter))

@@ -25,7 +25,7 @@ NSD uses a 2 mm tolerance where the image has a physical pixel size, else 2 pixe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -158,6 +158,43 @@ def score_labels(predicted: np.ndarray, refs: ReferencePrompts, geometry: Geomet
     return rows
 
 
+def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[str] = ("tight",),
+                     max_cases: int | None = None, seed: int = 0, progress: bool = False
+                     ) -> Iterator[tuple[str, Geometry, str, ReferencePrompts, list[np.ndarray]]]:
+    """Segment each case of a dataset from reference boxes with every segmenter.
+
+    Yields ``(case, geometry, setting, refs, predictions)`` per case and box setting,
+    ``predictions`` holding one label map of prompt ids per segmenter (same boxes).
+    Arguments as for :func:`evaluate_dataset`.
+    """
+    from tqdm.auto import tqdm
+
+    from ..intensity import prepare_intensities
+    from ..segmentation import segment
+    from ..training.curation import find_cases, read_case, select_labels
+
+    unknown = [s for s in settings if s not in BOX_SETTINGS]
+    if unknown:
+        raise ValueError(f"unknown box settings {unknown}; known: {', '.join(BOX_SETTINGS)}")
+    cases = find_cases(spec)[:max_cases]
+    for index, files in enumerate(tqdm(cases, desc=spec.name, unit="case", disable=not progress)):
+        image, raw, geometry = read_case(spec, files)
+        labels = select_labels(spec, raw)
+        intensity = spec.intensity
+        modality = None if intensity.mode == "none" else spec.modality
+        prepared = prepare_intensities(image, geometry, modality, intensity.window,
+                                       intensity.level, intensity.width)
+        for setting in settings:
+            rng = np.random.default_rng([seed, index])
+            refs = reference_prompts(labels, geometry.ndim, spec.prompt, spec.min_pixels,
+                                     spec.min_voxels, BOX_SETTINGS[setting], rng)
+            if not refs.prompts:
+                continue
+            predictions = [segment(prepared, geometry, refs.prompts, segmenter,
+                                   cache_key=(spec.name, files.case)) for segmenter in segmenters]
+            yield files.case, geometry, setting, refs, predictions
+
+
 def evaluate_dataset(spec: Any, segmenter: Any, settings: Sequence[str] = ("tight", "perturbed"),
                      max_cases: int | None = None, seed: int = 0,
                      progress: bool = False) -> list[AccuracyRow]:
@@ -174,37 +211,14 @@ def evaluate_dataset(spec: Any, segmenter: Any, settings: Sequence[str] = ("tigh
     Returns:
         one :class:`AccuracyRow` per case, label and setting.
     """
-    from tqdm.auto import tqdm
-
-    from ..intensity import prepare_intensities
-    from ..segmentation import segment
-    from ..training.curation import find_cases, read_case, select_labels
-
-    unknown = [s for s in settings if s not in BOX_SETTINGS]
-    if unknown:
-        raise ValueError(f"unknown box settings {unknown}; known: {', '.join(BOX_SETTINGS)}")
-    cases = find_cases(spec)[:max_cases]
     rows: list[AccuracyRow] = []
-    for index, files in enumerate(tqdm(cases, desc=spec.name, unit="case", disable=not progress)):
-        image, raw, geometry = read_case(spec, files)
-        labels = select_labels(spec, raw)
-        intensity = spec.intensity
-        modality = None if intensity.mode == "none" else spec.modality
-        prepared = prepare_intensities(image, geometry, modality, intensity.window,
-                                       intensity.level, intensity.width)
-        for setting in settings:
-            rng = np.random.default_rng([seed, index])
-            refs = reference_prompts(labels, geometry.ndim, spec.prompt, spec.min_pixels,
-                                     spec.min_voxels, BOX_SETTINGS[setting], rng)
-            if not refs.prompts:
-                continue
-            predicted = segment(prepared, geometry, refs.prompts, segmenter,
-                                cache_key=(spec.name, files.case))
-            unit = "mm" if geometry.spacing_known else "px"
-            for label, dsc, nsd, ref_size, pred_size in score_labels(predicted, refs, geometry):
-                rows.append(AccuracyRow(spec.name, files.case, label, spec.class_name(label),
-                                        setting, dsc, nsd, 2.0, unit, len(refs.groups[label]),
-                                        ref_size, pred_size))
+    for case, geometry, setting, refs, (predicted,) in case_predictions(
+            spec, [segmenter], settings, max_cases, seed, progress):
+        unit = "mm" if geometry.spacing_known else "px"
+        for label, dsc, nsd, ref_size, pred_size in score_labels(predicted, refs, geometry):
+            rows.append(AccuracyRow(spec.name, case, label, spec.class_name(label), setting,
+                                    dsc, nsd, 2.0, unit, len(refs.groups[label]), ref_size,
+                                    pred_size))
     return rows
 
 

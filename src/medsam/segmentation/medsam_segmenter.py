@@ -35,14 +35,18 @@ class MedSAMSegmenter:
         transform: preprocessing name or object for the predictor (None: from the variant).
         device: where to run (None: where the model is).
         cache_slices: how many slice embeddings to keep (0 disables the cache).
+        precision: ``"exact"``, ``"bf16"`` or ``"auto"`` (:mod:`medsam.precision`);
+            :attr:`precision` holds the one in use.
     """
 
-    def __init__(self, model: Any, transform: Any = None, device: Any = None, cache_slices: int = 64):
+    def __init__(self, model: Any, transform: Any = None, device: Any = None, cache_slices: int = 64,
+                 precision: str = "auto"):
         from ..predictor import MedSAMPredictor
 
-        first = MedSAMPredictor(model, transform=transform, device=device)
+        first = MedSAMPredictor(model, transform=transform, device=device, precision=precision)
         self.model = first.model
         self.transform = first.transform
+        self.precision = first.precision
         self._predictor_cls = MedSAMPredictor
         self._spare: MedSAMPredictor | None = first
         self.cache = SliceCache(cache_slices)
@@ -56,7 +60,8 @@ class MedSAMSegmenter:
     def _encode(self, image: np.ndarray) -> MedSAMPredictor:
         predictor, self._spare = self._spare, None
         if predictor is None:
-            predictor = self._predictor_cls(self.model, transform=self.transform)
+            predictor = self._predictor_cls(self.model, transform=self.transform,
+                                             precision=self.precision)
         predictor.set_image(image)
         return predictor
 
@@ -77,7 +82,7 @@ def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPr
                   modality: str | None = None, window: str | None = None, level: float | None = None,
                   width: float | None = None, mode: str = "propagate", margin: float = 5.0,
                   device: Any = None, segmenter: MedSAMSegmenter | None = None,
-                  progress: bool = False) -> np.ndarray:
+                  progress: bool = False, precision: str = "auto") -> np.ndarray:
     """Segment prompted objects in an image or volume with a MedSAM-family model.
 
     The Python equivalent of ``medsam segment``: intensity normalisation
@@ -89,10 +94,12 @@ def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPr
         prompts: boxes with label ids.
         model: a ``Sam``; ignored when ``segmenter`` is given (pass the same
             :class:`MedSAMSegmenter` to several calls to reuse slice embeddings).
+        precision: ``"exact"``, ``"bf16"`` or ``"auto"`` (:mod:`medsam.precision`); ignored
+            when ``segmenter`` is given.
     Returns:
         label map (uint8 / uint16) with the image's spatial shape.
     """
     prepared = prepare_intensities(image, geometry, modality, window, level, width)
     if segmenter is None:
-        segmenter = MedSAMSegmenter(model, device=device)
+        segmenter = MedSAMSegmenter(model, device=device, precision=precision)
     return segment(prepared, geometry, prompts, segmenter, mode=mode, margin=margin, progress=progress)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..modeling.sam import Sam, decode_prompts
+from ..precision import precision_context
 
 
 class SegmentationStep(nn.Module):
@@ -53,9 +54,7 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     """bf16 autocast for ``bf16``, or ``auto`` on CUDA with bf16 support; else nothing."""
     use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
                                   and torch.cuda.is_bf16_supported())
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return precision_context("bf16" if use else "exact", device)
 
 
 def set_train_mode(sam: Sam, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
