@@ -40,13 +40,32 @@ def test_default_model_heart_on_a_chest_radiograph(cli, shared_data, tmp_path, l
             "--modality", "xray", "--overlay", "-o", out,
             env={"MEDSAM_HOME": str(lite_medsam_checkpoint.parents[1])})
     assert r.returncode == 0, r.stderr
-    assert "medsam: model lite_medsam (lite, the default; litemedsam preprocessing)" in r.stderr
+    assert "medsam: model lite_medsam (lite, the default; litemedsam preprocessing) on cpu, exact " \
+           "precision" in r.stderr
     assert "fetching" not in r.stderr                     # cached: no network
     assert f"-> {out} (overlay {tmp_path / 'heart_overlay.png'})" in r.stdout
     assert "label 1: " in r.stdout and "pixel size unknown" in r.stdout
     predicted = io.read(out)[0] > 0
     assert dice(predicted, heart) > 0.9
     assert (tmp_path / "heart_overlay.png").is_file()
+
+
+def test_bf16_precision_on_a_chest_radiograph(cli, shared_data, tmp_path, lite_medsam_checkpoint):
+    """--precision bf16 is reported and gives nearly the exact mask (see medsam.precision)."""
+    heart = io.read(shared_data / HEART)[0] > 0
+    masks = {}
+    for precision in ("exact", "bf16"):
+        out = tmp_path / f"{precision}.png"
+        r = cli("segment", shared_data / CXR, "--box", ",".join(map(str, box_of(heart))),
+                "--modality", "xray", "--precision", precision, "-o", out,
+                env={"MEDSAM_HOME": str(lite_medsam_checkpoint.parents[1])})
+        assert r.returncode == 0, r.stderr
+        assert f"on cpu, {precision} precision" in r.stderr
+        masks[precision] = io.read(out)[0] > 0
+    assert 0.98 < dice(masks["bf16"], masks["exact"]) < 1.0
+    bad = cli("segment", shared_data / CXR, "--box", "1,1,9,9", "--precision", "fp16",
+              "-o", tmp_path / "x.png")
+    assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr
 
 
 def test_first_use_fetches_the_default_through_pip(cli, shared_data, tmp_path, lite_medsam_checkpoint):

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from medsam.evaluation.results import rows_from_metrics, write_results
 from medsam.metrics import evaluate_labels
+
+DESCRIPTION = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "shared_data.json"
+
+
+@pytest.fixture(scope="session")
+def description(shared_data):
+    """The repository's description of the shared data, rooted at the shared data folder
+    these tests use (MEDSAM_SHARED_DATA may move it)."""
+    from medsam.training.description import parse_description, read_structured_file
+
+    data = read_structured_file(DESCRIPTION)
+    assert data.pop("root") == "../../../shared/data"
+    return parse_description(data, shared_data, source=DESCRIPTION)
 
 
 def lesion_cases(shared_data):

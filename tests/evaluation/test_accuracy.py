@@ -1,8 +1,6 @@
 """Boxes from reference masks, scoring, and the accuracy of the real LiteMedSAM weights on
 the real data of ../shared/data (examples/datasets/shared_data.json)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,8 +13,6 @@ from medsam.evaluation.accuracy import (
     table_markdown,
 )
 from medsam.io.geometry import Geometry
-
-DESCRIPTION = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "shared_data.json"
 
 
 def two_blobs() -> np.ndarray:
@@ -98,17 +94,6 @@ FLOORS = {                      # measured: DSC tight, perturbed; NSD tight (%)
     "brats_flair": (1, 0.49, 0.48, 0.33),   # 52.0, 51.2; 37.6 (edema, 3D box)
     "recist": (2, 0.74, 0.74, 0.68),        # 76.6, 76.9; 72.3 (key-slice box)
 }
-
-
-@pytest.fixture(scope="module")
-def description(shared_data):
-    """The repository's description of the shared data, rooted at the shared data folder
-    these tests use (MEDSAM_SHARED_DATA may move it)."""
-    from medsam.training.description import parse_description, read_structured_file
-
-    data = read_structured_file(DESCRIPTION)
-    assert data.pop("root") == "../../../shared/data"
-    return parse_description(data, shared_data, source=DESCRIPTION)
 
 
 @pytest.fixture(scope="module")
