@@ -38,3 +38,30 @@ def test_attention_rejects_indivisible_heads():
 
     with pytest.raises(ValueError, match="num_heads"):
         Attention(64, 6)
+
+
+def test_attention_moves_projections_to_the_few_tokens_with_reference_results(reference):
+    """At SAM's widths (256, 8 heads, internal 128) a handful of prompt tokens against
+    4096 image tokens takes the factored paths; results and gradients are the reference's."""
+    import pytest
+
+    modeling, _ = reference
+    torch.manual_seed(0)
+    ref = modeling.transformer.Attention(256, 8, downsample_rate=2)
+    ours = Attention(256, 8, downsample_rate=2)
+    ours.load_state_dict(ref.state_dict())
+    tokens = torch.randn(2, 7, 256, requires_grad=True)
+    image = torch.randn(2, 4096, 256, requires_grad=True)
+    assert ours._short(7) and not ours._short(4096) and not ours._short(16)
+    for q, kv in ((tokens, image), (image, tokens)):
+        out, expected = ours(q, kv, kv), ref(q, kv, kv)
+        torch.testing.assert_close(out, expected, rtol=0, atol=2e-6)
+        grads = torch.autograd.grad(out.square().sum(), [tokens, image, ours.k_proj.weight])
+        ref_grads = torch.autograd.grad(expected.square().sum(), [tokens, image, ref.k_proj.weight])
+        for g, r in zip(grads, ref_grads):  # sums over 4096 tokens: compare by norm
+            assert ((g - r).norm() / r.norm()).item() < 1e-5
+    with pytest.raises(AssertionError):  # the comparison can fail: a wrong bias shows
+        with torch.no_grad():
+            ours.q_proj.bias += 0.1
+        torch.testing.assert_close(ours(image, tokens, tokens), ref(image, tokens, tokens),
+                                   rtol=0, atol=2e-6)

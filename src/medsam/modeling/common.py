@@ -68,8 +68,7 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        centred = x - mean
-        var = centred.pow(2).mean(1, keepdim=True)
-        x = centred / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        # one fused layer_norm over the last axis of the (B, H, W, C) view; on a
+        # channels-last tensor (the mask decoder's upscaling) that view needs no copy
+        out = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return out.permute(0, 3, 1, 2)

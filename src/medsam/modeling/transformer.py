@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Tuple, Type
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -107,7 +108,17 @@ class TwoWayAttentionBlock(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention whose projections may shrink the width to
     ``embedding_dim / downsample_rate``. q (B, Nq, C), k and v (B, Nk, C) ->
-    (B, Nq, C)."""
+    (B, Nq, C).
+
+    Where one side is a handful of prompt tokens and the other the 4096 image
+    tokens, projecting the image tokens is most of the work. The projections are
+    linear, so they are moved onto the short side instead (same result up to
+    rounding, 2.3x fewer operations): with few queries, each head's query is taken
+    back through the key projection and meets the raw keys, and the attention-weighted
+    raw values go through the value projection afterwards (the key bias adds the same
+    score to every key and drops out of the softmax); with few keys, the keys are
+    taken through the query projection and the values through the output projection.
+    """
 
     def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1) -> None:
         super().__init__()
@@ -126,10 +137,57 @@ class Attention(nn.Module):
         batch, tokens, width = x.shape
         return x.reshape(batch, tokens, self.num_heads, width // self.num_heads).transpose(1, 2)
 
+    def _short(self, tokens: int) -> bool:
+        """Whether ``tokens`` is few enough to move the projections onto that side."""
+        return self.num_heads * tokens < self.internal_dim
+
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        few_queries, few_keys = self._short(q.shape[1]), self._short(k.shape[1])
+        if few_queries and not few_keys:
+            return self._few_queries(q, k, v)
+        if few_keys and not few_queries:
+            return self._few_keys(q, k, v)
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
         out = F.scaled_dot_product_attention(q, k, v)
         batch, heads, tokens, width = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, tokens, heads * width))
+
+    def _head_weights(self, linear: nn.Linear) -> Tensor:
+        """A projection's weight as (heads, head width, C) for ``q/k/v_proj``."""
+        return linear.weight.view(self.num_heads, -1, linear.weight.shape[1])
+
+    def _few_queries(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        batch, n_q, _ = q.shape
+        heads = self.num_heads
+        scale = (self.internal_dim // heads) ** -0.5
+        query = self.q_proj(q).view(batch, n_q, heads, -1)
+        # (B, H, Nq, C): each head's query seen through the key projection
+        query = torch.einsum("bnhd,hdc->bhnc", query, self._head_weights(self.k_proj)) * scale
+        scores = query.reshape(batch, heads * n_q, -1) @ k.transpose(1, 2)
+        mixed = scores.softmax(dim=-1) @ v                                # (B, H*Nq, C)
+        out = torch.einsum("bhnc,hdc->bnhd", mixed.view(batch, heads, n_q, -1),
+                           self._head_weights(self.v_proj))
+        out = out.reshape(batch, n_q, self.internal_dim) + self.v_proj.bias
+        return self.out_proj(out)
+
+    def _few_keys(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        batch, n_k, _ = k.shape
+        heads = self.num_heads
+        scale = (self.internal_dim // heads) ** -0.5
+        key = self.k_proj(k).view(batch, n_k, heads, -1)
+        value = self.v_proj(v).view(batch, n_k, heads, -1)
+        # the keys seen through the query projection: (B, C, H*Nk), and the query bias's share
+        key_q = torch.einsum("bkhd,hdc->bchk", key, self._head_weights(self.q_proj)) * scale
+        bias = torch.einsum("bkhd,hd->bhk", key, self.q_proj.bias.view(heads, -1)) * scale
+        # scores as (B, H*Nk, Nq): the softmax over each head's few keys is then over a
+        # strided axis of long rows, many times faster than over a last axis of length Nk
+        scores = torch.baddbmm(bias.reshape(batch, heads * n_k, 1),
+                               key_q.reshape(batch, -1, heads * n_k).transpose(1, 2), q.transpose(1, 2))
+        weights = scores.view(batch, heads, n_k, -1).softmax(dim=2)
+        # the values seen through the output projection: (B, H*Nk, C)
+        out_w = self.out_proj.weight.view(-1, heads, self.internal_dim // heads)
+        value_o = torch.einsum("bkhd,chd->bhkc", value, out_w).reshape(batch, heads * n_k, -1)
+        return torch.baddbmm(self.out_proj.bias, weights.view(batch, heads * n_k, -1).transpose(1, 2),
+                             value_o)
