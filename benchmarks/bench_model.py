@@ -5,9 +5,15 @@
 Prints, for the chosen variant (random weights, the same for both models):
 * median seconds of one image embedding (1 x 3 x S x S) for ``medsam.build_model``
   and for the reference ``segment_anything`` model, measured alternately in the same
-  run, and their ratio (ours / reference);
-* the decoder's time per box (prompt encoder + mask decoder, all boxes in one batch);
-* MedSAM preprocessing time (resize to 1024 etc.) of a 512 x 512 image;
+  run, and their ratio (ours / reference); for ``lite`` (no reference encoder: Meta's
+  package has no TinyViT) ours in exact and in bf16 precision;
+* the decoder's time per box (prompt encoder + mask decoder), for one box and for
+  ``--boxes`` boxes: ours in the predictor's batches (``CPU_DECODE_BATCH`` on a CPU),
+  the reference's in one batch as ``SamPredictor.predict_torch`` does (for ``lite`` the
+  reference is Meta's prompt encoder and mask decoder holding LiteMedSAM's decoder);
+* MedSAM preprocessing time (resize to 1024 etc.) of a 512 x 512 grey image, and of
+  ``skimage.transform.resize`` (what MedSAM runs) in the same run, with the largest
+  difference;
 * peak memory of one embedding: ``torch.cuda.max_memory_allocated`` on CUDA, or on
   CPU the peak resident set size of a fresh child process that builds the model and
   embeds one image (and how much the embedding added to it);
@@ -25,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,11 +60,22 @@ def build_models(variant: str, device):
 
     torch.manual_seed(0)
     ours = medsam.build_model(variant).to(device).eval()
-    if variant == "lite":
-        return ours, None
     from reference_sam import load_reference
 
-    _, build_sam = load_reference()
+    modeling, build_sam = load_reference()
+    if variant == "lite":  # the same decoder as SAM's, on a 64 x 64 embedding of a 256 input
+        reference = types.SimpleNamespace(
+            image_encoder=None,
+            prompt_encoder=modeling.PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
+                                                  input_image_size=(256, 256), mask_in_chans=16),
+            mask_decoder=modeling.MaskDecoder(
+                num_multimask_outputs=3, transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256,
+                transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048,
+                                                       num_heads=8)))
+        for part in ("prompt_encoder", "mask_decoder"):
+            getattr(reference, part).load_state_dict(getattr(ours, part).state_dict())
+            getattr(reference, part).to(device).eval()
+        return ours, reference
     reference = build_sam.sam_model_registry[variant](checkpoint=None)
     reference.load_state_dict(ours.state_dict())
     return ours, reference.to(device).eval()
@@ -86,12 +104,15 @@ def embed_fn(model, x):
     return run
 
 
-def decode_fn(model, embedding, boxes):
+def decode_fn(model, embedding, boxes, batch):
+    """Decode ``boxes`` ``batch`` at a time."""
     def run():
-        sparse, dense = model.prompt_encoder(points=None, boxes=boxes, masks=None)
-        model.mask_decoder(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
-                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                           multimask_output=False)
+        for start in range(0, len(boxes), batch):
+            part = boxes[start:start + batch]
+            sparse, dense = model.prompt_encoder(points=None, boxes=part, masks=None)
+            model.mask_decoder(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
+                               sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                               multimask_output=False)
     return run
 
 
@@ -148,9 +169,47 @@ def cpu_peak_memory(args, which: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def time_alternately(jobs: dict, device, warmup: int, runs: int) -> dict:
+    """Median seconds of each named job, the jobs run in turn (order reversed every other
+    round) so that a change of machine load hits all of them alike."""
+    times: dict = {name: [] for name in jobs}
+    for i in range(warmup + runs):
+        for name in (list(jobs) if i % 2 == 0 else list(reversed(jobs))):
+            seconds = timed(jobs[name], device)
+            if i >= warmup:
+                times[name].append(seconds)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def preprocessing_times(runs: int) -> dict:
+    """MedSAM's resize of a 512 x 512 grey image: ours and skimage's (if installed)."""
+    import numpy as np
+    import torch
+
+    from medsam.transforms import MedSAMTransform, spline_resize
+
+    cpu = torch.device("cpu")
+    grey = np.random.default_rng(0).integers(0, 256, (512, 512, 1)).astype(np.uint8)
+    image = np.repeat(grey, 3, axis=2)
+    transform = MedSAMTransform()
+    jobs = {"ours": lambda: transform.prepare_image(image)}
+    try:
+        from skimage.transform import resize
+    except ImportError:
+        resize = None
+    if resize is not None:
+        jobs["skimage"] = lambda: resize(image, (1024, 1024), order=3, preserve_range=True,
+                                         anti_aliasing=True)
+    out = {f"preprocess_512_{k}_s": v for k, v in time_alternately(jobs, cpu, 1, runs).items()}
+    if resize is not None:
+        expected = resize(image, (1024, 1024), order=3, preserve_range=True, anti_aliasing=True)
+        out["preprocess_max_abs_difference"] = float(np.abs(spline_resize(image, (1024, 1024))
+                                                           - expected).max())
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import numpy as np
     import torch
 
     if args.threads:
@@ -160,7 +219,8 @@ def main(argv=None) -> int:
         return 0
 
     from medsam.devices import resolve_device
-    from medsam.transforms import MedSAMTransform
+    from medsam.precision import native_bf16, precision_context
+    from medsam.predictor import CPU_DECODE_BATCH
 
     device = resolve_device(args.device)
     load_before = os.getloadavg()
@@ -168,76 +228,77 @@ def main(argv=None) -> int:
     cpu_memory = {name: cpu_peak_memory(args, name) for name in names} \
         if device.type == "cpu" else {}
     ours, reference = build_models(args.variant, device)
-    models = {"ours": ours} if reference is None else {"ours": ours, "reference": reference}
     size = image_size(ours)
     torch.manual_seed(1)
     x = torch.rand(1, 3, size, size, device=device)
     boxes = torch.rand(args.boxes, 4, device=device) * (size / 2)
     boxes[:, 2:] += boxes[:, :2]
+    batch = CPU_DECODE_BATCH if device.type == "cpu" else 64
+
+    def bf16_embed():
+        with precision_context("bf16", device):
+            ours.image_encoder(x)
 
     results: dict = {"variant": args.variant, "device": str(device), "runs": args.runs,
                      "boxes": args.boxes, "threads": torch.get_num_threads(),
-                     "torch": torch.__version__}
+                     "torch": torch.__version__, "native_bf16": native_bf16(device)}
     with torch.inference_mode():
-        embeddings = {name: m.image_encoder(x) for name, m in models.items()}
-        if reference is not None:
+        embedding = ours.image_encoder(x)
+        embed_jobs = {"ours": embed_fn(ours, x), "ours_bf16": bf16_embed}
+        if reference.image_encoder is not None:
+            embed_jobs["reference"] = embed_fn(reference, x)
             results["max_abs_embedding_difference"] = float(
-                (embeddings["ours"] - embeddings["reference"]).abs().max())
-        embed_times = {name: [] for name in models}
-        decode_times = {name: [] for name in models}
+                (embedding - reference.image_encoder(x)).abs().max())
         if device.type == "cuda":
-            peak = {}
-        for i in range(args.warmup + args.runs):
-            order = list(models) if i % 2 == 0 else list(reversed(models))
-            for name in order:
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                t_embed = timed(embed_fn(models[name], x), device)
-                if device.type == "cuda":
-                    peak[name] = torch.cuda.max_memory_allocated(device) / 2**20
-                t_decode = timed(decode_fn(models[name], embeddings[name], boxes), device)
-                if i >= args.warmup:
-                    embed_times[name].append(t_embed)
-                    decode_times[name].append(t_decode)
-
-    transform = MedSAMTransform()
-    image = np.random.default_rng(0).integers(0, 256, (512, 512, 3)).astype(np.uint8)
-    prep = [timed(lambda: transform.prepare_image(image), torch.device("cpu")) for _ in range(3)]
-
-    for name in models:
-        results[f"{name}_embed_s"] = statistics.median(embed_times[name])
-        results[f"{name}_decode_per_box_ms"] = 1000 * statistics.median(decode_times[name]) / args.boxes
-        if device.type == "cuda":
-            results[f"{name}_peak_cuda_mib"] = peak[name]
-        elif device.type == "cpu":
+            torch.cuda.reset_peak_memory_stats(device)
+            ours.image_encoder(x)
+            results["ours_peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        for name, seconds in time_alternately(embed_jobs, device, args.warmup, args.runs).items():
+            results[f"{name}_embed_s"] = seconds
+        decode_jobs = {"ours_1": decode_fn(ours, embedding, boxes[:1], batch),
+                       "reference_1": decode_fn(reference, embedding, boxes[:1], 1),
+                       f"ours_{args.boxes}": decode_fn(ours, embedding, boxes, batch),
+                       f"reference_{args.boxes}": decode_fn(reference, embedding, boxes, args.boxes)}
+        for name, seconds in time_alternately(decode_jobs, device, args.warmup, args.runs).items():
+            results[f"{name}_decode_per_box_ms"] = 1000 * seconds / int(name.rsplit("_", 1)[1])
+    results.update(preprocessing_times(max(3, args.runs)))
+    if device.type == "cpu":
+        for name in names:
             results[f"{name}_peak_rss_mib"] = cpu_memory[name]["peak_rss_mib"]
-            results[f"{name}_embedding_rss_increase_mib"] = \
-                cpu_memory[name]["embedding_rss_increase_mib"]
-    if reference is not None:
-        results["embed_ratio_ours_over_reference"] = results["ours_embed_s"] / results["reference_embed_s"]
-    results["medsam_preprocess_512_s"] = statistics.median(prep)
+            results[f"{name}_embedding_rss_increase_mib"] = cpu_memory[name]["embedding_rss_increase_mib"]
     results["loadavg_before"] = [round(v, 2) for v in load_before]
     results["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-
-    print(f"variant {args.variant} on {device} (torch {torch.__version__}, "
-          f"{results['threads']} threads), {args.runs} runs after {args.warmup} warm-up")
-    for name in models:
-        line = (f"  {name:9s}  embedding {results[f'{name}_embed_s']:.3f} s (median)   "
-                f"decoder {results[f'{name}_decode_per_box_ms']:.2f} ms/box ({args.boxes} boxes)")
-        if f"{name}_peak_cuda_mib" in results:
-            line += f"   peak CUDA {results[f'{name}_peak_cuda_mib']:.0f} MiB"
-        if f"{name}_peak_rss_mib" in results:
-            line += (f"   peak RSS {results[f'{name}_peak_rss_mib']:.0f} MiB (embedding "
-                     f"+{results[f'{name}_embedding_rss_increase_mib']:.0f})")
-        print(line)
-    if reference is not None:
-        print(f"  ratio ours / reference (embedding): {results['embed_ratio_ours_over_reference']:.3f}"
-              f"   max |embedding difference|: {results['max_abs_embedding_difference']:.2e}")
-    print(f"  MedSAM preprocessing of a 512x512 image: {results['medsam_preprocess_512_s']:.3f} s")
-    print(f"  load average before {results['loadavg_before']}, after {results['loadavg_after']}")
-    if args.json:
-        print(json.dumps(results))
+    print_results(results, args)
     return 0
+
+
+def print_results(r: dict, args) -> None:
+    print(f"variant {args.variant} on {r['device']} (torch {r['torch']}, {r['threads']} threads, "
+          f"native bf16: {r['native_bf16']}), {args.runs} runs after {args.warmup} warm-up; "
+          f"load average before {r['loadavg_before']}, after {r['loadavg_after']}")
+    line = f"  embedding: ours {r['ours_embed_s']:.3f} s, bf16 {r['ours_bf16_embed_s']:.3f} s"
+    if "reference_embed_s" in r:
+        line += (f", reference {r['reference_embed_s']:.3f} s; ours / reference "
+                 f"{r['ours_embed_s'] / r['reference_embed_s']:.3f} (max |difference| "
+                 f"{r['max_abs_embedding_difference']:.1e})")
+    print(line)
+    for n in (1, args.boxes):
+        ours, ref = r[f"ours_{n}_decode_per_box_ms"], r[f"reference_{n}_decode_per_box_ms"]
+        print(f"  decoder, {n} box(es): ours {ours:.1f} ms/box, reference {ref:.1f} ms/box; "
+              f"ours / reference {ours / ref:.2f}")
+    line = f"  MedSAM preprocessing 512x512: ours {r['preprocess_512_ours_s'] * 1000:.1f} ms"
+    if "preprocess_512_skimage_s" in r:
+        line += (f", skimage {r['preprocess_512_skimage_s']:.3f} s; max |difference| of the resize "
+                 f"{r['preprocess_max_abs_difference']:.1e}")
+    print(line)
+    for name in ("ours", "reference"):
+        if f"{name}_peak_rss_mib" in r:
+            print(f"  {name}: peak RSS {r[f'{name}_peak_rss_mib']:.0f} MiB (embedding "
+                  f"+{r[f'{name}_embedding_rss_increase_mib']:.0f} MiB)")
+        if f"{name}_peak_cuda_mib" in r:
+            print(f"  {name}: peak CUDA {r[f'{name}_peak_cuda_mib']:.0f} MiB")
+    if args.json:
+        print(json.dumps(r))
 
 
 if __name__ == "__main__":

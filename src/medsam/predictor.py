@@ -28,6 +28,9 @@ from .precision import precision_context, resolve_precision
 from .transforms import Transform, get_transform, transform_for_variant
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
+#: prompts per mask-decoder call on a CPU (``benchmarks/bench_model.py``: per-prompt time
+#: is lowest at 2-4; at 16 the intermediates no longer fit the cache, 1.5x slower per prompt)
+CPU_DECODE_BATCH = 2
 _VIT_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
 
 
@@ -219,14 +222,16 @@ class MedSAMPredictor:
 
     def predict(self, boxes: ArrayLike | None = None, points: ArrayLike | None = None,
                 point_labels: ArrayLike | None = None,
-                multimask_output: bool = False, batch_size: int = 64
+                multimask_output: bool = False, batch_size: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Segment N objects of the current image in one call.
 
         ``boxes``: (4,) or (N, 4) XYXY in original pixels. ``points``: (K, 2) or
         (N, K, 2) XY in original pixels, with ``point_labels`` (K,) or (N, K), 1 for
         foreground, 0 for background. With both, N must match (or points have N=1,
-        shared by every box). Prompts are decoded ``batch_size`` at a time.
+        shared by every box). Prompts are decoded ``batch_size`` at a time (None:
+        :data:`CPU_DECODE_BATCH` on a CPU, where larger batches fall out of the cache and
+        are slower per prompt, 64 elsewhere).
 
         Returns ``masks`` bool (N, H, W) (``(N, 3, H, W)`` with ``multimask_output``),
         ``scores`` float32 (N,) or (N, 3) (predicted IoU), and ``low_res_logits``
@@ -235,6 +240,8 @@ class MedSAMPredictor:
         embedding, size, input_size = self._require_image()
         if boxes is None and points is None:
             raise InputError("give boxes and/or points to predict from")
+        if batch_size is None:
+            batch_size = CPU_DECODE_BATCH if self.device.type == "cpu" else 64
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         box_arr = None if boxes is None else _as_boxes(boxes, size)

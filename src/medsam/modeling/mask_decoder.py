@@ -14,6 +14,7 @@ from typing import Tuple, Type
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .common import MLP, LayerNorm2d
 
@@ -81,22 +82,45 @@ class MaskDecoder(nn.Module):
                            dim=1)
         src = _per_prompt(image_embeddings, batch, "image_embeddings") + dense_prompt_embeddings
         pos_src = _per_prompt(image_pe, batch, "image_pe")
-        _, channels, height, width = src.shape
+        _, _, height, width = src.shape
 
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens, :]
 
-        src = src.transpose(1, 2).reshape(batch, channels, height, width)
-        upscaled = self.output_upscaling(src)
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )
-        _, up_channels, up_h, up_w = upscaled.shape
-        masks = (hyper_in @ upscaled.reshape(batch, up_channels, up_h * up_w))
-        masks = masks.reshape(batch, -1, up_h, up_w)
-        return masks, self.iou_prediction_head(iou_token_out)
+        return self._upscaled_masks(src, height, width, hyper_in), self.iou_prediction_head(iou_token_out)
+
+    def _upscaled_masks(self, src: torch.Tensor, height: int, width: int,
+                        hyper_in: torch.Tensor) -> torch.Tensor:
+        """``output_upscaling`` of the image tokens ``src`` (B, H*W, C), then each mask
+        token's dot product with the upscaled embedding: (B, T, 4H, 4W).
+
+        A 2x2 transposed convolution at stride 2 maps each pixel to its own 2x2 block,
+        so it is computed as one matrix product on the (pixels, channels) tokens, the
+        layout the transformer gives; normalisation and activations act on the channel
+        axis there too, and nothing is copied into (B, C, H, W). Same numbers as
+        running ``output_upscaling`` on (B, C, H, W), to rounding."""
+        conv1, norm, act1, conv2, act2 = self.output_upscaling
+        batch = src.shape[0]
+        x = _block_linear(src, conv1).view(batch, height, width, 2, 2, -1)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, 4 * height * width, -1)
+        x = act1(F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
+        x = act2(_block_linear(x, conv2))        # (B, 2H*2W*4, C'), pixels (I, J, ki, kj)
+        masks = (x.view(batch, -1, x.shape[-1] // 4) @ hyper_in.transpose(1, 2))
+        masks = masks.view(batch, 2 * height, 2 * width, 2, 2, -1).permute(0, 5, 1, 3, 2, 4)
+        return masks.reshape(batch, -1, 4 * height, 4 * width)
+
+
+def _block_linear(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """A 2x2, stride-2 transposed convolution on tokens (B, N, C_in) -> (B, N, 4 * C_out),
+    the last axis ordered (ki, kj, C_out)."""
+    weight = conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.weight.shape[0])
+    bias = conv.bias.repeat(4) if conv.bias is not None else None
+    return F.linear(x, weight, bias)
 
 
 def _per_prompt(x: torch.Tensor, batch: int, name: str) -> torch.Tensor:
