@@ -31,3 +31,16 @@ def test_mlp_block_and_mlp_match_reference(reference, randomize):
         mlp.load_state_dict(ref_mlp.state_dict())
         torch.testing.assert_close(mlp(x), ref_mlp(x), rtol=0, atol=1e-6)
     assert [tuple(layer.weight.shape) for layer in mlp.layers] == [(32, 16), (32, 32), (8, 32)]
+
+
+def test_by_token_chunks_gives_the_whole_result():
+    from medsam.modeling.common import by_token_chunks
+
+    block = MLPBlock(16, 64)
+    x = torch.randn(2, 9, 7, 16)
+    with torch.no_grad():
+        whole = block._mlp(x)
+        chunked = by_token_chunks(block._mlp, x, chunk=10)  # 126 tokens: 13 chunks, the last short
+        torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+        assert chunked.shape == (2, 9, 7, 16)
+        assert by_token_chunks(lambda t: t[..., :3], x, chunk=10).shape == (2, 9, 7, 3)

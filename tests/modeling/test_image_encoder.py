@@ -55,8 +55,22 @@ def test_rel_pos_bias_is_the_decomposed_sum():
         torch.testing.assert_close(bias[0, 1, i * 4 + j, k * 4 + m], expected)
 
 
+def test_rel_pos_bias_of_a_band_of_query_rows():
+    q = torch.randn(1, 2, 5 * 4, 3)
+    rel_h, rel_w = torch.randn(9, 3), torch.randn(7, 3)
+    whole = decomposed_rel_pos_bias(q, rel_h, rel_w, (5, 4), (5, 4))
+    band = decomposed_rel_pos_bias(q[:, :, 8:16], rel_h, rel_w, (5, 4), (5, 4), first_row=2)
+    torch.testing.assert_close(band, whole[:, :, 8:16], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("size", [(14, 14), (9, 11)])
-def test_attention_matches_reference(reference, randomize, size):
+@pytest.mark.parametrize("band", [None, 2**10])
+def test_attention_matches_reference(reference, randomize, size, band, monkeypatch):
+    """Also with the bias computed in bands of query rows (a small band size forces several)."""
+    from medsam.modeling import image_encoder
+
+    if band is not None:
+        monkeypatch.setattr(image_encoder, "BIAS_BAND_ELEMENTS", band)
     modeling, _ = reference
     torch.manual_seed(0)
     ref = randomize(modeling.image_encoder.Attention(48, num_heads=4, use_rel_pos=True,

@@ -201,3 +201,16 @@ def test_training_after_inference_in_the_same_process():
     out = model.image_encoder(x)
     out.mean().backward()
     assert model.image_encoder.neck[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("height", [33, 70])
+def test_mbconv_in_stripes_equals_the_whole_block(randomize, height):
+    """Stripes of 16 rows with one row of context either side (the last one short) give
+    the block's result on the whole image, zero padding at the true borders included."""
+    from medsam.modeling.tiny_vit import MBCONV_STRIPE_ROWS, MBConv
+
+    block = randomize(MBConv(8, 4.0), seed=3).eval()
+    x = torch.randn(2, 8, height, 21).contiguous(memory_format=torch.channels_last)
+    assert height > 2 * MBCONV_STRIPE_ROWS
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), block._block(x), rtol=0, atol=1e-6)

@@ -6,15 +6,31 @@ MedSAM and LiteMedSAM checkpoints load unchanged.
 
 from __future__ import annotations
 
-from typing import Type
+from typing import Callable, Type
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+#: token-wise layers work on this many tokens at a time: a whole image's hidden
+#: activations (4096 tokens x 3072 for ViT-B, 16384 x 512 for TinyViT) overflow a CPU cache
+CHUNK_TOKENS = 2048
+
+
+def by_token_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                    chunk: int = CHUNK_TOKENS) -> torch.Tensor:
+    """``fn(x)`` for a ``fn`` that treats each token (last axis) on its own, computed
+    ``chunk`` tokens at a time: the same numbers, with activations that stay in the cache."""
+    tokens = x.reshape(-1, x.shape[-1])
+    if tokens.shape[0] <= 2 * chunk:
+        return fn(x)
+    parts = [fn(tokens[i:i + chunk]) for i in range(0, tokens.shape[0], chunk)]
+    return torch.cat(parts).view(*x.shape[:-1], -1)
+
 
 class MLPBlock(nn.Module):
-    """Two linear layers with an activation between them: ``lin2(act(lin1(x)))``.
+    """Two linear layers with an activation between them: ``lin2(act(lin1(x)))``,
+    by token chunks (:func:`by_token_chunks`).
 
     Input and output ``(..., embedding_dim)``; hidden width ``mlp_dim``.
     """
@@ -26,6 +42,9 @@ class MLPBlock(nn.Module):
         self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return by_token_chunks(self._mlp, x)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin2(self.act(self.lin1(x)))
 
 

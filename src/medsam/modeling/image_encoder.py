@@ -19,6 +19,10 @@ from torch.nn import functional as F
 
 from .common import LayerNorm2d, MLPBlock
 
+#: most values of one band of the attention bias (see ``Attention._rel_pos_attention``):
+#: 2**25 floats = 128 MiB, ten query rows of a global ViT-B block
+BIAS_BAND_ELEMENTS = 2**25
+
 
 class ImageEncoderViT(nn.Module):
     """ViT image encoder.
@@ -173,13 +177,29 @@ class Attention(nn.Module):
         # (3, B, heads, N, head_dim)
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        bias = None
         if self.use_rel_pos:
-            bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, (height, width),
-                                           (height, width))
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+            x = self._rel_pos_attention(q, k, v, height, width)
+        else:
+            x = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         x = x.transpose(1, 2).reshape(batch, height, width, -1)
         return self.proj(x)
+
+    def _rel_pos_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, height: int,
+                           width: int) -> torch.Tensor:
+        """Attention with the relative-position bias, in bands of query rows small enough
+        that a band's bias, (B, heads, rows * W, H * W), holds at most
+        :data:`BIAS_BAND_ELEMENTS` values (a query's result does not depend on the other
+        queries: the same numbers as one call, without the 805 MB bias of a global ViT-B
+        block)."""
+        batch, heads, tokens, _ = q.shape
+        rows = max(1, BIAS_BAND_ELEMENTS // (batch * heads * width * tokens))
+        bands = []
+        for top in range(0, height, rows):
+            band = q[:, :, top * width:min(height, top + rows) * width]
+            bias = decomposed_rel_pos_bias(band, self.rel_pos_h, self.rel_pos_w, (height, width),
+                                           (height, width), first_row=top)
+            bands.append(F.scaled_dot_product_attention(band, k, v, attn_mask=bias, scale=self.scale))
+        return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -230,20 +250,23 @@ def relative_position_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> 
 
 
 def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
-                            q_size: Tuple[int, int], k_size: Tuple[int, int]) -> torch.Tensor:
+                            q_size: Tuple[int, int], k_size: Tuple[int, int],
+                            first_row: int = 0) -> torch.Tensor:
     """Additive attention bias from decomposed relative positions (MViTv2).
 
-    ``q`` (B, heads, q_h * q_w, C) unscaled queries. The bias for query (i, j)
-    and key (k, l) is ``q . Rh[i, k] + q . Rw[j, l]``. Returns
-    (B, heads, q_h * q_w, k_h * k_w), in ``q``'s dtype.
+    ``q`` (B, heads, rows * q_w, C) unscaled queries of the query grid's rows
+    ``first_row`` .. ``first_row + rows - 1`` (all ``q_h`` rows by default). The bias for
+    query (i, j) and key (k, l) is ``q . Rh[i, k] + q . Rw[j, l]``. Returns
+    (B, heads, rows * q_w, k_h * k_w), in ``q``'s dtype.
     """
     q_h, q_w = q_size
     k_h, k_w = k_size
-    table_h = relative_position_table(q_h, k_h, rel_pos_h).to(q.dtype)
+    batch, heads, tokens, dim = q.shape
+    rows = tokens // q_w
+    table_h = relative_position_table(q_h, k_h, rel_pos_h)[first_row:first_row + rows].to(q.dtype)
     table_w = relative_position_table(q_w, k_w, rel_pos_w).to(q.dtype)
-    batch, heads, _, dim = q.shape
-    grid_q = q.reshape(batch, heads, q_h, q_w, dim)
+    grid_q = q.reshape(batch, heads, rows, q_w, dim)
     rel_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, table_h)
     rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, table_w)
     bias = rel_h[..., :, None] + rel_w[..., None, :]
-    return bias.reshape(batch, heads, q_h * q_w, k_h * k_w)
+    return bias.reshape(batch, heads, rows * q_w, k_h * k_w)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import LayerNorm2d
+from .common import LayerNorm2d, by_token_chunks
 
 
 class Conv2d_BN(nn.Sequential):  # noqa: N801 (name fixed by the checkpoint layout)
@@ -76,10 +76,9 @@ class PatchEmbed(nn.Module):
 
 #: MBConv works on stripes of this many rows (plus one row of context above and below):
 #: at LiteMedSAM's 256 x 256 first stage the expanded (B, 256, H, W) activations of a whole
-#: image are 64 MB, far more than a CPU cache; a stripe's stay in it (1.6x faster, same numbers)
+#: image are 64 MB, far more than a CPU cache; a stripe's stay in it (1.6x faster, same numbers;
+#: the token-wise MLPs are chunked likewise, see ``common.by_token_chunks``)
 MBCONV_STRIPE_ROWS = 16
-#: Mlp works on this many tokens at a time, for the same reason (its hidden layer is 4x wide)
-MLP_CHUNK_TOKENS = 2048
 
 
 class MBConv(nn.Module):
@@ -151,8 +150,7 @@ class ConvLayer(nn.Module):
 
 
 class Mlp(nn.Module):
-    """LayerNorm, fc1, GELU, fc2 on (..., C), :data:`MLP_CHUNK_TOKENS` tokens at a time
-    (each token on its own: same numbers)."""
+    """LayerNorm, fc1, GELU, fc2 on (..., C), by token chunks (:func:`by_token_chunks`)."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -162,12 +160,7 @@ class Mlp(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.reshape(-1, x.shape[-1])
-        if tokens.shape[0] <= 2 * MLP_CHUNK_TOKENS:
-            return self._mlp(x)
-        chunks = [self._mlp(tokens[i:i + MLP_CHUNK_TOKENS])
-                  for i in range(0, tokens.shape[0], MLP_CHUNK_TOKENS)]
-        return torch.cat(chunks).view(x.shape)
+        return by_token_chunks(self._mlp, x)
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(self.norm(x))))
