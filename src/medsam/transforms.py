@@ -32,7 +32,6 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,8 @@ def spline_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     channel is resized once on its own, the spline evaluated separably (4 taps per
     axis); the result equals skimage's to about 1e-12.
     """
+    from scipy import ndimage  # here, not at import: LiteMedSAM's path needs no scipy
+
     image = image.astype(np.float64)
     factors = np.divide(image.shape[:2], size)
     sigma = np.maximum(0.0, (factors - 1.0) / 2.0)

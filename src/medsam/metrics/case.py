@@ -14,7 +14,6 @@ import math
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from .overlap import dice
 from .surface import check_pair, hausdorff_distance, normalized_surface_distance, surface_distances
@@ -77,6 +76,8 @@ def _label_boxes(mask: np.ndarray, labels: Sequence[int]) -> dict[int, tuple[sli
         return {}
     if mask.dtype.kind not in "iub" or (mask.size and mask.min() < 0):
         return {lab: tuple(slice(0, n) for n in mask.shape) for lab in labels}
+    from scipy import ndimage  # here, not at import: `medsam segment` needs no scipy
+
     objects = ndimage.find_objects(mask.astype(np.int64, copy=False), max_label=max(labels))
     return {lab: objects[lab - 1] for lab in labels}
 

@@ -46,8 +46,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
-from scipy.spatial import cKDTree
 
 from .surface_tables import contour_length_table, corner_bit, surface_area_table
 
@@ -160,6 +158,9 @@ def _nearest_distances(src: np.ndarray, dst: np.ndarray, spacing: np.ndarray,
         return np.zeros(0)
     if len(dst) == 0:
         return np.full(len(src), np.inf)
+    from scipy.ndimage import distance_transform_edt  # here, not at import (start-up time)
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(dst * spacing)
     query_points = src * spacing
     bound = _NEAR_VOXELS * float(spacing.max())
