@@ -7,14 +7,14 @@
 * ``"auto"``: the fastest mode that meets the accuracy guard on the hardware.
 
 The guard: a fast mode is checked against the exact path on real images with the
-real LiteMedSAM weights (``benchmarks/bench_precision.py``, ``tests/test_precision.py``):
+real LiteMedSAM weights (``benchmarks/bench_precision.py``, ``tests/evaluation/test_agreement.py``):
 per-image mask agreement (Dice between the two label maps) >= 99.5 % and per-dataset
 median DSC within 0.5 points (:data:`GUARD_AGREEMENT`, :data:`GUARD_DSC_POINTS`).
 bf16 keeps the median DSC (within 0.25 points on every 2D dataset) but not the
 per-image agreement: on an AVX512-BF16 CPU some images agree only to 98-99 %, and
 it is no better with the encoder alone or the decoder alone in bf16. So ``"auto"``
 is ``"exact"`` on every device until a fast mode passes; bf16 is there for whoever
-prefers speed (about 1.9x for the encoder where bf16 is native, see
+prefers speed (1.7-1.9x for the encoder where bf16 is native, see
 :func:`native_bf16`) to per-image agreement.
 """
 

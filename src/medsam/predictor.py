@@ -138,8 +138,9 @@ class MedSAMPredictor:
     (``model.preprocessing``, set by :func:`medsam.load_model` for registered
     weights, e.g. ``sam`` for Meta's SAM files), else the variant's default. ``device``: ``cpu``,
     ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is. ``precision``:
-    ``"exact"`` (float32), ``"bf16"`` or ``"auto"`` (bf16 where the hardware does it
-    natively; see :mod:`medsam.precision`); :attr:`precision` holds the one in use.
+    ``"exact"`` (float32), ``"bf16"`` or ``"auto"`` (the fastest mode that keeps the
+    accuracy guard, today ``"exact"``; see :mod:`medsam.precision`); :attr:`precision`
+    holds the one in use.
     """
 
     def __init__(self, model: torch.nn.Module, transform: str | Transform | None = None,
