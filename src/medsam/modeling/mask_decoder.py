@@ -10,7 +10,7 @@ multimask outputs.
 
 from __future__ import annotations
 
-from typing import Tuple, Type
+from typing import Tuple, Type, cast
 
 import torch
 from torch import nn
@@ -104,7 +104,9 @@ class MaskDecoder(nn.Module):
         layout the transformer gives; normalisation and activations act on the channel
         axis there too, and nothing is copied into (B, C, H, W). Same numbers as
         running ``output_upscaling`` on (B, C, H, W), to rounding."""
-        conv1, norm, act1, conv2, act2 = self.output_upscaling
+        layers = self.output_upscaling
+        conv1, conv2 = cast(nn.ConvTranspose2d, layers[0]), cast(nn.ConvTranspose2d, layers[3])
+        norm, act1, act2 = cast(LayerNorm2d, layers[1]), layers[2], layers[4]
         batch = src.shape[0]
         x = _block_linear(src, conv1).view(batch, height, width, 2, 2, -1)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, 4 * height * width, -1)
