@@ -214,3 +214,5 @@ def test_mbconv_in_stripes_equals_the_whole_block(randomize, height):
     assert height > 2 * MBCONV_STRIPE_ROWS
     with torch.no_grad():
         torch.testing.assert_close(block(x), block._block(x), rtol=0, atol=1e-6)
+        block.train()  # batch statistics: of the whole image, never of a stripe
+        torch.testing.assert_close(block(x), block._block(x), rtol=0, atol=0)

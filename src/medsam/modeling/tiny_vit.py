@@ -83,7 +83,7 @@ MBCONV_STRIPE_ROWS = 16
 
 class MBConv(nn.Module):
     """Inverted residual block: 1x1 expand, 3x3 depthwise, 1x1 project, residual,
-    GELU. (B, C, H, W) -> (B, C, H, W), computed in stripes of
+    GELU. (B, C, H, W) -> (B, C, H, W); in eval mode computed in stripes of
     :data:`MBCONV_STRIPE_ROWS` rows (only the 3x3 convolution looks beyond a row, by one
     row, so each stripe is computed with one extra row of input either side, and the
     rows computed from zero padding at a stripe's edge are dropped)."""
@@ -100,7 +100,7 @@ class MBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, rows = x.shape[2], MBCONV_STRIPE_ROWS
-        if height <= 2 * rows:
+        if self.training or height <= 2 * rows:  # training: batch norm needs the whole image
             return self._block(x)
         stripes = []
         for top in range(0, height, rows):
