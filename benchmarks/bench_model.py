@@ -11,6 +11,8 @@ Prints, for the chosen variant (random weights, the same for both models):
   ``--boxes`` boxes: ours in the predictor's batches (``CPU_DECODE_BATCH`` on a CPU),
   the reference's in one batch as ``SamPredictor.predict_torch`` does (for ``lite`` the
   reference is Meta's prompt encoder and mask decoder holding LiteMedSAM's decoder);
+* mask agreement with the reference (Dice per box of the masks, logits > 0) for ours at
+  exact and at bf16 precision, the accuracy guard where no real weights can be had;
 * MedSAM preprocessing time (resize to 1024 etc.) of a 512 x 512 grey image, and of
   ``skimage.transform.resize`` (what MedSAM runs) in the same run, with the largest
   difference;
@@ -208,6 +210,41 @@ def preprocessing_times(runs: int) -> dict:
     return out
 
 
+def mask_agreement(ours, reference, x, boxes, device) -> dict:
+    """Per-box Dice between our masks (low-resolution logits > 0) and the reference's,
+    ours at exact and at bf16 precision: the accuracy guard where no real weights can be
+    had (for ``lite`` the reference has our encoder's embedding and Meta's decoder)."""
+    import numpy as np
+    import torch
+
+    from medsam.evaluation.agreement import label_agreement
+    from medsam.precision import precision_context
+
+    out = {}
+    with torch.inference_mode():
+        if reference.image_encoder is not None:
+            ref_embedding = reference.image_encoder(x)
+        else:
+            ref_embedding = ours.image_encoder(x)
+        expected = decode_logits(reference, ref_embedding, boxes) > 0
+        for precision in ("exact", "bf16"):
+            with precision_context(precision, device):
+                logits = decode_logits(ours, ours.image_encoder(x).float(), boxes).float()
+            agreement = [label_agreement(a, b) for a, b in zip((logits > 0).cpu().numpy(),
+                                                               expected.cpu().numpy())]
+            out[f"{precision}_agreement_min"] = float(np.min(agreement))
+            out[f"{precision}_agreement_median"] = float(np.median(agreement))
+    return out
+
+
+def decode_logits(model, embedding, boxes):
+    sparse, dense = model.prompt_encoder(points=None, boxes=boxes, masks=None)
+    logits, _ = model.mask_decoder(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
+                                   sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                   multimask_output=False)
+    return logits
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -262,6 +299,7 @@ def main(argv=None) -> int:
         for name, seconds in time_alternately(decode_jobs, device, args.warmup, args.runs).items():
             results[f"{name}_decode_per_box_ms"] = 1000 * seconds / int(name.rsplit("_", 1)[1])
     results.update(preprocessing_times(max(3, args.runs)))
+    results.update(mask_agreement(ours, reference, x, boxes, device))
     if device.type == "cpu":
         for name in names:
             results[f"{name}_peak_rss_mib"] = cpu_memory[name]["peak_rss_mib"]
@@ -291,6 +329,9 @@ def print_results(r: dict, args) -> None:
         line += (f", skimage {r['preprocess_512_skimage_s']:.3f} s; max |difference| of the resize "
                  f"{r['preprocess_max_abs_difference']:.1e}")
     print(line)
+    print(f"  mask agreement with the reference ({args.boxes} boxes, Dice per box, min / median): exact "
+          f"{100 * r['exact_agreement_min']:.2f} / {100 * r['exact_agreement_median']:.2f} %, bf16 "
+          f"{100 * r['bf16_agreement_min']:.2f} / {100 * r['bf16_agreement_median']:.2f} % (guard: 99.5 %)")
     for name in ("ours", "reference"):
         if f"{name}_peak_rss_mib" in r:
             print(f"  {name}: peak RSS {r[f'{name}_peak_rss_mib']:.0f} MiB (embedding "
