@@ -107,14 +107,12 @@ def embed_fn(model, x):
 
 
 def decode_fn(model, embedding, boxes, batch):
-    """Decode ``boxes`` ``batch`` at a time."""
+    """Decode ``boxes`` ``batch`` at a time (``decode_prompts`` takes Meta's model too)."""
+    from medsam.modeling.sam import decode_prompts
+
     def run():
         for start in range(0, len(boxes), batch):
-            part = boxes[start:start + batch]
-            sparse, dense = model.prompt_encoder(points=None, boxes=part, masks=None)
-            model.mask_decoder(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
-                               sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                               multimask_output=False)
+            decode_prompts(model, embedding, boxes=boxes[start:start + batch])
     return run
 
 
@@ -218,6 +216,7 @@ def mask_agreement(ours, reference, x, boxes, device) -> dict:
     import torch
 
     from medsam.evaluation.agreement import label_agreement
+    from medsam.modeling.sam import decode_prompts
     from medsam.precision import precision_context
 
     out = {}
@@ -226,23 +225,15 @@ def mask_agreement(ours, reference, x, boxes, device) -> dict:
             ref_embedding = reference.image_encoder(x)
         else:
             ref_embedding = ours.image_encoder(x)
-        expected = decode_logits(reference, ref_embedding, boxes) > 0
+        expected = decode_prompts(reference, ref_embedding, boxes=boxes)[0] > 0
         for precision in ("exact", "bf16"):
             with precision_context(precision, device):
-                logits = decode_logits(ours, ours.image_encoder(x).float(), boxes).float()
+                logits = decode_prompts(ours, ours.image_encoder(x).float(), boxes=boxes)[0].float()
             agreement = [label_agreement(a, b) for a, b in zip((logits > 0).cpu().numpy(),
                                                                expected.cpu().numpy())]
             out[f"{precision}_agreement_min"] = float(np.min(agreement))
             out[f"{precision}_agreement_median"] = float(np.median(agreement))
     return out
-
-
-def decode_logits(model, embedding, boxes):
-    sparse, dense = model.prompt_encoder(points=None, boxes=boxes, masks=None)
-    logits, _ = model.mask_decoder(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
-                                   sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                   multimask_output=False)
-    return logits
 
 
 def main(argv=None) -> int:
