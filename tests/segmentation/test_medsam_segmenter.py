@@ -99,3 +99,41 @@ def test_repeated_calls_reuse_embeddings_by_content(shared_data, model):
     assert seg.encoder_calls == 3                               # only the changed slice
     segment(prepared, g, [BoxPrompt((5, 8, 0, 28, 34, 3), label=1)], seg, mode="plain")
     assert len(seg.cache) == 3                                  # bounded
+
+
+@pytest.mark.slow
+def test_points_refine_the_key_slice_like_the_predictor(shared_data, lite_medsam_model):
+    """With the real weights: a box with clicks gives the predictor's box+points mask (2D and
+    on a volume's key slice); other slices of a volume are prompted by boxes only."""
+    from medsam import MedSAMPredictor
+    from medsam.segmentation import propagate_3d
+
+    img, g = io.read(shared_data / "jsrt_scr_cxr/images/JPCLN001.png")
+    box, points, point_labels = (426, 418, 793, 769), ((600, 600), (440, 430)), (1, 0)
+    predictor = MedSAMPredictor(lite_medsam_model)
+    predictor.set_image(img)
+    expected = predictor.predict(boxes=np.array(box, float), points=np.array([points], float),
+                                 point_labels=np.array([point_labels]))[0][0]
+    box_only = predictor.predict(boxes=np.array(box, float))[0][0]
+    assert (expected != box_only).sum() > 0                         # the clicks change the mask
+    seg = MedSAMSegmenter(lite_medsam_model)
+    labels = segment(img, g, [BoxPrompt(box, label=2), BoxPrompt(box, label=1, points=points,
+                                                                      point_labels=point_labels)], seg)
+    np.testing.assert_array_equal(labels == 1, expected)
+    np.testing.assert_array_equal(labels > 0, expected | box_only)
+
+    volume = np.stack([img] * 3)
+    calls = []
+    real = seg.segment_points
+    seg.segment_points = lambda *a: calls.append(a) or real(*a)
+    mask = propagate_3d(volume, seg, box, key_slice=1, points=points, point_labels=point_labels)
+    assert len(calls) == 1 and calls[0][1].tolist() == [list(p) for p in points]
+    np.testing.assert_array_equal(mask[1], expected)
+    np.testing.assert_array_equal(mask[0], predictor.predict(boxes=_grown_box(expected))[0][0])
+
+
+def _grown_box(mask, margin=5.0):
+    from medsam.segmentation import mask_to_box
+
+    return np.asarray(mask_to_box(mask, margin), float)
+

@@ -4,6 +4,7 @@ from scipy import ndimage
 
 from medsam import io
 from medsam.errors import InputError
+from medsam.io import Geometry
 from medsam.metrics import label_volumes
 from medsam.segmentation import BoxPrompt, SliceCache, mask_to_box, segment
 
@@ -113,3 +114,10 @@ def test_label_volumes_of_a_label_map(shared_data):
     assert "unknown" in label_volumes(np.ones((2, 2), int), (1, 1), spacing_known=False)[0].describe()
     with pytest.raises(ValueError):
         label_volumes(labels, (1, 1))
+
+
+def test_points_need_a_segmenter_that_takes_them():
+    image = np.zeros((20, 30), np.uint8)
+    prompt = BoxPrompt((2, 2, 10, 10), label=4, points=((5, 5),), point_labels=(1,))
+    with pytest.raises(InputError, match="label 4 has points, but the ThresholdSegmenter segmenter takes boxes only"):
+        segment(image, Geometry((1.0, 1.0)), [prompt], ThresholdSegmenter(1, 2))

@@ -41,6 +41,12 @@ def test_read_prompts_file(tmp_path):
     ('[{"box": [0, 0, 5, 5], "frame": "XYZ"}]', "frame"),
     ('[{"box": [0, 0, "a", 5]}]', "box"),
     ('[3]', "expected an object"),
+    ('[{"box": [0, 0, 5, 5], "points": [[1, 2]]}]', "point_labels"),
+    ('[{"box": [0, 0, 5, 5], "points": [[1, 2]], "point_labels": [2]}]', "point_labels"),
+    ('[{"box": [0, 0, 5, 5], "points": [1, 2], "point_labels": [1]}]', r"\[x, y\] pixel pairs"),
+    ('[{"box": [0, 0, 5, 5], "points": [[1, true]], "point_labels": [1]}]', "pixel pairs"),
+    ('[{"box": [0, 0, 0, 5, 5, 5], "world": true, "points": [[1, 2]], "point_labels": [1]}]',
+     "cannot refine a world box"),
 ])
 def test_bad_prompts_files(tmp_path, content, message):
     p = tmp_path / "bad.json"
@@ -167,3 +173,22 @@ def test_bad_cases_json(tmp_path):
     p.write_text(json.dumps({"cases": {"a": [{"box": [0, 0, 5]}]}}))
     with pytest.raises(InputError, match="case 'a'.*prompt 1"):
         load_prompts(p)
+
+
+def test_points_round_trip_and_resolve(tmp_path):
+    prompts = [BoxPrompt((10, 20, 30.5, 40), label=3, name="liver", slice=4, points=((12, 22), (15.5, 30)),
+                         point_labels=(1, 0)),
+               BoxPrompt((1, 2, 0, 8, 9, 3), label=1)]
+    p = tmp_path / "prompts.json"
+    p.write_text(json.dumps({"prompts": [q.to_json() for q in prompts]}))
+    assert read_prompts_file(p) == prompts
+    assert prompts[0].to_json() == {"box": [10, 20, 30.5, 40], "label": 3, "name": "liver", "slice": 4,
+                                    "points": [[12, 22], [15.5, 30]], "point_labels": [1, 0]}
+    g = Geometry((1.0, 1.0, 1.0))
+    r = resolve_prompt(prompts[0], (8, 50, 60), g)
+    assert r.key_slice == 4 and r.points == ((12.0, 22.0), (15.5, 30.0)) and r.point_labels == (1, 0)
+    outside = BoxPrompt((10, 20, 30, 40), label=3, name="liver", slice=4, points=((61, 22),), point_labels=(1,))
+    with pytest.raises(InputError, match=r"label 3 \(liver\) point \(61, 22\): outside the image \(width 60"):
+        resolve_prompt(outside, (8, 50, 60), g)
+    with pytest.raises(ValueError, match="2 points but 1 point labels"):
+        BoxPrompt((0, 0, 5, 5), points=((1, 1), (2, 2)), point_labels=(1,))

@@ -29,13 +29,14 @@ from .prompts import (
                       resolve_prompt,
 )
 from .propagation import propagate_3d
-from .segmenter import CallableSegmenter, Segmenter2D, SliceCache, as_segmenter
+from .segmenter import CallableSegmenter, PointSegmenter2D, Segmenter2D, SliceCache, as_segmenter, segment_object
 
 __all__ = [
     "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
-    "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "CallableSegmenter", "SliceCache",
+    "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
+    "SliceCache",
     "as_segmenter", "propagate_3d", "segment", "Case",
     "load_case", "find_cases", "output_path_for", "MedSAMSegmenter",
     "segment_image",

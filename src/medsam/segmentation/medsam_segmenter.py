@@ -77,6 +77,16 @@ class MedSAMSegmenter:
         masks, _, _ = self._current.predict(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4))
         return masks
 
+    def segment_points(self, box: np.ndarray, points: np.ndarray, point_labels: np.ndarray) -> np.ndarray:
+        """One box ``(4,)`` XYXY refined by clicks ``(K, 2)`` XY with labels ``(K,)`` (1 foreground,
+        0 background) -> mask ``(H, W)`` bool."""
+        if self._current is None:
+            raise ValueError("call set_slice() before segment_points()")
+        masks, _, _ = self._current.predict(boxes=np.asarray(box, dtype=float).reshape(1, 4),
+                                            points=np.asarray(points, dtype=float).reshape(1, -1, 2),
+                                            point_labels=np.asarray(point_labels).reshape(1, -1))
+        return masks[0]
+
 
 def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], model: Any,
                   modality: str | None = None, window: str | None = None, level: float | None = None,

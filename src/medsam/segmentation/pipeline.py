@@ -16,7 +16,7 @@ import numpy as np
 from ..io.geometry import Geometry
 from .prompts import BoxPrompt, ResolvedPrompt, resolve_prompt
 from .propagation import CONTENT, MODES, propagate_3d
-from .segmenter import as_segmenter, content_key
+from .segmenter import as_segmenter, content_key, segment_object
 
 
 def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
@@ -54,7 +54,8 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         image: ``(y, x)`` / ``(y, x, 3)`` image or ``(z, y, x)`` volume, already in the intensity
             range the segmenter expects.
         geometry: the image's geometry (2D or 3D; decides how ``image`` is read).
-        prompts: boxes with label ids (pixel or world coordinates).
+        prompts: boxes with label ids (pixel or world coordinates), and optional clicks
+            refining the key slice (a segmenter without ``segment_points`` takes none).
         segmenter: a ``Segmenter2D`` or a callable ``(image2d, box) -> mask``.
         mode: ``"propagate"`` or ``"plain"`` for volumes (see :func:`propagate_3d`).
         margin, min_pixels: propagation settings.
@@ -82,14 +83,19 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
 
     if geometry.ndim == 2:
         segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))
-        masks = np.asarray(segmenter.segment(np.array([p.box2d for p in resolved])), dtype=bool)
-        for p, mask in zip(resolved, masks):
+        plain = [i for i, p in enumerate(resolved) if not p.points]  # one batch; clicks one by one
+        batch = segmenter.segment(np.array([resolved[i].box2d for i in plain])) if plain else []
+        masks = dict(zip(plain, np.asarray(batch, dtype=bool)))
+        for i, p in enumerate(resolved):
+            mask = masks[i] if i in masks else segment_object(segmenter, np.array(p.box2d), p.points,
+                                                              p.point_labels, p.label)
             labels[mask] = p.label
         return labels
 
     for p in tqdm(resolved, desc="objects", unit="object", disable=not progress, leave=False):
         mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
                             margin=margin, mode=mode, min_pixels=min_pixels,
+                            points=p.points, point_labels=p.point_labels, label=p.label,
                             cache_key=CONTENT if cache_key is None else cache_key,
                             progress=progress)
         labels[mask] = p.label

@@ -8,10 +8,13 @@ extension). Each object::
     {"box": [x0, y0, x1, y1], "slice": 40, "label": 1, "name": "liver"}
     {"box": [x0, y0, z0, x1, y1, z1], "label": 2}
     {"box": [-120.5, 30, -80, -60, 90, -20], "world": true, "frame": "RAS"}
+    {"box": [x0, y0, x1, y1], "points": [[x, y], ...], "point_labels": [1, 0, ...]}
 
 ``box`` is required; ``label`` defaults to the entry's position + 1; ``slice`` (0-based)
 is the key slice of a 2D box on a volume; ``world`` marks a box in physical mm
 (ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow :mod:`.boxes`.
+``points`` (pixels ``x, y``, with ``point_labels`` 1 = foreground, 0 = background) refine
+the object on its key slice (2D images: the image); they need a pixel box.
 
 A CSV prompts file holds prompts per case, one object per row, with the columns
 ``case, x0, y0, x1, y1`` and optionally ``label, name, z0, z1, slice, world, frame``
@@ -24,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +38,7 @@ from ..io.geometry import Geometry
 from .boxes import validate_box_2d, validate_slice, validate_z_range, world_box_to_pixels
 
 MAX_LABEL = 65535
-_KEYS = {"box", "label", "name", "slice", "world", "frame"}
+_KEYS = {"box", "label", "name", "slice", "world", "frame", "points", "point_labels"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class BoxPrompt:
         slice: key slice (0-based) for a 2D box on a volume; None for 2D images / 3D boxes.
         world: the box is in world mm (``frame``) rather than pixels.
         frame: ``"LPS"`` (ITK/DICOM) or ``"RAS"`` (3D Slicer's display), for world boxes.
+        points: refinement clicks ``(x, y)`` in pixels on the key slice (2D: the image).
+        point_labels: one per point, 1 = foreground, 0 = background.
     """
 
     box: tuple[float, ...]
@@ -57,9 +62,19 @@ class BoxPrompt:
     slice: int | None = None
     world: bool = False
     frame: str = "LPS"
+    points: tuple[tuple[float, float], ...] = ()
+    point_labels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in self.points))
+        object.__setattr__(self, "point_labels", tuple(int(v) for v in self.point_labels))
+        if len(self.points) != len(self.point_labels):
+            raise ValueError(f"{len(self.points)} points but {len(self.point_labels)} point labels")
+        if any(v not in (0, 1) for v in self.point_labels):
+            raise ValueError(f"point labels must be 1 (foreground) or 0 (background), got {self.point_labels}")
+        if self.points and self.world:
+            raise ValueError("points are in pixels; they cannot refine a world box")
         if len(self.box) not in (4, 6):
             raise ValueError(f"box must have 4 or 6 values, got {self.box}")
         if not 1 <= int(self.label) <= MAX_LABEL:
@@ -72,6 +87,24 @@ class BoxPrompt:
     def describe(self) -> str:
         return f"label {self.label}" + (f" ({self.name})" if self.name else "")
 
+    def to_json(self) -> dict[str, Any]:
+        """The prompt as a JSON object of a prompts file (:func:`parse_prompts` reads it back)."""
+        item: dict[str, Any] = {"box": [_number(v) for v in self.box], "label": self.label}
+        if self.name:
+            item["name"] = self.name
+        if self.slice is not None:
+            item["slice"] = self.slice
+        if self.world:
+            item["world"], item["frame"] = True, self.frame
+        if self.points:
+            item["points"] = [[_number(x), _number(y)] for x, y in self.points]
+            item["point_labels"] = list(self.point_labels)
+        return item
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
+
 
 @dataclass(frozen=True)
 class ResolvedPrompt:
@@ -79,13 +112,16 @@ class ResolvedPrompt:
 
     ``box2d`` is ``(x0, y0, x1, y1)`` float; for volumes ``key_slice`` is the slice the
     segmentation starts from and ``z_range`` the inclusive slice range it may cover
-    (None: until the mask vanishes)."""
+    (None: until the mask vanishes). ``points`` ``(K, 2)`` / ``point_labels`` ``(K,)`` refine
+    the key slice (2D: the image); empty when the prompt has none."""
 
     label: int
     name: str
     box2d: tuple[float, float, float, float]
     key_slice: int | None = None
     z_range: tuple[int, int] | None = None
+    points: tuple[tuple[float, float], ...] = ()
+    point_labels: tuple[int, ...] = ()
 
 
 def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
@@ -93,10 +129,22 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
 
     2D images take 4-value boxes. Volumes take a 6-value 3D box (key slice = its middle
     slice) or a 4-value box with ``slice``. World boxes are converted through ``geometry``.
+    Points must lie in the image (``0 <= x <= W``, ``0 <= y <= H``).
 
     Raises:
         InputError: naming the prompt and what is wrong.
     """
+    resolved = _resolve_box(prompt, shape, geometry)
+    if not prompt.points:
+        return resolved
+    h, w = int(shape[-2]), int(shape[-1])
+    for x, y in prompt.points:
+        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h):
+            raise InputError(f"{prompt.describe} point ({x:g}, {y:g}): outside the image (width {w}, height {h})")
+    return replace(resolved, points=prompt.points, point_labels=prompt.point_labels)
+
+
+def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
     what = f"{prompt.describe} box"
     box = np.asarray(prompt.box, dtype=float)
     if geometry.ndim == 2:
@@ -170,7 +218,28 @@ def _entry(item: Any, index: int, path: Path) -> BoxPrompt:
     frame = item.get("frame", "LPS")
     if not isinstance(frame, str) or frame.upper() not in ("LPS", "RAS"):
         raise InputError(f"{where}: \"frame\" must be \"LPS\" or \"RAS\", got {frame!r}")
-    return BoxPrompt(tuple(box), label, name, slc, world, frame)
+    points, point_labels = _points(item, where)
+    if points and world:
+        raise InputError(f"{where}: \"points\" are in pixels and cannot refine a world box")
+    return BoxPrompt(tuple(box), label, name, slc, world, frame, points, point_labels)
+
+
+def _points(item: dict, where: str) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...]]:
+    points, labels = item.get("points", []), item.get("point_labels", [])
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points):
+        raise InputError(f"{where}: \"points\" must be a list of [x, y] pixel pairs, got {points!r}")
+    if not all(np.isfinite(p).all() for p in points):
+        raise InputError(f"{where}: \"points\" must be finite numbers, got {points!r}")
+    if not isinstance(labels, list) or len(labels) != len(points) or not all(
+            v in (0, 1) and not isinstance(v, bool) for v in labels):
+        raise InputError(f"{where}: \"point_labels\" must give 1 (foreground) or 0 (background) for "
+                         f"each of the {len(points)} point(s), got {labels!r}")
+    return tuple((float(x), float(y)) for x, y in points), tuple(int(v) for v in labels)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_prompts(data: Any, path: str | os.PathLike = "<prompts>") -> list[BoxPrompt]:

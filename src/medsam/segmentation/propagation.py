@@ -22,7 +22,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from .boxes import mask_to_box
-from .segmenter import Segmenter2D, as_segmenter, content_key
+from .segmenter import Segmenter2D, as_segmenter, content_key, segment_object
 
 MODES = ("propagate", "plain")
 #: ``cache_key`` value that keys each slice by its contents
@@ -30,20 +30,22 @@ CONTENT = "medsam:slice-content"
 
 
 def _segment_one(segmenter: Segmenter2D, volume: np.ndarray, z: int, box: np.ndarray, cache_key: Hashable | None,
-                 min_pixels: int) -> np.ndarray | None:
+                 min_pixels: int, points: Sequence = (), point_labels: Sequence = (),
+                 label: int | None = None) -> np.ndarray | None:
     image = volume[z]
     if cache_key is CONTENT:
         key: Hashable | None = content_key(image)
     else:
         key = None if cache_key is None else (cache_key, z)
     segmenter.set_slice(image, key=key)
-    mask = np.asarray(segmenter.segment(box[None]))[0].astype(bool)
+    mask = segment_object(segmenter, box, points, point_labels, label)
     return mask if mask.sum() >= min_pixels else None
 
 
 def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_slice: int | None = None,
                  z_range: tuple[int, int] | None = None, margin: float = 5.0, mode: str = "propagate",
-                 min_pixels: int = 1, cache_key: Hashable | None = None, progress: bool = False
+                 min_pixels: int = 1, cache_key: Hashable | None = None, progress: bool = False,
+                 points: Sequence = (), point_labels: Sequence = (), label: int | None = None
                  ) -> np.ndarray:
     """Segment one object in a volume from a box.
 
@@ -63,6 +65,9 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
             reuse per-slice work across objects; :data:`CONTENT`: each slice is keyed by
             its contents (:func:`~medsam.segmentation.segmenter.content_key`); None: no keys.
         progress: show a tqdm bar over slices.
+        points, point_labels: clicks ``(x, y)`` refining the key slice (1 foreground, 0
+            background); other slices are prompted by boxes only. ``label`` names the
+            object in errors.
     Returns:
         bool mask ``(z, y, x)`` with the volume's spatial shape.
     """
@@ -98,12 +103,13 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     try:
         if mode == "plain":
             for z in range(lo, hi + 1):
-                mask = _segment_one(segmenter, volume, z, box2d, cache_key, 1)
+                clicks = (points, point_labels) if z == key else ((), ())
+                mask = _segment_one(segmenter, volume, z, box2d, cache_key, 1, *clicks, label)
                 if mask is not None:
                     out[z] = mask
                 bar.update(1)
             return out
-        first = _segment_one(segmenter, volume, key, box2d, cache_key, min_pixels)
+        first = _segment_one(segmenter, volume, key, box2d, cache_key, min_pixels, points, point_labels, label)
         bar.update(1)
         if first is None:
             return out
