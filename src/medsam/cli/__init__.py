@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, str] = {
     "prepare": "medsam.cli.prepare",
     "train": "medsam.cli.train",
     "weights": "medsam.cli.weights",
+    "serve": "medsam.cli.serve",
 }
 
 #: the flag that sets each option of ``medsam.errors.OPTION_HINTS``

@@ -53,17 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", nargs="?", const="LPS", type=str.upper, choices=("LPS", "RAS"),
                         help="--box values are world millimetres (LPS as ITK/DICOM, or RAS as 3D Slicer "
                              "displays them)")
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--checkpoint", metavar="PATH", help="model checkpoint file")
-    weights.add_argument("--weights", metavar="NAME",
-                         help="named weights, fetched on first use (default: lite_medsam, the "
-                              "official LiteMedSAM; medsam_vit_b is the paper's full model; see "
-                              "`medsam weights list`)")
-    parser.add_argument("--variant",
-                        help="model variant (default: recorded in, or inferred from, the checkpoint)")
-    parser.add_argument("--transform",
-                        help="model-input preprocessing: litemedsam, medsam or sam (default: what "
-                             "the weights record or are registered with, else the variant's)")
+    add_model_arguments(parser)
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
                                          "mediastinum, liver)")
@@ -77,6 +67,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true",
                         help="also write a colour overlay PNG beside the output (volumes: a "
                              "montage of the slices holding the mask)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming the model and where and how it runs (shared with ``medsam serve``)."""
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", metavar="PATH", help="model checkpoint file")
+    weights.add_argument("--weights", metavar="NAME",
+                         help="named weights, fetched on first use (default: lite_medsam, the "
+                              "official LiteMedSAM; medsam_vit_b is the paper's full model; see "
+                              "`medsam weights list`)")
+    parser.add_argument("--variant",
+                        help="model variant (default: recorded in, or inferred from, the checkpoint)")
+    parser.add_argument("--transform",
+                        help="model-input preprocessing: litemedsam, medsam or sam (default: what "
+                             "the weights record or are registered with, else the variant's)")
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda, cuda:N or mps (default auto: CUDA, then MPS, else CPU)")
     parser.add_argument("--precision", choices=("auto", "exact", "bf16"), default="auto",
@@ -84,7 +90,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hardware has native bf16, masks agree with exact to about 99%%); "
                              "auto (default): the fastest mode that meets the accuracy guard "
                              "on this hardware (see docs/performance.md)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def _prompts(args: argparse.Namespace, case: Case, prompts_file: PromptsFile | None) -> list[BoxPrompt]:

@@ -1,0 +1,242 @@
+"""The web app's HTTP server: a REST API (documented by OpenAPI at ``/docs``) and the page.
+
+API (all JSON; errors are ``{"detail": "..."}`` with a 4xx status, never a 500 for bad input):
+
+``GET /api/health``
+    server, model and session count.
+``POST /api/sessions`` -> ``{"id": ...}``; ``GET`` / ``DELETE /api/sessions/{id}``
+    a session's state (image, objects, progress) / close it.
+``POST /api/sessions/{id}/image``
+    multipart ``files`` (one image, a DICOM zip, or a DICOM series' files) and optional
+    ``modality``, ``window`` -> shape, spacing, dimension.
+``POST /api/sessions/{id}/segment``
+    ``{"box": [x0, y0, x1, y1] | [x0, y0, z0, x1, y1, z1], "slice": k, "label": n, "name": "",
+    "points": [[x, y], ...], "point_labels": [1, 0, ...], "propagate": true}`` -> the objects
+    with their voxel counts and volumes.
+``POST /api/sessions/{id}/undo``, ``DELETE /api/sessions/{id}/objects/{label}``
+``GET /api/sessions/{id}/labels?format=nii.gz|nrrd|png``
+    the label map in the image's geometry.
+``GET /api/sessions/{id}/prompts``
+    the objects as a prompts file for ``medsam segment --prompts``.
+``GET /api/sessions/{id}/image.nii.gz``
+    the image for the viewer.
+
+Sessions are bounded by :class:`~medsam.web.sessions.ServerLimits`. Request handlers are
+plain functions that FastAPI runs in a thread pool, so a slow embedding in one session
+does not hold up requests of others. With ``token`` set, every ``/api`` request must carry
+it (``Authorization: Bearer ...``, or ``?token=`` for the viewer's downloads).
+"""
+# no `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time
+import hmac
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InputError, MedSAMError
+from .sessions import ServerLimits, Session, SessionError, SessionStore, prompt_from_request
+from .uploads import case_path, describe_upload, safe_name, save_upload
+
+STATIC = Path(__file__).parent / "static"
+#: where ``npm ci`` installs the viewer (``package.json`` and its lockfile live here)
+VIEWER_DIR = Path(__file__).parent / "viewer"
+NIIVUE_BUNDLE = "node_modules/@niivue/niivue/dist/index.js"
+
+
+def niivue_bundle(viewer_dir: Path = VIEWER_DIR) -> Path:
+    """The NiiVue ES module installed from the npm registry.
+
+    Raises:
+        MedSAMError: it is not installed.
+    """
+    path = Path(viewer_dir) / NIIVUE_BUNDLE
+    if not path.is_file():
+        raise MedSAMError(f"the NiiVue viewer is not installed in {viewer_dir}: install it from the npm "
+                          f"registry with `npm ci --prefix {viewer_dir}`")
+    return path
+
+
+def _chunks(fh: Any, size: int = 1 << 20) -> Any:
+    while chunk := fh.read(size):
+        yield chunk
+
+
+def _import_fastapi() -> Any:
+    try:
+        import fastapi
+    except ImportError:
+        raise MedSAMError("the web app needs FastAPI and uvicorn: pip install 'medsam[web]'") from None
+    return fastapi
+
+
+def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = ServerLimits(),
+               token: str | None = None, model_name: str = "", replay_options: str = "",
+               viewer_dir: Path = VIEWER_DIR, root: Path | None = None) -> Any:
+    """The FastAPI application.
+
+    Args:
+        make_segmenter: a new :class:`~medsam.segmentation.MedSAMSegmenter` per session,
+            all on one shared model.
+        limits: sessions, upload size, memory (:class:`ServerLimits`).
+        token: required on every API request when set (servers reachable from other machines).
+        model_name: what ``/api/health`` reports.
+        replay_options: what the page adds to the replay command to name the same model.
+        viewer_dir: where the NiiVue package was installed (``npm ci``).
+        root: folder for session files (default: a new temporary folder, removed at shutdown).
+    """
+    fastapi = _import_fastapi()
+    from contextlib import asynccontextmanager
+
+    from fastapi import File, Form, Query, Request, UploadFile
+    from fastapi.responses import FileResponse, JSONResponse
+    from pydantic import BaseModel, Field
+
+    bundle = niivue_bundle(viewer_dir)
+    store = SessionStore(make_segmenter, limits, root)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        store.close()
+
+    app = fastapi.FastAPI(title="medsam", lifespan=lifespan,
+                          description="Box-prompted medical image segmentation (MedSAM) as a REST API.")
+    app.state.store = store
+
+    @app.exception_handler(MedSAMError)
+    async def medsam_error(request: Request, exc: MedSAMError) -> Any:
+        status = exc.status if isinstance(exc, SessionError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable) -> Any:
+        if token and request.url.path.startswith("/api/"):
+            bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+            given = request.query_params.get("token") or bearer
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"detail": "this server needs its access token (printed when it started)"},
+                                    status_code=401)
+        if request.method == "POST" and request.url.path.endswith("/image"):
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return JSONResponse({"detail": "uploads need a Content-Length"}, status_code=411)
+            if int(length) > limits.max_upload_bytes:
+                return JSONResponse({"detail": f"the upload is {int(length) / 2**20:.1f} MiB; this server takes "
+                                               f"{limits.max_upload_bytes / 2**20:.0f} MiB"}, status_code=413)
+        return await call_next(request)
+
+    class SegmentRequest(BaseModel):
+        box: list[float] = Field(description="x0, y0, x1, y1 (pixels, x = column) or x0, y0, z0, x1, y1, z1")
+        slice: int | None = Field(None, description="key slice (0-based) of a 2D box on a volume")
+        label: int = Field(1, ge=1, le=65535, description="the object's label id")
+        name: str = Field("", max_length=200)
+        points: list[tuple[float, float]] = Field([], description="refinement clicks x, y (pixels) on the key slice")
+        point_labels: list[int] = Field([], description="1 foreground, 0 background, one per point")
+        propagate: bool = Field(True, description="a 2D box on a volume: propagate through the volume "
+                                                  "(true) or segment its slice only")
+
+    def session(sid: str) -> Session:
+        return store.get(sid)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Any:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Any:
+        files = {"niivue.js": bundle, **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
+        if name not in files:
+            raise SessionError(f"no static file {name!r}", status=404)
+        return FileResponse(files[name])
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        from .. import __version__
+
+        return {"status": "ok", "version": __version__, "model": model_name, "sessions": len(store),
+                "max_sessions": limits.max_sessions, "replay_options": replay_options}
+
+    @app.post("/api/sessions", status_code=201)
+    def create_session() -> dict[str, Any]:
+        store.check_memory()
+        return {"id": store.create().id}
+
+    @app.get("/api/sessions/{sid}")
+    def get_session(sid: str) -> dict[str, Any]:
+        return session(sid).info()
+
+    @app.delete("/api/sessions/{sid}")
+    def delete_session(sid: str) -> dict[str, Any]:
+        store.delete(sid)
+        return {"deleted": sid}
+
+    @app.post("/api/sessions/{sid}/image")
+    def upload(sid: str, files: list[UploadFile] = File(...), modality: str | None = Form(None),
+               window: str | None = Form(None)) -> dict[str, Any]:
+        s = session(sid)
+        names = [safe_name(f.filename or "") for f in files]
+        if len(set(names)) != len(names):
+            raise InputError(f"{describe_upload(names)}: two uploaded files have the same name")
+        with s.lock:
+            folder = s.workdir / "upload"
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            folder.mkdir()
+            budget = [limits.max_upload_bytes]
+            saved = []
+            for f, name in zip(files, names):
+                save_upload(_chunks(f.file), folder / name, budget)
+                saved.append(folder / name)
+            store.check_memory()
+            return s.load(case_path(saved, folder, limits.max_upload_bytes), modality or None, window or None)
+
+    @app.get("/api/sessions/{sid}/image.nii.gz", include_in_schema=False)
+    def viewer_image(sid: str) -> Any:
+        s = session(sid)
+        s.require_image()
+        return FileResponse(s.viewer_path, media_type="application/gzip", filename="image.nii.gz")
+
+    @app.post("/api/sessions/{sid}/segment")
+    def segment(sid: str, request: SegmentRequest) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            result = s.set_prompt(prompt_from_request(request.model_dump(), s))
+        store.check_memory()
+        return result
+
+    @app.post("/api/sessions/{sid}/undo")
+    def undo(sid: str) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            return s.undo()
+
+    @app.delete("/api/sessions/{sid}/objects/{label}")
+    def delete_object(sid: str, label: int) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            return s.remove(label)
+
+    @app.get("/api/sessions/{sid}/labels.nii.gz", include_in_schema=False)
+    def viewer_labels(sid: str) -> Any:
+        return labels(sid, "nii.gz")
+
+    @app.get("/api/sessions/{sid}/labels")
+    def labels(sid: str, format: str = Query("nii.gz", description="nii.gz, nrrd or png (2D)")) -> Any:
+        s = session(sid)
+        with s.lock:
+            path = s.labels_file(format)
+            data = path.read_bytes()
+        return fastapi.Response(data, media_type="application/octet-stream",
+                                headers={"Content-Disposition": f'attachment; filename="{path.name}"',
+                                         "Cache-Control": "no-store"})
+
+    @app.get("/api/sessions/{sid}/prompts")
+    def prompts(sid: str) -> Any:
+        s = session(sid)
+        case = s.require_image()
+        from ..segmentation.cases import case_name
+
+        return JSONResponse(s.prompts_json(), headers={
+            "Content-Disposition": f'attachment; filename="{case_name(case.path)}_prompts.json"'})
+
+    return app
