@@ -7,7 +7,8 @@ const token = new URLSearchParams(location.search).get("token");
 const state = { session: null, info: null, health: null, selected: null, version: 0, busy: false };
 
 const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isRadiologicalConvention: true,
-                        crosshairColor: [1, 1, 0, 0.5], dragAndDropEnabled: false, logLevel: "warn" });
+                        crosshairColor: [1, 1, 0, 0.35], crosshairWidth: 0.5, dragAndDropEnabled: false,
+                        logLevel: "error" });
 nv.opts.dragModePrimary = nv.dragModes.roiSelection;   // left drag: a box
 nv.drawOpacity = 0.45;
 
@@ -213,7 +214,7 @@ function renderExports() {
   }
   box.append(Object.assign(document.createElement("a"), {
     href: withToken(`/api/sessions/${state.session}/prompts`), textContent: "prompts .json",
-    download: `${image.case}_prompts.json` }));
+    download: `${image.case}_prompts.json`, className: "export" }));
   const options = [image.modality && `--modality ${image.modality}`, image.window && `--window ${image.window}`,
                    state.health.replay_options].filter(Boolean).join(" ");
   $("replay").textContent = ["medsam segment", image.name, "--prompts", `${image.case}_prompts.json`, options,

@@ -1,0 +1,219 @@
+"""The REST API against the real app (real LiteMedSAM weights, real files from ../shared/data),
+over HTTP: segmenting, refining, undo, export, replay with `medsam segment`, errors and limits."""
+
+import io as bytes_io
+import json
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from medsam import io
+from medsam.metrics import label_volumes
+
+from web_server import make_app, serve
+
+CT = "totalseg/example_ct_sm.nii.gz"
+DICOM = "totalseg/example_ct_dicom"
+SKIN = "isic_ham10000_skin/images"
+KIDNEY = [70, 29, 0, 92, 51, 18]
+
+pytestmark = pytest.mark.slow
+
+
+def _session(http, server):
+    response = http.post(f"{server}/api/sessions")
+    assert response.status_code == 201
+    return f"{server}/api/sessions/{response.json()['id']}"
+
+
+def _upload(http, url, *paths, **form):
+    files = [("files", (p.name, p.read_bytes())) for p in paths]
+    return http.post(f"{url}/image", files=files, data=form)
+
+
+def _labels(http, url, tmp_path, fmt="nii.gz"):
+    response = http.get(f"{url}/labels", params={"format": fmt})
+    assert response.status_code == 200, response.text
+    path = tmp_path / f"web_labels.{fmt}"
+    path.write_bytes(response.content)
+    return io.read(path)
+
+
+def _replay(cli, http, url, image, tmp_path, *options, ext=".nii.gz"):
+    """`medsam segment` on the session's exported prompts -> (labels, geometry)."""
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(http.get(f"{url}/prompts").text)
+    out = tmp_path / f"cli{ext}"
+    done = cli("segment", str(image), "--prompts", str(prompts), *options, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return io.read(out)
+
+
+def test_ct_session_objects_undo_export_and_replay(server, http, shared_data, tmp_path, cli):
+    url = _session(http, server)
+    info = _upload(http, url, shared_data / CT, modality="ct", window="abdomen").json()
+    assert info["image"]["shape"] == [30, 101, 122] and info["image"]["dimension"] == 3
+    assert info["image"]["spacing"] == [3.0, 3.0, 3.0] and info["objects"] == []
+
+    kidney = http.post(f"{url}/segment", json={"box": KIDNEY, "label": 1, "name": "right kidney"}).json()
+    assert kidney["objects"][0]["voxels"] == 5232 and kidney["objects"][0]["volume"] == pytest.approx(141.264)
+    assert kidney["objects"][0]["slices"] == [0, 18]
+    # a second object: its key slice alone, then refined with a click, then propagated
+    left = {"box": [26, 30, 50, 52], "slice": 9, "label": 2, "name": "left kidney", "propagate": False}
+    one = http.post(f"{url}/segment", json=left).json()["objects"][1]
+    assert one["slices"] == [9, 9] and one["prompt"]["box"] == [26, 30, 9, 50, 52, 9]
+    refined = http.post(f"{url}/segment", json={**left, "points": [[38, 41]], "point_labels": [1]}).json()
+    assert refined["objects"][1]["prompt"]["points"] == [[38, 41]]
+    spread = http.post(f"{url}/segment", json={**left, "points": [[38, 41]], "point_labels": [1],
+                                               "propagate": True}).json()["objects"][1]
+    assert spread["slices"][0] < 9 < spread["slices"][1] and spread["voxels"] > 3 * one["voxels"]
+    undone = http.post(f"{url}/undo").json()["objects"][1]
+    assert undone["slices"] == [9, 9] and undone["voxels"] == refined["objects"][1]["voxels"]
+    http.post(f"{url}/segment", json={**left, "points": [[38, 41]], "point_labels": [1], "propagate": True})
+
+    labels, geometry = _labels(http, url, tmp_path)
+    original = io.read(shared_data / CT)[1]
+    assert geometry.spacing == original.spacing and geometry.direction == pytest.approx(original.direction)
+    assert geometry.origin == pytest.approx(original.origin)
+    objects = http.get(url).json()["objects"]
+    sizes = {m.label: m.voxels for m in label_volumes(labels, geometry.spacing)}
+    assert sizes == {o["label"]: o["voxels"] for o in objects}
+    replayed, replay_geometry = _replay(cli, http, url, shared_data / CT, tmp_path, "--modality", "ct",
+                                        "--window", "abdomen")
+    np.testing.assert_array_equal(replayed, labels)
+    assert replay_geometry == geometry
+
+    gone = http.delete(f"{url}/objects/1").json()["objects"]
+    assert [o["label"] for o in gone] == [2]
+    assert http.delete(url).status_code == 200
+    assert http.get(url).status_code == 404
+
+
+def test_2d_image_two_objects_with_clicks_replay_identically(server, http, shared_data, tmp_path, cli):
+    image = sorted((shared_data / SKIN).iterdir())[0]
+    url = _session(http, server)
+    info = _upload(http, url, image).json()
+    h, w = info["image"]["shape"]
+    assert info["image"]["dimension"] == 2 and info["image"]["rgb"]
+    first = {"box": [w * 0.2, h * 0.2, w * 0.8, h * 0.8], "label": 1}
+    http.post(f"{url}/segment", json=first)
+    plain = http.get(url).json()["objects"][0]["voxels"]
+    http.post(f"{url}/segment", json={**first, "points": [[w * 0.25, h * 0.25]], "point_labels": [0]})
+    second = {"box": [w * 0.1, h * 0.1, w * 0.35, h * 0.35], "label": 2, "name": "corner"}
+    objects = http.post(f"{url}/segment", json=second).json()["objects"]
+    assert objects[0]["unit"] == "pixels" and objects[0]["voxels"] != plain
+    labels, _ = _labels(http, url, tmp_path, "png")
+    replayed, _ = _replay(cli, http, url, image, tmp_path, ext=".png")
+    np.testing.assert_array_equal(replayed, labels)
+    assert set(np.unique(labels)) == {0, 1, 2}
+
+
+def test_dicom_series_as_a_zip_and_as_files(server, http, shared_data):
+    folder = shared_data / DICOM
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for f in sorted(folder.iterdir()):
+            archive.write(f, f"series/{f.name}")
+    url = _session(http, server)
+    zipped = http.post(f"{url}/image", files=[("files", ("series.zip", buffer.getvalue()))]).json()
+    as_files = _upload(http, url, *sorted(folder.iterdir())).json()
+    expected, geometry = io.read(folder)
+    for info in (zipped, as_files):
+        assert info["image"]["shape"] == list(expected.shape) and info["image"]["modality"] == "ct"
+        assert info["image"]["spacing"] == pytest.approx(list(geometry.spacing))
+
+
+@pytest.mark.parametrize("request_body, status, message", [
+    ({"box": [0, 0, 500, 50], "slice": 3}, 400, "outside the image"),
+    ({"box": [10, 10, 20, 20]}, 400, "needs a slice number"),
+    ({"box": [10, 10, 20, 20], "slice": 99}, 400, "out of range"),
+    ({"box": [10, 10, 20, 20], "slice": 3, "points": [[12, 12]], "point_labels": [2]}, 400, "point labels"),
+    ({"box": [10, 10, 20, 20], "slice": 3, "points": [[500, 12]], "point_labels": [1]}, 400, "point (500, 12)"),
+    ({"box": "ten", "slice": 3}, 422, "list"),
+    ({"box": [10, 10, 20, 20], "slice": 3, "label": 0}, 422, "greater than or equal to 1"),
+])
+def test_bad_segment_requests_get_4xx_json(server, http, shared_data, request_body, status, message):
+    url = _session(http, server)
+    _upload(http, url, shared_data / CT, modality="ct")
+    response = http.post(f"{url}/segment", json=request_body)
+    assert response.status_code == status and message in json.dumps(response.json())
+    http.delete(url)
+
+
+def test_bad_requests_get_4xx_json(server, http, shared_data, tmp_path):
+    assert http.get(f"{server}/api/sessions/nope").status_code == 404
+    url = _session(http, server)
+    early = http.post(f"{url}/segment", json={"box": [1, 1, 5, 5]})
+    assert early.status_code == 409 and "upload one first" in early.json()["detail"]
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file at all")
+    bad = _upload(http, url, broken)
+    assert bad.status_code == 400 and "broken.nii.gz" in bad.json()["detail"]
+    slip = bytes_io.BytesIO()
+    with zipfile.ZipFile(slip, "w") as archive:
+        archive.writestr("../../evil.dcm", b"x")
+    escaped = http.post(f"{url}/image", files=[("files", ("evil.zip", slip.getvalue()))])
+    assert escaped.status_code == 400 and "outside the archive" in escaped.json()["detail"]
+    assert not (tmp_path.parent / "evil.dcm").exists()
+    _upload(http, url, shared_data / CT, modality="ct")
+    assert http.post(f"{url}/undo").status_code == 409
+    assert http.delete(f"{url}/objects/3").status_code == 404
+    png = http.get(f"{url}/labels", params={"format": "png"})
+    assert png.status_code == 400 and "nii.gz or nrrd" in png.json()["detail"]
+    assert http.get(f"{url}/labels", params={"format": "jpg"}).status_code == 400
+    no_modality = _upload(http, url, shared_data / CT)
+    assert no_modality.status_code == 400 and "modality" in no_modality.json()["detail"]
+    http.delete(url)
+
+
+def test_limits_expiry_and_token(lite_medsam_model, http, shared_data):
+    from medsam.web import ServerLimits
+
+    limits = ServerLimits(max_sessions=2, idle_seconds=1.0, max_upload_bytes=2_000_000, max_voxels=300_000)
+    with serve(make_app(lite_medsam_model, limits=limits, token="s3cret")) as server:
+        assert http.get(f"{server}/api/health").status_code == 401
+        http.headers["Authorization"] = "Bearer s3cret"
+        assert http.get(f"{server}/api/health").json()["sessions"] == 0
+        assert http.get(f"{server}/api/health", params={"token": "s3cret"},
+                        headers={"Authorization": ""}).status_code == 200
+        assert http.get(f"{server}/").status_code == 200   # the page holds no data
+        a, b = _session(http, server), _session(http, server)
+        full = http.post(f"{server}/api/sessions")
+        assert full.status_code == 503 and "2 sessions are open" in full.json()["detail"]
+        big = http.post(f"{a}/image", files=[("files", ("big.nii", b"\0" * 2_100_000))])
+        assert big.status_code == 413 and "MiB" in big.json()["detail"]
+        many = _upload(http, a, shared_data / CT, modality="ct")
+        assert many.status_code == 413 and "369660 voxels" in many.json()["detail"]
+        time.sleep(1.5)
+        assert http.get(a).status_code == 404 and http.get(b).status_code == 404   # expired
+        assert http.post(f"{server}/api/sessions").status_code == 201
+
+
+def test_a_long_propagation_does_not_block_other_sessions(server, http, shared_data):
+    import httpx
+
+    slow, other = _session(http, server), _session(http, server)
+    _upload(http, slow, shared_data / CT, modality="ct", window="abdomen")
+    _upload(http, other, shared_data / CT, modality="ct", window="abdomen")
+    body = {"box": [5, 5, 117, 96], "slice": 15, "label": 1}   # the whole body: every slice
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        response=httpx.post(f"{slow}/segment", json=body, timeout=300)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not http.get(slow).json()["progress"]["busy"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    start = time.monotonic()
+    assert http.get(f"{server}/api/health").status_code == 200
+    assert http.get(other).json()["image"]["shape"] == [30, 101, 122]
+    answered = time.monotonic() - start
+    progress = http.get(slow).json()["progress"]
+    worker.join()
+    assert progress["busy"], "the other requests should have been answered while the first one ran"
+    assert answered < 2.0 and result["response"].status_code == 200
+    first, last = result["response"].json()["objects"][0]["slices"]
+    assert last - first > 10
