@@ -28,6 +28,7 @@ it (``Authorization: Bearer ...``, or ``?token=`` for the viewer's downloads).
 """
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time
 import hmac
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -236,7 +237,8 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         case = s.require_image()
         from ..segmentation.cases import case_name
 
-        return JSONResponse(s.prompts_json(), headers={
+        text = json.dumps(s.prompts_json(), indent=2) + "\n"   # a file people read and edit
+        return fastapi.Response(text, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{case_name(case.path)}_prompts.json"'})
 
     return app
