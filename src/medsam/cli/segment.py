@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slice", type=int, metavar="K",
                         help="key slice (0-based) for 2D boxes on a volume")
     parser.add_argument("--prompts", metavar="FILE",
-                        help="prompts file: JSON (boxes with labels, names, slices; the same for "
-                             "every case, or per case under \"cases\") or CSV (one box per row: "
+                        help="prompts file: JSON (boxes with labels, names, slices, refinement "
+                             "points; the same for every case, or per case under \"cases\"; the web "
+                             "app exports one) or CSV (one box per row: "
                              "case,x0,y0,x1,y1 and optional label,name,z0,z1,slice)")
     parser.add_argument("--world", nargs="?", const="LPS", type=str.upper, choices=("LPS", "RAS"),
                         help="--box values are world millimetres (LPS as ITK/DICOM, or RAS as 3D Slicer "

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -200,8 +200,11 @@ class Session:
                 labels = (segment(self.prepared, case.geometry, prompts, counting) if prompts
                           else np.zeros(self.prepared.shape[:2], np.uint8))
             else:
-                crops = {p: self._crops.get(p) or _Crop.of(
-                    segment(self.prepared, case.geometry, [p], counting) != 0) for p in prompts}
+                crops = {}   # keyed by the prompt without its name: renaming segments nothing
+                for p in prompts:
+                    key = replace(p, name="")
+                    crops[key] = self._crops.get(key) or _Crop.of(
+                        segment(self.prepared, case.geometry, [p], counting) != 0)
                 labels = _compose(self.prepared.shape[:3], prompts, crops)
                 self._crops = crops
         finally:
@@ -293,7 +296,7 @@ def _compose(shape: tuple[int, ...], prompts: list[BoxPrompt], crops: dict[BoxPr
     dtype = np.uint8 if max((p.label for p in prompts), default=0) <= 255 else np.uint16
     labels = np.zeros(shape, dtype)
     for p in prompts:
-        crop = crops[p]
+        crop = crops[replace(p, name="")]
         if crop.mask.size:
             labels[crop.region()][crop.mask] = p.label
     return labels

@@ -46,17 +46,22 @@ async function work(what, fn) {
   state.busy = true;
   status(`${what}...`, "busy");
   const started = performance.now();
+  let running = true;
   const poll = setInterval(async () => {
     if (!state.session) return;
     const p = (await api(`/api/sessions/${state.session}`).catch(() => ({}))).progress || {};
-    if (p.busy) status(`${what}: ${p.slices} slice(s), ${p.embeddings} new embedding(s), ${p.seconds} s`, "busy");
+    // an answer that arrives after the work ended must not overwrite its final status
+    if (p.busy && running) status(`${what}: ${p.slices} slice(s), ${p.embeddings} new embedding(s), ${p.seconds} s`, "busy");
   }, 400);
   try {
     await fn();
+    running = false;
     status(`${what}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } catch (err) {
+    running = false;
     status(`${what}: ${err.message}`, "error");
   } finally {
+    running = false;
     clearInterval(poll);
     state.busy = false;
   }

@@ -1,0 +1,64 @@
+"""Upload handling and the viewer's NIfTI, without a server."""
+
+import gzip
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from medsam import io
+from medsam.errors import InputError
+from medsam.io import Geometry
+from medsam.web.uploads import case_path, extract_zip, safe_name, viewer_nifti
+
+
+def test_safe_name():
+    assert safe_name("a/b/scan.nii.gz") == "scan.nii.gz" and safe_name("C:\\x\\slice1.dcm") == "slice1.dcm"
+    for bad in ("", "..", "dir/..", ".hidden", "a\x00b"):
+        with pytest.raises(InputError, match="not a usable file name"):
+            safe_name(bad)
+
+
+def test_extract_zip_guards(tmp_path):
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("series/one.dcm", b"1")
+        archive.writestr("series/.DS_Store", b"x")
+        archive.writestr("__MACOSX/series/._one.dcm", b"x")
+    folder = extract_zip(good, tmp_path / "out", max_bytes=100)
+    assert [p.name.split("_", 1)[1] for p in folder.iterdir()] == ["one.dcm"]
+    with pytest.raises(InputError, match="good.zip: .* once extracted"):
+        extract_zip(good, tmp_path / "small", max_bytes=2)
+    (tmp_path / "fake.zip").write_bytes(b"no zip")
+    with pytest.raises(InputError, match="fake.zip: not a readable zip"):
+        extract_zip(tmp_path / "fake.zip", tmp_path / "x", 100)
+
+
+def test_case_path_picks_the_readable_case(tmp_path):
+    one = tmp_path / "scan.nrrd"
+    assert case_path([one], tmp_path, 10) == one
+    pair = [tmp_path / "a.mhd", tmp_path / "a.raw"]
+    assert case_path(pair, tmp_path, 10) == pair[0]
+    slices = [tmp_path / f"{i}.dcm" for i in range(3)]
+    assert case_path(slices, tmp_path, 10) == tmp_path
+    with pytest.raises(InputError, match="no file uploaded"):
+        case_path([], tmp_path, 10)
+
+
+def test_viewer_nifti_rgb24_keeps_the_pixels_and_the_geometry_of_the_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    geometry = Geometry((0.5, 0.25), origin=(3.0, -2.0))
+    path = viewer_nifti(image, geometry, tmp_path / "viewer.nii.gz")
+    raw = gzip.open(path).read()
+    dims = struct.unpack_from("<8h", raw, 40)
+    assert dims[:3] == (2, 7, 5) and struct.unpack_from("<hh", raw, 70) == (128, 24)
+    offset = int(struct.unpack_from("<f", raw, 108)[0])
+    np.testing.assert_array_equal(np.frombuffer(raw[offset:], np.uint8).reshape(5, 7, 3), image)
+    io.write(np.zeros((5, 7), np.uint8), tmp_path / "labels.nii.gz", geometry)
+    labels_header = gzip.open(tmp_path / "labels.nii.gz").read(348)
+    for start, end in ((76, 108), (252, 348)):   # pixdim; qform/sform and the affine rows
+        assert raw[start:end] == labels_header[start:end]
+    grey = viewer_nifti(image[..., 0], geometry, tmp_path / "grey.nii.gz")
+    np.testing.assert_array_equal(io.read(grey)[0], image[..., 0])
