@@ -182,7 +182,7 @@ def test_limits_expiry_and_token(lite_medsam_model, http, shared_data):
         assert http.get(f"{server}/").status_code == 200   # the page holds no data
         a, b = _session(http, server), _session(http, server)
         full = http.post(f"{server}/api/sessions")
-        assert full.status_code == 503 and "2 sessions are open" in full.json()["detail"]
+        assert full.status_code == 429 and "2 sessions are open" in full.json()["detail"]
         big = http.post(f"{a}/image", files=[("files", ("big.nii", b"\0" * 2_100_000))])
         assert big.status_code == 413 and "MiB" in big.json()["detail"]
         many = _upload(http, a, shared_data / CT, modality="ct")
@@ -217,3 +217,17 @@ def test_a_long_propagation_does_not_block_other_sessions(server, http, shared_d
     assert answered < 2.0 and result["response"].status_code == 200
     first, last = result["response"].json()["objects"][0]["slices"]
     assert last - first > 10
+
+
+def test_memory_bound_and_offline_api_docs(lite_medsam_model, http, shared_data):
+    from medsam.web import ServerLimits
+
+    with serve(make_app(lite_medsam_model, limits=ServerLimits(max_memory_bytes=1_000_000))) as server:
+        url = _session(http, server)
+        refused = _upload(http, url, shared_data / CT, modality="ct")
+        assert refused.status_code == 429 and "MiB it allows" in refused.json()["detail"]
+        assert "image" not in http.get(url).json()          # the image was let go again
+        docs = http.get(f"{server}/docs").text
+        assert "/static/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+        for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            assert http.get(f"{server}/static/{name}").status_code == 200

@@ -40,6 +40,8 @@ STATIC = Path(__file__).parent / "static"
 #: where ``npm ci`` installs the viewer (``package.json`` and its lockfile live here)
 VIEWER_DIR = Path(__file__).parent / "viewer"
 NIIVUE_BUNDLE = "node_modules/@niivue/niivue/dist/index.js"
+#: Swagger UI's files for the API's ``/docs`` page, served here rather than from a CDN
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 def niivue_bundle(viewer_dir: Path = VIEWER_DIR) -> Path:
@@ -98,8 +100,9 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         yield
         store.close()
 
-    app = fastapi.FastAPI(title="medsam", lifespan=lifespan,
+    app = fastapi.FastAPI(title="medsam", lifespan=lifespan, docs_url=None, redoc_url=None,
                           description="Box-prompted medical image segmentation (MedSAM) as a REST API.")
+    swagger = Path(viewer_dir) / "node_modules/swagger-ui-dist"
     app.state.store = store
 
     @app.exception_handler(MedSAMError)
@@ -141,9 +144,18 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     def index() -> Any:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="medsam API", swagger_favicon_url="data:,",
+                                   swagger_js_url="/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui.css")
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Any:
-        files = {"niivue.js": bundle, **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
+        files = {"niivue.js": bundle, **{n: swagger / n for n in SWAGGER_FILES if (swagger / n).is_file()},
+                 **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
         if name not in files:
             raise SessionError(f"no static file {name!r}", status=404)
         return FileResponse(files[name])
@@ -188,8 +200,13 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
             for f, name in zip(files, names):
                 save_upload(_chunks(f.file), folder / name, budget)
                 saved.append(folder / name)
-            store.check_memory()
-            return s.load(case_path(saved, folder, limits.max_upload_bytes), modality or None, window or None)
+            info = s.load(case_path(saved, folder, limits.max_upload_bytes), modality or None, window or None)
+            try:
+                store.check_memory()
+            except SessionError:
+                s.unload()
+                raise
+            return info
 
     @app.get("/api/sessions/{sid}/image.nii.gz", include_in_schema=False)
     def viewer_image(sid: str) -> Any:

@@ -152,6 +152,12 @@ class Session:
         self.viewer_path = viewer
         return self.info()
 
+    def unload(self) -> None:
+        """Forget the image, its objects and their embeddings."""
+        self.case = self.prepared = self.labels = None
+        self.prompts, self.history, self._crops = [], [], {}
+        self.segmenter.cache.clear()
+
     def require_image(self) -> Case:
         if self.case is None:
             raise SessionError("no image in this session yet: upload one first", status=409)
@@ -339,14 +345,14 @@ class SessionStore:
         """A new empty session.
 
         Raises:
-            SessionError: 503 when ``max_sessions`` are open.
+            SessionError: 429 when ``max_sessions`` are open.
         """
         self.expire()
         with self._lock:
             if len(self._sessions) >= self.limits.max_sessions:
                 raise SessionError(f"{len(self._sessions)} sessions are open, the most this server allows; "
                                    f"close one, or wait until an idle one expires "
-                                   f"({self.limits.idle_seconds / 60:g} minutes unused)", status=503)
+                                   f"({self.limits.idle_seconds / 60:g} minutes unused)", status=429)
             sid = uuid.uuid4().hex
             workdir = self.root / sid
             workdir.mkdir(parents=True)
@@ -369,8 +375,9 @@ class SessionStore:
         return session
 
     def delete(self, sid: str) -> None:
+        """Close session ``sid`` (after the work it is doing)."""
         session = self.get(sid)
-        with self._lock:
+        with session.lock, self._lock:
             self._sessions.pop(sid, None)
         session.close()
 
@@ -387,12 +394,12 @@ class SessionStore:
         return [s.id for s in old]
 
     def check_memory(self, extra: int = 0) -> None:
-        """Raise 503 when the sessions' memory plus ``extra`` bytes passes ``max_memory_bytes``."""
+        """Raise 429 when the sessions' memory plus ``extra`` bytes passes ``max_memory_bytes``."""
         used = sum(s.nbytes() for s in list(self._sessions.values()))
         if used + extra > self.limits.max_memory_bytes:
             raise SessionError(f"the server's sessions hold {used / 2**20:.0f} MiB of the "
                                f"{self.limits.max_memory_bytes / 2**20:.0f} MiB it allows; close a session "
-                               f"and try again", status=503)
+                               f"and try again", status=429)
 
     def close(self) -> None:
         """Close every session and remove the server's files."""

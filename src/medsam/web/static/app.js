@@ -232,12 +232,19 @@ async function open() {
   const files = [...$("file").files, ...$("folder").files];
   if (!files.length) { status("choose a file (or a DICOM folder) first", "error"); return; }
   await work(`opening ${files.length === 1 ? files[0].name : files.length + " files"}`, async () => {
-    if (!state.session) state.session = (await api("/api/sessions", { method: "POST" })).id;
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
     if ($("modality").value) form.append("modality", $("modality").value);
     if ($("window").value) form.append("window", $("window").value);
-    const info = await api(`/api/sessions/${state.session}/image`, { method: "POST", body: form });
+    const upload = async () => {
+      if (!state.session) state.session = (await api("/api/sessions", { method: "POST" })).id;
+      return api(`/api/sessions/${state.session}/image`, { method: "POST", body: form });
+    };
+    const info = await upload().catch((err) => {   // the session expired: open a new one
+      if (!err.message.startsWith("no session")) throw err;
+      state.session = null;
+      return upload();
+    });
     state.info = info;
     state.selected = null;
     await nv.loadVolumes([{ url: withToken(`/api/sessions/${state.session}/image.nii.gz`), name: "image.nii.gz" }]);
