@@ -231,3 +231,13 @@ def test_memory_bound_and_offline_api_docs(lite_medsam_model, http, shared_data)
         assert "/static/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
         for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
             assert http.get(f"{server}/static/{name}").status_code == 200
+
+
+def test_a_ct_lesion_from_a_key_slice_box_as_in_the_readme(server, http, shared_data):
+    url = _session(http, server)
+    info = _upload(http, url, shared_data / "medsam2_recist/CT_Lesion_000001_02_01_008-023.npz").json()
+    assert info["image"]["dimension"] == 3
+    lesion = http.post(f"{url}/segment", json={"box": [264, 232, 322, 284], "slice": 9, "label": 1}).json()
+    assert lesion["objects"][0]["voxels"] == 15847                      # README: medsam segment's figure
+    assert lesion["objects"][0]["volume"] == pytest.approx(7.835, abs=5e-4)
+    http.delete(url)

@@ -58,6 +58,7 @@ def _wait_status(page, start, timeout=120_000):
         arg=[start], timeout=timeout)
     text = page.text_content("#status")
     assert page.get_attribute("#status", "class") != "error", text
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")  # drawn
     return text
 
 
@@ -100,11 +101,19 @@ def _red_fraction(png, region):
 def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path, cli):
     _open(page, shared_data / CT, modality="ct", window="abdomen")
     page.evaluate("window.medsamApp.goToSlice(9)")
+    page.wait_for_function("document.getElementById('location').textContent.startsWith('slice 9 ')")
+    canvas = page.locator("#viewer").bounding_box()
+    page.mouse.move(canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2)
+    page.mouse.wheel(0, -100)                            # scrolling moves to another slice ...
+    page.wait_for_function("!document.getElementById('location').textContent.startsWith('slice 9 ')")
+    page.evaluate("window.medsamApp.goToSlice(9)")      # ... and back to the key slice
     box = [70, 29, 92, 51]
     before = tmp_path / "before.png"
     page.screenshot(path=str(before))
     canvas, corners = _drag_box(page, box, z=9)
-    _wait_status(page, "segmenting")
+    text = _wait_status(page, "segmenting")
+    objects = page.evaluate("window.medsamApp.state.info.objects")
+    assert len(objects) == 1, f"status {text!r}, objects {objects}"
     after = tmp_path / "after.png"
     page.screenshot(path=str(after))
     region = (canvas["x"] + corners[0], canvas["y"] + corners[1], canvas["x"] + corners[2], canvas["y"] + corners[3])
@@ -133,7 +142,7 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     assert json.loads(prompts.read_text()) == {"prompts": [objects[0]["prompt"]]}
 
 
-def test_segment_a_skin_lesion_on_a_photo_and_export_png(page, shared_data, tmp_path, cli):
+def test_segment_a_skin_lesion_refine_with_a_click_undo_and_export_png(page, shared_data, tmp_path, cli):
     image = sorted((shared_data / SKIN / "images").iterdir())[0]
     reference = next((shared_data / SKIN / "masks").glob(image.stem + "*"))
     truth = io.read(reference)[0] > 0
@@ -141,10 +150,32 @@ def test_segment_a_skin_lesion_on_a_photo_and_export_png(page, shared_data, tmp_
     _open(page, image)
     _drag_box(page, box)
     _wait_status(page, "segmenting")
-    exported = _download(page, "labels .png", tmp_path)
-    web = io.read(exported)[0]
+    boxed = io.read(_download(page, "labels .png", tmp_path))[0]
+    assert dice(boxed > 0, truth) > 0.85
+
+    # a background click inside the box, at the lesion's centre: the mask changes there
+    page.check("input[name=tool][value='0']")
+    canvas = page.locator("#viewer").bounding_box()
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    x, y = page.evaluate(f"window.medsamApp.canvasPoint({cx}, {cy}, 0)")
+    page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+    _wait_status(page, "refining")
+    prompt = page.evaluate("window.medsamApp.state.info.objects[0].prompt")
+    assert prompt["point_labels"] == [0] and abs(prompt["points"][0][0] - cx) <= 1
+    clicked = _download(page, "labels .png", tmp_path)
+    prompts = _download(page, "prompts .json", tmp_path)
+    out = tmp_path / "cli_prompts.png"
+    done = cli("segment", str(image), "--prompts", str(prompts), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(io.read(clicked)[0], io.read(out)[0])
+    assert (io.read(clicked)[0] != boxed).sum() > 0
+
+    page.click("#undo")
+    _wait_status(page, "undoing")
+    assert "points" not in page.evaluate("window.medsamApp.state.info.objects[0].prompt")
+    web = io.read(_download(page, "labels .png", tmp_path))[0]
     out = tmp_path / "cli.png"
     done = cli("segment", str(image), "--box", ",".join(map(str, box)), "-o", str(out))
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(web, io.read(out)[0])
-    assert dice(web > 0, truth) > 0.85
+    np.testing.assert_array_equal(web, boxed)

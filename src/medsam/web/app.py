@@ -212,6 +212,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     def viewer_image(sid: str) -> Any:
         s = session(sid)
         s.require_image()
+        assert s.viewer_path is not None
         return FileResponse(s.viewer_path, media_type="application/gzip", filename="image.nii.gz")
 
     @app.post("/api/sessions/{sid}/segment")

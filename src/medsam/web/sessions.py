@@ -121,10 +121,12 @@ class Session:
     prompts: list[BoxPrompt] = field(default_factory=list)
     history: list[list[BoxPrompt]] = field(default_factory=list)
     labels: np.ndarray | None = None
+    viewer_path: Path | None = None
     last_used: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] = field(default_factory=lambda: {"busy": False})
     lock: threading.Lock = field(default_factory=threading.Lock)
     _crops: dict[BoxPrompt, _Crop] = field(default_factory=dict)
+    _objects: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ image
 
@@ -150,12 +152,13 @@ class Session:
         self.prompts, self.history, self._crops = [], [], {}
         self.labels = np.zeros(case.image.shape[:case.geometry.ndim], np.uint8)
         self.viewer_path = viewer
+        self._objects = []
         return self.info()
 
     def unload(self) -> None:
         """Forget the image, its objects and their embeddings."""
-        self.case = self.prepared = self.labels = None
-        self.prompts, self.history, self._crops = [], [], {}
+        self.case = self.prepared = self.labels = self.viewer_path = None
+        self.prompts, self.history, self._crops, self._objects = [], [], {}, []
         self.segmenter.cache.clear()
 
     def require_image(self) -> Case:
@@ -218,12 +221,14 @@ class Session:
         if record:
             self.history = (self.history + [list(self.prompts)])[-50:]
         self.prompts, self.labels = prompts, labels
+        self._objects = self.objects()
 
     # ------------------------------------------------------------------ results
 
     def objects(self) -> list[dict[str, Any]]:
         """Each object: label, name, prompt, and the size of what is visible of it in the
-        label map (voxels and mL, or pixels and mm2), with its slice range on volumes."""
+        label map (voxels and mL, or pixels and mm2), with its slice range on volumes
+        (computed from the label map; :meth:`info` gives the copy made after the last change)."""
         from ..metrics import label_volumes
 
         case = self.require_image()
@@ -276,7 +281,7 @@ class Session:
                         "spacing_known": g.spacing_known, "rgb": case.image.ndim == g.ndim + 1,
                         "modality": self.modality, "window": self.window,
                         "index_from_ras": _index_from_ras(g)}
-        out["objects"] = self.objects()
+        out["objects"] = self._objects
         out["can_undo"] = bool(self.history)
         return out
 

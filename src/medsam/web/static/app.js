@@ -42,7 +42,10 @@ function status(text, kind = "") {
 
 // Run one request at a time; while it runs, show the server's progress.
 async function work(what, fn) {
-  if (state.busy) return;
+  if (state.busy) {
+    $("status").textContent += " (still working: try again when it is done)";
+    return;
+  }
   state.busy = true;
   status(`${what}...`, "busy");
   const started = performance.now();
@@ -106,7 +109,8 @@ function goToSlice(z) {
 // ---------------------------------------------------------------- segmenting
 
 async function onDragRelease(drag) {
-  if (!state.info || state.busy || drag.tileIdx < 0) return;
+  if (!state.info) return;
+  if (drag.tileIdx < 0) { status("draw the box inside one view", "error"); return; }
   const a = ras2index(drag.mmStart), b = ras2index(drag.mmEnd);
   const z = is3D() ? Math.round(a[2]) : 0;
   if (is3D() && Math.round(b[2]) !== z) {
