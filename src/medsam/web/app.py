@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError, MedSAMError
-from .sessions import ServerLimits, Session, SessionError, SessionStore, prompt_from_request
+from .limits import ServerLimits, SessionError
+from .sessions import Session, prompt_from_request
+from .store import SessionStore
 from .uploads import case_path, describe_upload, safe_name, save_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -88,11 +90,10 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     fastapi = _import_fastapi()
     from contextlib import asynccontextmanager
 
-    from fastapi import File, Form, Query, Request, UploadFile
-    from fastapi.responses import FileResponse, JSONResponse
-    from pydantic import BaseModel, Field
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
 
-    bundle = niivue_bundle(viewer_dir)
+    niivue_bundle(viewer_dir)   # fail early when the viewer is missing
     store = SessionStore(make_segmenter, limits, root)
 
     @asynccontextmanager
@@ -102,7 +103,6 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
 
     app = fastapi.FastAPI(title="medsam", lifespan=lifespan, docs_url=None, redoc_url=None,
                           description="Box-prompted medical image segmentation (MedSAM) as a REST API.")
-    swagger = Path(viewer_dir) / "node_modules/swagger-ui-dist"
     app.state.store = store
 
     @app.exception_handler(MedSAMError)
@@ -127,18 +127,14 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
                                                f"{limits.max_upload_bytes / 2**20:.0f} MiB"}, status_code=413)
         return await call_next(request)
 
-    class SegmentRequest(BaseModel):
-        box: list[float] = Field(description="x0, y0, x1, y1 (pixels, x = column) or x0, y0, z0, x1, y1, z1")
-        slice: int | None = Field(None, description="key slice (0-based) of a 2D box on a volume")
-        label: int = Field(1, ge=1, le=65535, description="the object's label id")
-        name: str = Field("", max_length=200)
-        points: list[tuple[float, float]] = Field([], description="refinement clicks x, y (pixels) on the key slice")
-        point_labels: list[int] = Field([], description="1 foreground, 0 background, one per point")
-        propagate: bool = Field(True, description="a 2D box on a volume: propagate through the volume "
-                                                  "(true) or segment its slice only")
+    _page_routes(app, niivue_bundle(viewer_dir), Path(viewer_dir) / "node_modules/swagger-ui-dist")
+    _api_routes(app, store, limits, model_name, replay_options)
+    return app
 
-    def session(sid: str) -> Session:
-        return store.get(sid)
+
+def _page_routes(app: Any, bundle: Path, swagger: Path) -> None:
+    """The page, its static files (NiiVue from npm), and the API's ``/docs`` page."""
+    from fastapi.responses import FileResponse
 
     @app.get("/", include_in_schema=False)
     def index() -> Any:
@@ -159,6 +155,27 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         if name not in files:
             raise SessionError(f"no static file {name!r}", status=404)
         return FileResponse(files[name])
+
+
+def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name: str, replay_options: str) -> None:
+    """The REST API (see the module docstring)."""
+    import fastapi
+    from fastapi import File, Form, Query, UploadFile
+    from fastapi.responses import FileResponse
+    from pydantic import BaseModel, Field
+
+    class SegmentRequest(BaseModel):
+        box: list[float] = Field(description="x0, y0, x1, y1 (pixels, x = column) or x0, y0, z0, x1, y1, z1")
+        slice: int | None = Field(None, description="key slice (0-based) of a 2D box on a volume")
+        label: int = Field(1, ge=1, le=65535, description="the object's label id")
+        name: str = Field("", max_length=200)
+        points: list[tuple[float, float]] = Field([], description="refinement clicks x, y (pixels) on the key slice")
+        point_labels: list[int] = Field([], description="1 foreground, 0 background, one per point")
+        propagate: bool = Field(True, description="a 2D box on a volume: propagate through the volume "
+                                                  "(true) or segment its slice only")
+
+    def session(sid: str) -> Session:
+        return store.get(sid)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -258,5 +275,3 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         text = json.dumps(s.prompts_json(), indent=2) + "\n"   # a file people read and edit
         return fastapi.Response(text, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{case_name(case.path)}_prompts.json"'})
-
-    return app
