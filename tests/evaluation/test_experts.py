@@ -74,3 +74,32 @@ def test_drive_two_annotators(shared_data):
     assert table[0]["rater_dsc"] == pytest.approx(table[1]["rater_dsc"])
     assert 0.6 < table[0]["rater_dsc"] < 0.9  # inter-observer agreement on thin vessels
     assert table[2]["rater"] == "(all raters)" and 0 < table[2]["model_dsc"] < 1
+
+
+def test_expert_figure_in_percent_with_the_all_rater_consensus_and_clear_labels():
+    from medsam.evaluation.plots import expert_figure
+
+    rng = np.random.default_rng(0)
+    truth = [rng.random((32, 32)) > 0.5 for _ in range(5)]
+    noisy = [[t ^ (rng.random(t.shape) > q) for t in truth] for q in (0.9, 0.85, 0.8)]
+    scores = compare_with_experts({"a": noisy[0], "b": noisy[1], "c": noisy[2]}, [str(i) for i in range(5)],
+                                  model=truth)
+    fig = expert_figure(scores)
+    fig.canvas.draw()
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["a", "b", "c", "all raters"]
+    assert left.get_ylabel() == "DSC (%)" and right.get_ylabel() == "NSD (%)"
+    assert right.get_ylim()[1] > 100 and left.get_ylim()[0] >= 0
+    _labels_clear(fig)
+    two = expert_figure(compare_with_experts({"a": noisy[0], "b": noisy[1]}, [str(i) for i in range(5)]))
+    _labels_clear(two)     # the narrowest figure: two raters, no model
+
+
+def _labels_clear(fig):
+    fig.canvas.draw()
+    left, right = fig.axes[:2]
+    renderer = fig.canvas.get_renderer()
+    label = right.yaxis.label.get_window_extent(renderer)
+    ticks = [t.get_window_extent(renderer) for t in right.get_yticklabels() + left.get_yticklabels() if t.get_text()]
+    assert not any(label.overlaps(t) for t in ticks)                 # the right label clears the tick labels
+    assert not label.overlaps(left.get_window_extent(renderer))      # and the left plot

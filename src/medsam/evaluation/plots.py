@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,19 +24,21 @@ if TYPE_CHECKING:
 
     from .experts import ExpertScore
 
-__all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot"]
+__all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot", "expert_figure"]
 
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _figure(figsize: tuple[float, float], ncols: int = 1) -> tuple[Figure, Any]:
-    """(a new Figure with its Agg canvas, its axes: one, or a list of ``ncols``)."""
+def _figure(figsize: tuple[float, float], ncols: int = 1, layout: Literal["constrained"] | None = None
+            ) -> tuple[Figure, Any]:
+    """(a new Figure with its Agg canvas, its axes: one, or a list of ``ncols``); ``layout``
+    ``"constrained"`` keeps the axes' labels clear of each other."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise MedSAMError("plots need matplotlib: pip install 'medsam[plots]'") from None
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, ncols)
     return fig, axes
@@ -131,39 +133,47 @@ def bland_altman_plot(predicted: ArrayLike, reference: ArrayLike, path: str | os
 
 
 def expert_plot(scores: Sequence[ExpertScore], path: str | os.PathLike, model_name: str = "model") -> Path:
-    """Box plots of DSC and NSD: each rater against the consensus of the other
-    raters, next to the model against the same consensuses (paper Fig. 2f)."""
+    """Write :func:`expert_figure` as PNG."""
+    return _save(expert_figure(scores, model_name), path)
+
+
+def expert_figure(scores: Sequence[ExpertScore], model_name: str = "model") -> Figure:
+    """Box plots of DSC and NSD in %: each rater against the consensus of the other
+    raters, next to the model against the same consensuses, and (with a model) the
+    model against the consensus of all raters (paper Fig. 2f)."""
     raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))
     has_model = any(s.participant == model_name for s in scores)
-    fig, axes = _figure((max(6.0, 1.6 * len(raters) + 3), 4.0), ncols=2)
+    groups = [(name, f"consensus without {name}") for name in raters]
+    if any(s.participant == model_name and s.reference == "consensus of all" for s in scores):
+        groups.append(("all raters", "consensus of all"))
+    fig, axes = _figure((max(6.5, 1.7 * len(groups) + 3.5), 4.2), ncols=2, layout="constrained")
     for ax, metric in zip(axes, ("dsc", "nsd")):
-        data, positions, colors, ticks = [], [], [], []
-        for i, name in enumerate(raters):
-            ref = f"consensus without {name}"
-            own = [getattr(s, metric) for s in scores if s.participant == name and s.reference == ref]
-            data.append(own)
-            positions.append(i - (0.2 if has_model else 0))
-            colors.append(_COLORS[0])
-            if has_model:
-                mod = [getattr(s, metric) for s in scores if s.participant == model_name and s.reference == ref]
-                data.append(mod)
-                positions.append(i + 0.2)
-                colors.append(_COLORS[1])
-            ticks.append(name)
+        data, positions, colors = [], [], []
+        for i, (name, ref) in enumerate(groups):
+            own = [100 * getattr(s, metric) for s in scores if s.participant == name and s.reference == ref]
+            mod = [100 * getattr(s, metric) for s in scores if s.participant == model_name and s.reference == ref]
+            for values, offset, color in ((own, -0.2, _COLORS[0]), (mod, 0.2, _COLORS[1])):
+                if values:
+                    data.append(values)
+                    positions.append(i + (offset if own and mod else 0.0))
+                    colors.append(color)
         parts = ax.boxplot(data, positions=positions, widths=0.35, patch_artist=True,
                            medianprops={"color": "black"}, flierprops={"marker": ".", "markersize": 3})
         for box, color in zip(parts["boxes"], colors):
             box.set_facecolor(color)
             box.set_alpha(0.75)
-        ax.set_xticks(range(len(raters)), ticks, fontsize=8, rotation=30 if len(raters) > 6 else 0)
-        ax.set_ylabel(f"{metric.upper()} against leave-one-out consensus")
+        ax.set_xticks(range(len(groups)), [name for name, _ in groups], fontsize=8,
+                      rotation=30 if len(groups) > 6 else 0)
+        ax.set_ylabel(f"{metric.upper()} (%)")
+        ax.set_title(f"{metric.upper()} against the reference consensus", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         low = min((min(d) for d in data if len(d)), default=0.0)
-        ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.01)
+        ax.set_ylim(max(0.0, math.floor(low / 10) * 10 - 5), 101)
     axes[0].plot([], [], "s", color=_COLORS[0], label="rater")
     if has_model:
         axes[0].plot([], [], "s", color=_COLORS[1], label=model_name)
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle("Raters and model against the consensus of the other raters", fontsize=10)
-    fig.supxlabel("left-out rater (reference: majority vote of the others)", fontsize=8)
-    return _save(fig, path)
+    fig.supxlabel("reference: majority vote of the raters other than the one named"
+                  + ("; \"all raters\": of every rater" if len(groups) > len(raters) else ""), fontsize=8)
+    return fig
