@@ -101,6 +101,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes it private (0700); give it the usual mode
         yield tmp
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -50,3 +50,11 @@ def test_case_name_is_one_rule_for_every_command():
     assert case_name("x/liver_01.nrrd") == "liver_01"
     assert case_name("x/a.b.png") == "a.b"
     assert runner.case_name is case_name
+
+
+def test_folder_name_skips_generic_folder_names(tmp_path):
+    from medsam.segmentation.cases import folder_name
+
+    assert folder_name(tmp_path / "kidney" / "test" / "gt") == "kidney"
+    assert folder_name(tmp_path / "liver_masks") == "liver_masks"
+    assert folder_name(tmp_path / "MedSAM" / "Pred") == "MedSAM"

@@ -24,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True, type=Path, help="folder of predicted masks")
     parser.add_argument("--gt", required=True, type=Path, help="folder of reference masks (matched by file name)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="result CSV to write")
-    parser.add_argument("--task", help="task name written in every row (default: name of the --gt folder)")
-    parser.add_argument("--method", help="method name written in every row (default: name of the --pred folder)")
+    parser.add_argument("--task", help="task name written in every row (default: name of the --gt folder, or of "
+                                       "the folder above it when that is named gt, labels, masks, ...)")
+    parser.add_argument("--method", help="method name written in every row (default: name of the --pred folder, "
+                                         "or of the folder above it when that is named pred, segs, ...)")
     parser.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     parser.add_argument("--labels", type=_labels, help="comma-separated labels to score (default: all present)")
     group = parser.add_mutually_exclusive_group()
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.summary import summarize, summary_markdown, write_summary
     from ..fileutil import check_writable_output
     from ..metrics.volumes import PIXEL_UNITS
+    from ..segmentation.cases import folder_name
     from . import cli_text
 
     if args.tolerance < 0:
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for key in ("results", "summary_csv", "summary_md"):
         check_writable_output(outputs[key], args.overwrite)
     config = EvaluateConfig(
-        task=args.task or args.gt.resolve().name, method=args.method or args.pred.resolve().name,
+        task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
         tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
         workers=args.workers,
     )

@@ -113,21 +113,25 @@ def volume_scatter_plot(predicted: ArrayLike, reference: ArrayLike, path: str | 
 
 
 def bland_altman_plot(predicted: ArrayLike, reference: ArrayLike, path: str | os.PathLike,
-                      mean_difference: float, lower: float, upper: float, unit: str = "mL") -> Path:
+                      mean_difference: float, lower: float, upper: float, unit: str = "mL",
+                      method: str = "") -> Path:
     """Difference (predicted - reference) against the mean of both, with the
-    bias and the 95% limits of agreement."""
+    bias and the 95% limits of agreement; ``method`` names the predictions in the title."""
     p, ref = np.asarray(predicted, float), np.asarray(reference, float)
     mean, diff = (p + ref) / 2, p - ref
     fig, ax = _figure((5.6, 4.2))
     ax.scatter(mean, diff, s=18, alpha=0.8, color=_COLORS[0], edgecolor="none")
-    for y, style, label in ((mean_difference, "-", f"bias {mean_difference:+.2f}"),
-                            (upper, "--", f"+1.96 SD {upper:+.2f}"), (lower, "--", f"-1.96 SD {lower:+.2f}")):
+    lines = [(mean_difference, "-", f"bias {mean_difference:+.2f}"),
+             (upper, "--", f"+1.96 SD {upper:+.2f}"), (lower, "--", f"-1.96 SD {lower:+.2f}")]
+    if upper - lower <= 1e-9 * max(1.0, abs(mean_difference)):   # no spread: one line, one label
+        lines = [(mean_difference, "-", f"bias {mean_difference:+.2f} (every difference equal)")]
+    for y, style, label in lines:
         ax.axhline(y, linestyle=style, color=_COLORS[3] if style == "-" else "grey", lw=1)
         ax.annotate(label, (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
                     textcoords="offset points", ha="right", fontsize=8)
     ax.set_xlabel(f"mean of predicted and reference ({unit})")
     ax.set_ylabel(f"predicted - reference ({unit})")
-    ax.set_title(f"Bland-Altman, n = {p.size}", fontsize=9)
+    ax.set_title(f"{method + ': ' if method else ''}Bland-Altman, n = {p.size}", fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

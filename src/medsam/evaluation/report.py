@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -110,8 +111,7 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
                                 f"{agreement.describe()}.")
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in method)
             write_agreement(pred, ref, agreement, tmp / f"volumes_{safe}.png",
-                            tmp / f"bland_altman_{safe}.png",
-                            title=f"{method}: predicted vs reference volume")
+                            tmp / f"bland_altman_{safe}.png", method=method)
             volume_images += [f"volumes_{safe}.png", f"bland_altman_{safe}.png"]
         if volume_rows:
             write_csv(tmp / "volume_agreement.csv", list(AGREEMENT_COLUMNS), volume_rows)
@@ -122,6 +122,13 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
                            for m in methods)
         _write_index(tmp, inputs, sections)
     return out_dir / "index.html"
+
+
+def _inline(text: str) -> str:
+    """One line of our Markdown as HTML: escaped, with `code` and **bold**."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
 
 
 def _md_table_to_html(text: str) -> str:
@@ -135,15 +142,15 @@ def _md_table_to_html(text: str) -> str:
             if not in_table:
                 out.append("<table>")
                 in_table = True
-            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            out.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
         else:
             if in_table:
                 out.append("</table>")
                 in_table = False
             if line.startswith("- "):
-                out.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+                out.append(f"<p>&bull; {_inline(line[2:])}</p>")
             elif line.strip():
-                out.append(f"<p>{html.escape(line)}</p>")
+                out.append(f"<p>{_inline(line)}</p>")
     if in_table:
         out.append("</table>")
     return "\n".join(out)

@@ -65,14 +65,16 @@ def volume_agreement(predicted: ArrayLike, reference: ArrayLike,
 
 def write_agreement(predicted: np.ndarray, reference: np.ndarray, agreement: VolumeAgreement,
                     scatter: str | os.PathLike, bland_altman_path: str | os.PathLike,
-                    title: str | None = None) -> None:
-    """The scatter plot (with r) and the Bland-Altman plot of one agreement."""
+                    title: str | None = None, method: str = "") -> None:
+    """The scatter plot (with r) and the Bland-Altman plot of one agreement; ``method``
+    names the predictions in both titles (``title`` replaces the scatter plot's)."""
     from .plots import bland_altman_plot, volume_scatter_plot
 
     p, ba = agreement.pearson, agreement.bland_altman
+    title = title or (f"{method}: predicted vs reference volume" if method else None)
     volume_scatter_plot(predicted, reference, scatter, r=p.r, ci=(p.ci_low, p.ci_high), title=title)
     bland_altman_plot(predicted, reference, bland_altman_path, ba.mean_difference, ba.lower_limit,
-                      ba.upper_limit)
+                      ba.upper_limit, method=method)
 
 
 def file_volumes(path: str | os.PathLike) -> tuple[list[LabelVolume], Geometry]:

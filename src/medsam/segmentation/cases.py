@@ -69,6 +69,24 @@ def case_name(path: str | os.PathLike) -> str:
     return path.name[: -len(ext)] if ext and path.name.lower().endswith(ext) else path.stem
 
 
+#: folder names that say what a folder holds, not which data: a dataset is named by the folder above
+GENERIC_FOLDERS = frozenset({"gt", "gts", "label", "labels", "labelstr", "labelsts", "mask", "masks", "seg", "segs",
+                             "segmentation", "segmentations", "pred", "preds", "prediction", "predictions",
+                             "reference", "references", "ground_truth", "groundtruth", "images", "imagestr",
+                             "imagests", "output", "outputs", "out", "results", "test", "train", "val"})
+
+
+def folder_name(path: str | os.PathLike) -> str:
+    """The name a folder of cases stands for (a task, a method): its own name, or, when that
+    only says what it holds (``gt``, ``labels``, ``masks``, ``pred``, ...), the nearest
+    folder above it whose name does not (``kidney/test/gt`` -> ``kidney``)."""
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if folder.name and folder.name.lower() not in GENERIC_FOLDERS:
+            return folder.name
+    return path.name or "data"
+
+
 def load_case(path: str | os.PathLike, series_id: str | None = None) -> Case:
     """Read one case (image file, DICOM folder, or challenge npz with its boxes).
 
