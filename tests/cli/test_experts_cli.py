@@ -56,3 +56,7 @@ def test_experts_errors(cli, shared_data, tmp_path):
     exists = cli("experts", "--rater", f"a={drive / '1st_manual'}", "--rater", f"b={drive / '2nd_manual'}",
                  "--case-pattern", r"^(\d+)_", "-o", tmp_path / "done")
     assert exists.returncode == 2 and "--overwrite" in exists.stderr
+    no_threshold = cli("experts", "--rater", f"a={drive / '1st_manual'}", "--rater", f"b={drive / '2nd_manual'}",
+                       "--case-pattern", r"^(\d+)_", "-o", tmp_path / "y")
+    assert no_threshold.returncode == 2 and "no pixel is background" in no_threshold.stderr
+    assert "--threshold" in no_threshold.stderr and not (tmp_path / "y").exists()

@@ -103,3 +103,20 @@ def _labels_clear(fig):
     ticks = [t.get_window_extent(renderer) for t in right.get_yticklabels() + left.get_yticklabels() if t.get_text()]
     assert not any(label.overlaps(t) for t in ticks)                 # the right label clears the tick labels
     assert not label.overlaps(left.get_window_extent(renderer))      # and the left plot
+
+
+def test_masks_without_background_at_the_threshold_are_refused(shared_data):
+    """DRIVE's second annotator's GIFs hold 3 (background) and 253 (vessels): at the default
+    threshold 0 every pixel would be a vessel, so reading them asks for a threshold."""
+    import re
+
+    from medsam.errors import InputError
+    from medsam.evaluation.experts import load_rater_masks
+
+    root = shared_data / "drive_fundus" / "test"
+    folders = {"first": root / "1st_manual", "second": root / "2nd_manual"}
+    pattern = re.compile(r"^(\d+)_")
+    with pytest.raises(InputError, match=r"2nd_manual.*no pixel is background \(values 3\.\.253"):
+        load_rater_masks(folders, pattern)
+    masks = load_rater_masks(folders, pattern, threshold=127)
+    assert len(masks.cases) == 20 and 0.05 < masks.masks["second"][0].mean() < 0.2

@@ -185,7 +185,11 @@ def _read_binary(path: Path, threshold: float) -> tuple[np.ndarray, object]:
     array, spacing = load_mask(path, "reference")
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8:
         array = array[..., 0]
-    return np.asarray(array) > threshold, spacing
+    array = np.asarray(array)
+    if array.size and array.min() > threshold:   # e.g. DRIVE's 2nd_manual GIFs: background 3, vessels 253
+        raise InputError(f"{path}: no pixel is background (values {array.min():g}..{array.max():g}, "
+                         f"foreground is value > {threshold:g})", option="threshold")
+    return array > threshold, spacing
 
 
 def load_rater_masks(folders: Mapping[str, Path], pattern: re.Pattern | None = None,
