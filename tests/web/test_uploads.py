@@ -62,3 +62,11 @@ def test_viewer_nifti_rgb24_keeps_the_pixels_and_the_geometry_of_the_labels(tmp_
         assert raw[start:end] == labels_header[start:end]
     grey = viewer_nifti(image[..., 0], geometry, tmp_path / "grey.nii.gz")
     np.testing.assert_array_equal(io.read(grey)[0], image[..., 0])
+
+
+def test_a_missing_viewer_is_named_with_how_to_install_it(tmp_path):
+    from medsam.errors import MedSAMError
+    from medsam.web import create_app
+
+    with pytest.raises(MedSAMError, match=f"NiiVue viewer is not installed in {tmp_path}.*npm ci --prefix"):
+        create_app(lambda: None, viewer_dir=tmp_path)
