@@ -147,7 +147,9 @@ def test_compare_volume_report(cli, lesion_folders, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Benjamini-Hochberg" in proc.stdout
     rows = read_csv(tmp_path / "cmp" / "comparison.csv")
-    assert {r["metric"] for r in rows} == {"dsc", "nsd"} and rows[0]["method_a"] == "pred"
+    # "pred" says what a folder holds, not which method: the method is named after the folder above
+    assert {r["metric"] for r in rows} == {"dsc", "nsd"} and rows[0]["method_a"] == tmp_path.name
+    assert rows[0]["method_b"] == "shifted"
     assert (tmp_path / "cmp" / "boxplot_dsc.png").stat().st_size > 1000
 
     proc = cli("volume", "--agreement", a, "-o", tmp_path / "vol")
