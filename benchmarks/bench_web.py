@@ -12,36 +12,14 @@ downloading the label map; and the same first/further box on a 2D photo.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MEDSAM_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-@contextlib.contextmanager
-def _served(app):
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 def _timed(times: dict, name: str, fn):
@@ -88,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from medsam import load_model
     from medsam.segmentation import MedSAMSegmenter
-    from medsam.web import create_app
+    from medsam.web import create_app, serving
 
     model = load_model("lite_medsam")
     times: dict[str, list[float]] = {}
-    with _served(create_app(lambda: MedSAMSegmenter(model))) as base, httpx.Client(timeout=600) as http:
+    with serving(create_app(lambda: MedSAMSegmenter(model))) as base, httpx.Client(timeout=600) as http:
         for _ in range(args.runs):
             _one_run(http, base, times)
     print(f"web app request times, {args.runs} runs, LiteMedSAM on {os.cpu_count()} CPU(s); "

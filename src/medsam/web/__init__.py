@@ -6,9 +6,9 @@
 * :mod:`.app` - the FastAPI application (imports FastAPI when called).
 """
 
-from .app import create_app, niivue_bundle
+from .app import create_app, niivue_bundle, serving
 from .limits import ServerLimits, SessionError
 from .sessions import Session
 from .store import SessionStore
 
-__all__ = ["create_app", "niivue_bundle", "ServerLimits", "Session", "SessionError", "SessionStore"]
+__all__ = ["create_app", "niivue_bundle", "serving", "ServerLimits", "Session", "SessionError", "SessionStore"]

@@ -27,10 +27,11 @@ does not hold up requests of others. With ``token`` set, every ``/api`` request 
 it (``Authorization: Bearer ...``, or ``?token=`` for the viewer's downloads).
 """
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time
+import contextlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import InputError, MedSAMError
 from .limits import ServerLimits, SessionError
@@ -57,6 +58,33 @@ def niivue_bundle(viewer_dir: Path = VIEWER_DIR) -> Path:
         raise MedSAMError(f"the NiiVue viewer is not installed in {viewer_dir}: install it from the npm "
                           f"registry with `npm ci --prefix {viewer_dir}`")
     return path
+
+
+@contextlib.contextmanager
+def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread (scripts, notebooks, tests) and
+    yield its base URL; ``port`` 0 takes a free one. The server stops when the block ends."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise MedSAMError(f"the web server did not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 def _chunks(fh: Any, size: int = 1 << 20) -> Any:
