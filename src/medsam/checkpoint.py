@@ -40,6 +40,7 @@ import torch
 from .errors import CheckpointError, InputError
 from .modeling.build import MODEL_CONFIGS, MODEL_REGISTRY, ViTConfig, build_model
 from .modeling.sam import Sam
+from .modeling.unet import UNET_VARIANT, BoxUNet, UNetConfig, build_unet
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -63,12 +64,15 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Tuple[StateDict, Dict[str,
     training checkpoints and ``module.`` / ``_orig_mod.`` / ``model.``
     prefixes; tensors are loaded onto the CPU. Returns a new dict whose keys
     start with ``image_encoder.``, ``prompt_encoder.`` or ``mask_decoder.``
-    (pixel mean/std buffers dropped), and the record saved by :func:`with_metadata`
-    (``{}`` for other files). Raises :class:`CheckpointError`.
+    (pixel mean/std buffers dropped), or ``net.`` for a U-Net that records itself
+    as one, and the record saved by :func:`with_metadata` (``{}`` for other files).
+    Raises :class:`CheckpointError`.
     """
     path = Path(path)
     loaded = _torch_load(path)
     state, metadata = _unwrap(loaded, path)
+    if metadata.get("variant") == UNET_VARIANT and state:
+        return state, metadata
     if not any(key.startswith(COMPONENTS) for key in state):
         raise CheckpointError(
             f"{path}: no model weights found (expected keys starting with "
@@ -119,7 +123,7 @@ def infer_variant(state_dict: Mapping, source: str = "state dict") -> str:
 
 def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Optional[str] = None,
                device: Union[str, torch.device] = "auto", progress: bool = True,
-               transform: Optional[str] = None) -> Sam:
+               transform: Optional[str] = None) -> Union[Sam, BoxUNet]:
     """Build the model and load ``checkpoint`` into it with strict checking.
 
     Args:
@@ -128,7 +132,9 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
             does not look like a path; None: the default weights
             (``medsam.weights.DEFAULT_WEIGHTS``, the official LiteMedSAM). Named
             weights that are not cached yet are fetched first (once per machine).
-        variant: a ``MODEL_REGISTRY`` name; None infers it from the keys.
+        variant: a ``MODEL_REGISTRY`` name or ``"unet"`` (a
+            :class:`~medsam.modeling.unet.BoxUNet` trained by ``medsam train``); None:
+            recorded in the checkpoint, else inferred from the keys.
         device: where to put the model ("auto", the default: the best available, see
             :func:`medsam.devices.resolve_device`; "cpu", "cuda", "cuda:1", "mps").
         progress: show what is fetched on first use (stderr).
@@ -137,7 +143,7 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
             see the module docstring for how it is chosen otherwise.
 
     Returns:
-        the :class:`~medsam.modeling.sam.Sam`, in eval mode, float32.
+        the :class:`~medsam.modeling.sam.Sam` (or ``BoxUNet``), in eval mode, float32.
 
     Raises:
         CheckpointError: the file is missing or unreadable, or its keys or
@@ -152,6 +158,8 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
     path = _resolve(checkpoint, progress)
     state, metadata = read_checkpoint(path)
     recorded = metadata.get("variant")
+    if variant == UNET_VARIANT or (variant is None and recorded == UNET_VARIANT):
+        return _load_unet(path, state, metadata, device, transform)
     if variant is None and isinstance(recorded, str) and recorded in MODEL_REGISTRY:
         variant = recorded
         how = "recorded in the checkpoint"
@@ -161,7 +169,7 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
     else:
         if variant not in MODEL_REGISTRY:
             raise InputError(f"unknown model variant {variant!r}; choose one of "
-                             f"{', '.join(MODEL_REGISTRY)}")
+                             f"{', '.join([*MODEL_REGISTRY, UNET_VARIANT])}")
         how = "as requested"
     target = _device(device)
     with torch.random.fork_rng(devices=[]), torch.device(_build_device(variant)):
@@ -191,6 +199,31 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
         raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
     model.preprocessing, model.preprocessing_source = _preprocessing(
         checkpoint, path, variant, metadata, transform)
+    if model.preprocessing is not None:
+        _check_transform(model.preprocessing, model.image_size, path)
+    model.metadata = metadata
+    return model.eval()
+
+
+def _load_unet(path: Path, state: StateDict, metadata: Dict[str, Any],
+               device: Union[str, torch.device], transform: Optional[str]) -> BoxUNet:
+    """A :class:`BoxUNet` built as its checkpoint records, with the file's weights."""
+    config = UNetConfig.from_record(metadata.get(UNET_VARIANT))
+    with torch.random.fork_rng(devices=[]):
+        model = build_unet(config)
+    problems = _mismatches(model.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"{path}: does not fit model variant {UNET_VARIANT!r}: {problems}")
+    model.load_state_dict(state, strict=True)
+    try:
+        model = model.to(_device(device))
+    except (RuntimeError, AssertionError) as error:
+        raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
+    if transform is not None:
+        model.preprocessing, model.preprocessing_source = transform, "as requested"
+    elif isinstance(metadata.get("transform"), str) and metadata["transform"]:
+        model.preprocessing = metadata["transform"]
+        model.preprocessing_source = "recorded in the checkpoint"
     if model.preprocessing is not None:
         _check_transform(model.preprocessing, model.image_size, path)
     model.metadata = metadata

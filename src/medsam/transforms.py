@@ -370,5 +370,6 @@ def get_transform(name: str) -> Transform:
 
 
 def transform_for_variant(variant: str) -> str:
-    """Default transform name for a model variant: ``lite`` -> ``litemedsam``, ViTs -> ``medsam``."""
-    return "litemedsam" if variant == "lite" else "medsam"
+    """Default transform name for a model variant: ``lite`` and ``unet`` (the box-cropped
+    U-Net, at LiteMedSAM's 256 input) -> ``litemedsam``, ViTs -> ``medsam``."""
+    return "litemedsam" if variant in ("lite", "unet") else "medsam"

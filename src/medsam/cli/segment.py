@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..metrics.volumes import LabelVolume
-    from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, PromptsFile
+    from ..segmentation import BoxPrompt, Case, PromptsFile, Segmenter2D
 
 HELP = "segment objects from boxes in 2D images, volumes and DICOM series (or a folder of them)"
 
@@ -148,7 +148,7 @@ def _overlay_path(output: Path) -> Path:
 
 
 def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt], np.ndarray], output: Path,
-                  segmenter: MedSAMSegmenter) -> list[LabelVolume]:
+                  segmenter: Segmenter2D) -> list[LabelVolume]:
     """Segment a prepared case, write its label map (and overlay), print label volumes."""
     from ..io import write_labels, write_overlay_montage, write_overlay_png
     from ..metrics import label_volumes
@@ -176,13 +176,13 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
 
 
 def _segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True
-               ) -> MedSAMSegmenter:
+               ) -> Segmenter2D:
     """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM),
     fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
     model, preprocessing and precision."""
     from .. import load_model
     from ..errors import WeightsDownloadError
-    from ..segmentation.medsam_segmenter import MedSAMSegmenter
+    from ..segmentation.unet_segmenter import make_segmenter
     from ..transforms import transform_for_variant
     from ..weights import DEFAULT_WEIGHTS
 
@@ -192,12 +192,12 @@ def _segmenter(args: argparse.Namespace, device: str | torch.device, report: boo
                            progress=report)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
-    segmenter = MedSAMSegmenter(model, precision=args.precision)
+    segmenter = make_segmenter(model, precision=args.precision)
     default = "" if (args.checkpoint or args.weights) else ", the default"
     transform = model.preprocessing or transform_for_variant(model.variant)
     if report:
         print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
-              f"{model.device}, {segmenter.precision} precision [preprocessing: "
+              f"{model.device}, {getattr(segmenter, 'precision', 'exact')} precision [preprocessing: "
               f"{model.preprocessing_source}]", file=sys.stderr)
     return segmenter
 
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _segment_one(args: argparse.Namespace, case: Path, output: Path, prompts_file: PromptsFile | None,
-                 segmenter: MedSAMSegmenter) -> tuple[str, str, float, str]:
+                 segmenter: Segmenter2D) -> tuple[str, str, float, str]:
     """(case name, "ok" or "failed", seconds, error message) of one case of a folder."""
     from ..errors import MedSAMError
     from ..segmentation.cases import case_name

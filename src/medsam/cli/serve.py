@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"medsam: warning: the app is reachable from other machines on {args.host}; anyone with the "
               f"token can read the images uploaded to it. Use it on a trusted network only.", file=sys.stderr)
     first = _segmenter(args, args.device)
+    if not isinstance(first, MedSAMSegmenter):
+        raise InputError(f"--checkpoint {args.checkpoint}: the web app runs MedSAM-family models; "
+                         f"this is a {type(getattr(first, 'model', first)).__name__} (use medsam segment for it)")
     limits = ServerLimits(max_sessions=args.max_sessions, idle_seconds=args.idle_minutes * 60,
                           max_upload_bytes=int(args.max_upload_mb * 2**20),
                           max_memory_bytes=int(args.max_memory_gb * 2**30))

@@ -7,11 +7,13 @@ when ``effective_batch`` is set so. Example ``train.yaml``::
 
     data: prepared/              # a `medsam prepare` output folder
     out: runs/lite-kvasir        # the run folder
-    variant: lite                # vit_b, vit_l, vit_h or lite
+    variant: lite                # vit_b, vit_l, vit_h, lite, or unet (box-cropped U-Net)
     init: lite_medsam            # checkpoint path, weights name, or "scratch"
     epochs: 10
     batch_size: 8
     effective_batch: 160         # gradient accumulation reaches this (all ranks)
+    max_minutes: 60              # optional time budget: the epoch in progress ends
+                                 # (tuning DSC, checkpoints) once it is spent
     precision: auto              # auto (bf16 on CUDA when supported), bf16, fp32
 """
 
@@ -53,6 +55,7 @@ class TrainConfig:
     workers: int = 0                     # DataLoader worker processes
     device: str = "auto"
     max_steps_per_epoch: int | None = None
+    max_minutes: float | None = None     # time budget: stop after the step that passes it
     tune_max_items: int | None = None    # None: evaluate every tuning object
     freeze_bn: bool = False              # BatchNorm (lite encoder) in eval mode
     freeze_image_encoder: bool = False   # train the mask decoder only (paper: False)
@@ -121,9 +124,16 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
 def check_config(c: TrainConfig) -> None:
     """InputError for settings out of range."""
     from ..modeling.build import MODEL_REGISTRY
+    from ..modeling.unet import UNET_VARIANT
 
-    if c.variant not in MODEL_REGISTRY:
-        raise InputError(f"variant {c.variant!r} unknown; choose one of {', '.join(MODEL_REGISTRY)}")
+    variants = [*MODEL_REGISTRY, UNET_VARIANT]
+    if c.variant not in variants:
+        raise InputError(f"variant {c.variant!r} unknown; choose one of {', '.join(variants)}")
+    if c.variant == UNET_VARIANT and (c.freeze_image_encoder or c.cache_embeddings):
+        raise InputError("freeze_image_encoder and cache_embeddings are for SAM models; the "
+                         "U-Net has no separate image encoder")
+    if c.max_minutes is not None and c.max_minutes <= 0:
+        raise InputError(f"max_minutes must be positive, got {c.max_minutes}")
     for name in ("epochs", "batch_size"):
         if getattr(c, name) < 1:
             raise InputError(f"{name} must be at least 1, got {getattr(c, name)}")

@@ -10,26 +10,38 @@ import torch
 import torch.nn as nn
 
 from ..modeling.sam import Sam, decode_prompts
+from ..modeling.unet import BoxUNet
 from ..precision import precision_context
+
+
+def box_logits(model: Sam | BoxUNet, images: torch.Tensor | None, boxes: torch.Tensor,
+               embeddings: torch.Tensor | None = None, freeze_image_encoder: bool = False
+               ) -> torch.Tensor:
+    """Low-res logits (B, 1, 256, 256) of one box per image: images (B, 3, S, S) (or a
+    SAM model's precomputed ``embeddings``), boxes (B, 4) XYXY in the input frame. A
+    :class:`~medsam.modeling.unet.BoxUNet` takes the images and boxes directly."""
+    if isinstance(model, BoxUNet):
+        assert images is not None
+        return model(images, boxes)
+    if embeddings is None:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_image_encoder):
+            embeddings = model.image_encoder(images)
+    low, _ = decode_prompts(model, embeddings, boxes=boxes)
+    return low
 
 
 class SegmentationStep(nn.Module):
     """(images (B, 3, S, S), boxes (B, 4) input frame) -> low-res logits (B, 1, 256, 256),
-    with the prompt encoder frozen. Wrapped by DistributedDataParallel in a job."""
+    with a SAM model's prompt encoder frozen. Wrapped by DistributedDataParallel in a job."""
 
-    def __init__(self, sam: Sam, freeze_image_encoder: bool = False) -> None:
+    def __init__(self, sam: Sam | BoxUNet, freeze_image_encoder: bool = False) -> None:
         super().__init__()
         self.sam = sam
         self.freeze_image_encoder = freeze_image_encoder
 
     def forward(self, images: torch.Tensor | None, boxes: torch.Tensor,
                 embeddings: torch.Tensor | None = None) -> torch.Tensor:
-        if embeddings is None:
-            with torch.set_grad_enabled(torch.is_grad_enabled()
-                                        and not self.freeze_image_encoder):
-                embeddings = self.sam.image_encoder(images)
-        low, _ = decode_prompts(self.sam, embeddings, boxes=boxes)
-        return low
+        return box_logits(self.sam, images, boxes, embeddings, self.freeze_image_encoder)
 
 
 class EmbeddingCache:
@@ -57,10 +69,12 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return precision_context("bf16" if use else "exact", device)
 
 
-def set_train_mode(sam: Sam, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
-    """Training mode, with the prompt encoder (frozen), and if asked BatchNorm or the
-    whole image encoder, in eval mode."""
+def set_train_mode(sam: Sam | BoxUNet, freeze_bn: bool, freeze_image_encoder: bool = False) -> None:
+    """Training mode, with a SAM model's prompt encoder (frozen), and if asked BatchNorm
+    or the whole image encoder, in eval mode."""
     sam.train()
+    if isinstance(sam, BoxUNet):
+        return
     sam.prompt_encoder.eval()
     if freeze_image_encoder:
         sam.image_encoder.eval()

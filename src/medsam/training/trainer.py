@@ -4,7 +4,10 @@ As in the MedSAM paper: the prompt encoder is frozen; the image encoder and mask
 decoder are trained with Dice + BCE on the decoder's low-resolution logits, AdamW,
 box prompts from the ground truth with a random 0-20 pixel perturbation (per
 1024 pixels), gradient accumulation to an effective batch. Each epoch ends with a
-tuning-set DSC; the run folder (rank 0 writes it) holds::
+tuning-set DSC. With a time budget (``max_minutes``) the epoch in progress ends at
+the first optimizer step past it and the run stops after that epoch's tuning DSC and
+checkpoints. A ``unet`` variant (:class:`~medsam.modeling.unet.BoxUNet`) trains the
+same way: same samples, loss and tuning metric. The run folder (rank 0 writes it) holds::
 
     config.json   the resolved settings        log.csv     one row per epoch
     steps.csv     one row per optimizer step   best.pth / last.pth   SAM-layout weights
@@ -29,6 +32,7 @@ import torch.nn as nn
 from .. import distributed as dist_utils
 from ..errors import InputError
 from ..modeling.sam import Sam
+from ..modeling.unet import UNET_VARIANT, BoxUNet
 from ..transforms import Transform
 from .checkpointing import RESUME_NAME, load_resume, save_resume, save_weights, set_rng_state
 from .config import TrainConfig, config_dict, save_config
@@ -51,18 +55,20 @@ class TrainResult:
     run_dir: Path
     history: list[dict] = field(default_factory=list)
     best_dsc: float | None = None
+    out_of_time: bool = False
 
 
-def build_initial_model(config: TrainConfig) -> Sam:
+def build_initial_model(config: TrainConfig) -> Sam | BoxUNet:
     """The model to train: random (``init: scratch``, seeded) or loaded from any
     checkpoint :func:`medsam.load_model` reads; CheckpointError when it does not fit
     ``variant``."""
     from ..checkpoint import load_model
     from ..modeling.build import build_model
+    from ..modeling.unet import build_unet
 
     torch.manual_seed(config.seed)
     if config.init in ("scratch", "", None):
-        return build_model(config.variant)
+        return build_unet() if config.variant == UNET_VARIANT else build_model(config.variant)
     return load_model(config.init, variant=config.variant)
 
 
@@ -139,7 +145,7 @@ class _Run:
     env: dist_utils.DistEnv
     device: torch.device
     folder: Path
-    sam: Sam
+    sam: Sam | BoxUNet
     step_module: Any  # SegmentationStep, or DistributedDataParallel around it
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -156,6 +162,12 @@ class _Run:
     step: int = 0
     global_step: int = 0
     best: float | None = None
+    started: float = field(default_factory=time.perf_counter)
+    out_of_time: bool = False
+
+    def budget_spent(self) -> bool:
+        limit = self.config.max_minutes
+        return limit is not None and time.perf_counter() - self.started > 60 * limit
 
 
 @dataclass
@@ -179,20 +191,27 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         for epoch in range(run.epoch, config.epochs):
             stats = _train_epoch(run, epoch)
             result.history.append(_end_epoch(run, epoch, stats))
+            if run.out_of_time:
+                break
     finally:
         if run.writer is not None:
             run.writer.close()
         dist_utils.shutdown()
-    result.best_dsc = run.best
+    result.best_dsc, result.out_of_time = run.best, run.out_of_time
     return result
 
 
-def weights_metadata(config: TrainConfig, transform: Transform, train_rows: list[dict]) -> dict:
+def weights_metadata(config: TrainConfig, transform: Transform, train_rows: list[dict],
+                     model: Sam | BoxUNet | None = None) -> dict:
     """What ``best.pth`` / ``last.pth`` record of themselves (see
-    :func:`medsam.checkpoint.with_metadata`): variant, transform, input size, data."""
-    return {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
-            "image_size": int(transform.image_size), "init": str(config.init or "scratch"),
-            "trained_on": sorted({str(r["dataset"]) for r in train_rows})}
+    :func:`medsam.checkpoint.with_metadata`): variant, transform, input size, data, and a
+    U-Net's architecture."""
+    record = {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
+              "image_size": int(transform.image_size), "init": str(config.init or "scratch"),
+              "trained_on": sorted({str(r["dataset"]) for r in train_rows})}
+    if isinstance(model, BoxUNet):
+        record[UNET_VARIANT] = model.config.record()
+    return record
 
 
 def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
@@ -229,9 +248,9 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
                                        config.seed),
                train_rows=train_rows, tune_rows=tune_rows[env.rank::env.world_size],
                transform=transform,
-               cache=EmbeddingCache(sam.image_encoder) if config.cache_embeddings else None,
+               cache=EmbeddingCache(cast(Sam, sam).image_encoder) if config.cache_embeddings else None,
                writer=writer, steps=steps, accum=accum,
-               metadata=weights_metadata(config, transform, train_rows))
+               metadata=weights_metadata(config, transform, train_rows, sam))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -261,13 +280,14 @@ def _open_run_dir(config: TrainConfig, folder: Path, resume: bool, overwrite: bo
     save_config(config, folder / "config.json")
 
 
-def _place_model(sam: Sam, config: TrainConfig, env: dist_utils.DistEnv,
-                 device: torch.device) -> tuple[Sam, nn.Module]:
+def _place_model(sam: Sam | BoxUNet, config: TrainConfig, env: dist_utils.DistEnv,
+                 device: torch.device) -> tuple[Sam | BoxUNet, nn.Module]:
     """Freeze what the paper freezes, move to ``device``, wrap for DDP:
     (the model, the module a training step calls)."""
-    sam.prompt_encoder.requires_grad_(False)
-    if config.freeze_image_encoder:
-        sam.image_encoder.requires_grad_(False)
+    if isinstance(sam, Sam):
+        sam.prompt_encoder.requires_grad_(False)
+        if config.freeze_image_encoder:
+            sam.image_encoder.requires_grad_(False)
     sam.to(device)
     if env.distributed and device.type == "cuda" and not config.freeze_bn:
         sam = cast(Sam, nn.SyncBatchNorm.convert_sync_batchnorm(sam))
@@ -304,6 +324,9 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
         if config.save_every and run.global_step % config.save_every == 0 \
                 and step + 1 < run.steps:
             _save_checkpoint(run, epoch, step + 1)
+        if run.budget_spent():
+            run.out_of_time = True
+            break
     bar.close()
     stats.seconds = time.perf_counter() - t0
     run.step = 0

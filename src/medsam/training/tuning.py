@@ -11,18 +11,20 @@ import numpy as np
 import torch
 
 from ..metrics.overlap import dice
-from ..modeling.sam import Sam, decode_prompts
+from ..modeling.sam import Sam
+from ..modeling.unet import BoxUNet
 from ..transforms import Transform
 from .data import load_slice, row_box
+from .step import box_logits
 
 if TYPE_CHECKING:
     from .step import EmbeddingCache
 
 
 @torch.no_grad()
-def tune_dice(model: Sam, transform: Transform, root: Path, rows: list[dict], device: torch.device,
+def tune_dice(model: Sam | BoxUNet, transform: Transform, root: Path, rows: list[dict], device: torch.device,
               batch_size: int = 4, cache: EmbeddingCache | None = None) -> tuple[float, int]:
-    """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam``;
+    """(sum of DSC, count) over ``rows`` (one object each); ``model`` a ``Sam`` or ``BoxUNet``;
     ``cache``: an :class:`~medsam.training.step.EmbeddingCache` (frozen encoder)."""
     was_training = model.training
     model.eval()
@@ -39,11 +41,8 @@ def tune_dice(model: Sam, transform: Transform, root: Path, rows: list[dict], de
             metas.append((prepared.original_size, prepared.input_size))
         x = torch.stack(images).to(device)
         b = torch.as_tensor(np.stack(boxes), dtype=torch.float32, device=device)
-        if cache is not None:
-            embeddings = cache.get([row["file"] for row in part], x)
-        else:
-            embeddings = model.image_encoder(x)
-        low, _ = decode_prompts(model, embeddings, boxes=b)
+        embeddings = cache.get([row["file"] for row in part], x) if cache is not None else None
+        low = box_logits(model, x, b, embeddings)
         for i, (original, input_size) in enumerate(metas):
             pred = transform.postprocess(low[i:i + 1].float(), original, input_size)[0, 0]
             total += dice(pred.cpu().numpy(), masks[i])
