@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "medsam.cli.train",
     "weights": "medsam.cli.weights",
     "serve": "medsam.cli.serve",
+    "reproduce": "medsam.cli.reproduce",
 }
 
 #: the flag that sets each option of ``medsam.errors.OPTION_HINTS``

@@ -25,7 +25,7 @@ NSD uses a 2 mm tolerance where the image has a physical pixel size, else 2 pixe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -159,13 +159,15 @@ def score_labels(predicted: np.ndarray, refs: ReferencePrompts, geometry: Geomet
 
 
 def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[str] = ("tight",),
-                     max_cases: int | None = None, seed: int = 0, progress: bool = False
+                     max_cases: int | None = None, seed: int = 0, progress: bool = False,
+                     cases: Collection[str] | None = None
                      ) -> Iterator[tuple[str, Geometry, str, ReferencePrompts, list[np.ndarray]]]:
     """Segment each case of a dataset from reference boxes with every segmenter.
 
     Yields ``(case, geometry, setting, refs, predictions)`` per case and box setting,
     ``predictions`` holding one label map of prompt ids per segmenter (same boxes).
-    Arguments as for :func:`evaluate_dataset`.
+    ``cases``: only these case ids (of the first ``max_cases``); a case's boxes do not
+    depend on which others are chosen. Other arguments as for :func:`evaluate_dataset`.
     """
     from tqdm.auto import tqdm
 
@@ -176,8 +178,9 @@ def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[st
     unknown = [s for s in settings if s not in BOX_SETTINGS]
     if unknown:
         raise ValueError(f"unknown box settings {unknown}; known: {', '.join(BOX_SETTINGS)}")
-    cases = find_cases(spec)[:max_cases]
-    for index, files in enumerate(tqdm(cases, desc=spec.name, unit="case", disable=not progress)):
+    chosen = [(index, files) for index, files in enumerate(find_cases(spec)[:max_cases])
+              if cases is None or files.case in cases]
+    for index, files in tqdm(chosen, desc=spec.name, unit="case", disable=not progress):
         image, raw, geometry = read_case(spec, files)
         labels = select_labels(spec, raw)
         intensity = spec.intensity

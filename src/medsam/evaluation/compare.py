@@ -1,9 +1,10 @@
 """Paired comparison of methods on the same cases (``medsam compare``).
 
-For every task/label group, every pair of methods and every metric, a
-two-sided Wilcoxon signed-rank test of the per-case values, with the median
-of the paired differences, and p-values adjusted for multiple testing
-(Holm-Bonferroni by default, or Benjamini-Hochberg) over all tests of the run.
+For every task/label group, every pair of methods (or a baseline method against
+each other one) and every metric, a two-sided Wilcoxon signed-rank test of the
+per-case values, with the median of the paired differences, and p-values adjusted
+for multiple testing (Holm-Bonferroni by default, or Benjamini-Hochberg) over all
+tests of the run, or over the tests of each task (the paper's protocol).
 """
 
 from __future__ import annotations
@@ -77,27 +78,43 @@ def paired_values(tables: Mapping[str, Sequence[ResultRow]], allow_missing: bool
     return dict(groups)
 
 
+FAMILIES = ("run", "task")
+
+
 def compare_methods(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence[str] = ("dsc", "nsd"),
                     correction: str = "holm", alpha: float = 0.05,
-                    allow_missing: bool = False) -> list[ComparisonRow]:
-    """Wilcoxon tests for every group, pair of methods (in the given order)
-    and metric. Needs at least two methods."""
+                    allow_missing: bool = False, baseline: str | None = None,
+                    family: str = "run") -> list[ComparisonRow]:
+    """Wilcoxon tests for every group, pair of methods (in the given order; with
+    ``baseline``, that method against each other one) and metric. ``family``: the
+    tests the correction runs over, ``"run"`` (all) or ``"task"`` (each task's).
+    Needs at least two methods."""
     if len(tables) < 2:
         raise InputError("comparison needs result tables of at least two methods")
     if correction not in CORRECTION_NAMES:
         raise InputError(f"unknown correction {correction!r}; choose from {', '.join(CORRECTION_NAMES)}")
+    if baseline is not None and baseline not in tables:
+        raise InputError(f"baseline method {baseline!r} is not among {', '.join(tables)}")
+    if family not in FAMILIES:
+        raise InputError(f"unknown test family {family!r}; choose from {', '.join(FAMILIES)}")
     groups = paired_values(tables, allow_missing)
     raw = []
     for (task, label), by_method in sorted(groups.items()):
         methods = [m for m in tables if m in by_method]
-        for a, b in itertools.combinations(methods, 2):
+        pairs = list(itertools.combinations(methods, 2)) if baseline is None else \
+            [(baseline, m) for m in methods if m != baseline and baseline in by_method]
+        for a, b in pairs:
             for metric in metrics:
                 va = np.array([getattr(r, metric) for r in by_method[a].values()], float)
                 vb = np.array([getattr(r, metric) for r in by_method[b].values()], float)
                 test = paired_wilcoxon(va, vb)
                 raw.append((task, label, metric, a, b, test, _median(va), _median(vb)))
-    adjusted = adjust_pvalues([t.pvalue for *_, t, _, _ in raw], correction)
-    name = CORRECTION_NAMES[correction]
+    adjusted = np.zeros(len(raw))
+    keys = [r[0] if family == "task" else "" for r in raw]
+    for key in dict.fromkeys(keys):
+        index = [i for i, k in enumerate(keys) if k == key]
+        adjusted[index] = adjust_pvalues([raw[i][5].pvalue for i in index], correction)
+    name = CORRECTION_NAMES[correction] + (" per task" if family == "task" else "")
     return [
         ComparisonRow(task, label, metric, a, b, t.n, ma, mb, t.median_difference, t.statistic,
                       t.pvalue, float(p), name, bool(p < alpha))
@@ -119,9 +136,12 @@ def _p(value: float) -> str:
 def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05) -> str:
     """Markdown table of the tests, naming the test and the correction."""
     correction = rows[0].correction if rows else "none"
+    scope = f"over all {len(rows)} tests"
+    if correction.endswith(" per task"):
+        correction, scope = correction[: -len(" per task")], f"within each task ({len(rows)} tests in all)"
     lines = [
         f"Two-sided Wilcoxon signed-rank tests on paired cases; p-values adjusted with "
-        f"{correction} over all {len(rows)} tests; * marks adjusted p < {alpha}.",
+        f"{correction} {scope}; * marks adjusted p < {alpha}.",
         "",
         "| task | label | metric | A | B | n | median A | median B | median A-B | p | p adjusted |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

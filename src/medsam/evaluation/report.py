@@ -24,19 +24,23 @@ from .results import ResultRow, write_csv
 from .summary import metric_title, summarize, summary_markdown, write_summary
 from .volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
 
-__all__ = ["ReportConfig", "build_report", "group_name", "write_box_plots"]
+__all__ = ["ReportConfig", "build_report", "group_name", "write_box_plots", "write_index"]
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportConfig:
     """Options of a report: the metrics to test and plot, the multiple-testing
-    correction ("holm" or "bh"), the significance level, and whether cases
-    missing for some methods are allowed (then only common cases are tested)."""
+    correction ("holm" or "bh"), the significance level, whether cases missing for
+    some methods are allowed (then only common cases are tested), the baseline
+    method tested against each other one (None: every pair) and the correction's
+    family ("run" or "task"; see :func:`~medsam.evaluation.compare.compare_methods`)."""
 
     metrics: tuple[str, ...] = ("dsc", "nsd")
     correction: str = "holm"
     alpha: float = 0.05
     allow_missing: bool = False
+    baseline: str | None = None
+    family: str = "run"
 
 
 def group_name(task: str, label: int, labels_per_task: Mapping[str, set]) -> str:
@@ -88,7 +92,7 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
 
         if len(methods) > 1:
             comparison = compare_methods(tables, config.metrics, config.correction, config.alpha,
-                                         config.allow_missing)
+                                         config.allow_missing, config.baseline, config.family)
             write_comparison(comparison, tmp / "comparison.csv", tmp / "comparison.md", config.alpha)
             sections.append(("Paired comparison (Wilcoxon signed-rank)",
                              comparison_markdown(comparison, config.alpha), []))
@@ -120,7 +124,7 @@ def build_report(tables: Mapping[str, Sequence[ResultRow]], out_dir: str | os.Pa
 
         inputs = "\n".join(f"- {m}: {len(tables[m])} rows" + (f" from `{sources[m]}`" if sources else "")
                            for m in methods)
-        _write_index(tmp, inputs, sections)
+        write_index(tmp, "Evaluation report", [("Inputs", inputs, []), *sections])
     return out_dir / "index.html"
 
 
@@ -156,9 +160,12 @@ def _md_table_to_html(text: str) -> str:
     return "\n".join(out)
 
 
-def _write_index(folder: Path, inputs: str, sections: Sequence[tuple[str, str, list[str]]]) -> None:
-    md = ["# Evaluation report", "", "Inputs:", "", inputs, ""]
-    body = ["<h1>Evaluation report</h1>", "<h2>Inputs</h2>", _md_table_to_html(inputs)]
+def write_index(folder: Path, heading: str, sections: Sequence[tuple[str, str, list[str]]]) -> None:
+    """``index.md`` and ``index.html`` in ``folder``: the ``heading``, then each section
+    (title, Markdown text of paragraphs, bullets and tables, image paths relative to
+    ``folder``), then a list of the folder's files."""
+    md = [f"# {heading}", ""]
+    body = [f"<h1>{html.escape(heading)}</h1>"]
     for title, text, images in sections:
         md += [f"## {title}", "", text]
         body += [f"<h2>{html.escape(title)}</h2>", _md_table_to_html(text)]
@@ -173,5 +180,5 @@ def _write_index(folder: Path, inputs: str, sections: Sequence[tuple[str, str, l
              "table{border-collapse:collapse;font-size:90%;}td,th{border:1px solid #ccc;padding:3px 6px;}"
              "img{max-width:100%;}")
     (folder / "index.html").write_text(
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

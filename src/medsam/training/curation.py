@@ -89,8 +89,7 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
         seen[case] = image
         label = None
         if spec.labels is not None:
-            text = spec.labels.format(stem=stem, name=image.name, case=case)
-            label = Path(text) if os.path.isabs(text) else spec.root / text
+            label = _template_path(spec, spec.labels, image, case)
             if not label.exists():
                 missing.append(str(label))
         elif not image.name.lower().endswith(".npz"):
@@ -102,6 +101,24 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
         raise InputError(f"dataset {spec.name!r}: label files not found: "
                          f"{', '.join(missing[:3])}{more}")
     return cases
+
+
+def _template_path(spec: DatasetSpec, template: str, image: Path, case: str) -> Path:
+    text = template.format(stem=_strip_ext(image), name=image.name, case=case)
+    return Path(text) if os.path.isabs(text) else spec.root / text
+
+
+def rater_files(spec: DatasetSpec, files: CaseFiles) -> dict[str, Path]:
+    """Rater name -> that rater's mask file for one case (the dataset's ``raters``
+    templates); InputError naming the first missing file."""
+    out = {}
+    for rater, template in spec.raters or ():
+        path = _template_path(spec, template, files.image, files.case)
+        if not path.exists():
+            raise InputError(f"dataset {spec.name!r}: rater {rater!r} has no mask for case "
+                             f"{files.case!r} ({path} not found)")
+        out[rater] = path
+    return out
 
 
 def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarray, Geometry]:

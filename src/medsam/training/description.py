@@ -29,10 +29,13 @@ A description is a JSON or YAML file (YAML needs the ``train`` extra)::
           "external": false,              # true: validation only
           "min_pixels": 100,              # objects smaller than this in a slice are dropped
           "min_voxels": 1000,             # 3D components smaller than this are dropped
-          "prompt": "box"                 # evaluation: how a user's box is drawn from the
+          "prompt": "box",                # evaluation: how a user's box is drawn from the
                                           # reference: "box" (2D: per object; 3D: a 3D box)
                                           # or "key_slice" (3D: a 2D box on the slice where
                                           # the object is largest, as for RECIST lesions)
+          "raters": {"A": "kvasir/rater_a/{stem}.png",   # optional: other human raters'
+                     "B": "kvasir/rater_b/{stem}.png"}   # masks (templates as 'labels'),
+                                          # for the model-against-raters comparison
         }
       ]
     }
@@ -54,7 +57,7 @@ from ..errors import InputError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DATASET_KEYS = {"name", "modality", "images", "labels", "classes", "label_threshold",
                 "intensity", "axis", "tile_size", "tile_overlap", "external", "min_pixels",
-                "min_voxels", "prompt", "case_pattern"}
+                "min_voxels", "prompt", "case_pattern", "raters"}
 TOP_KEYS = {"root", "seed", "split", "datasets"}
 PROMPT_STYLES = ("box", "key_slice")
 
@@ -91,6 +94,7 @@ class DatasetSpec:
     min_voxels: int = 1000
     prompt: str = "box"
     case_pattern: str | None = None
+    raters: tuple[tuple[str, str], ...] | None = None
 
     def case_id(self, stem: str) -> str:
         """The case id of an image called ``stem`` (see ``case_pattern``)."""
@@ -232,6 +236,14 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
     if prompt not in PROMPT_STYLES:
         raise InputError(f"{where}: 'prompt' must be one of {', '.join(PROMPT_STYLES)}, "
                          f"got {prompt!r}")
+    raters = item.get("raters")
+    if raters is not None:
+        if (not isinstance(raters, dict) or len(raters) < 2
+                or not all(isinstance(k, str) and k and isinstance(v, str) and v
+                           for k, v in raters.items())):
+            raise InputError(f"{where}: 'raters' must map at least two rater names to mask path "
+                             f"templates, got {raters!r}")
+        raters = tuple(raters.items())
     return DatasetSpec(
         name=name, modality=modality, images=item["images"], labels=labels, root=root,
         classes=_classes(item.get("classes"), where), label_threshold=threshold,
@@ -239,7 +251,7 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
         tile_size=tile, tile_overlap=overlap, external=external,
         min_pixels=_int(item.get("min_pixels", 100), f"{where}: 'min_pixels'", 1),
         min_voxels=_int(item.get("min_voxels", 1000), f"{where}: 'min_voxels'", 1),
-        prompt=prompt, case_pattern=pattern,
+        prompt=prompt, case_pattern=pattern, raters=raters,
     )
 
 

@@ -1,0 +1,86 @@
+"""Settings of the paper's evaluation protocol (``medsam reproduce``), the steps it runs
+and the image categories its U-Net specialists are trained for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..evaluation.accuracy import BOX_SETTINGS
+from ..intensity import RGB_MODALITIES
+
+#: the steps, in the order they run
+STEPS = ("prepare", "finetune", "unet", "predict", "volumes", "raters", "report")
+
+#: method names in the report
+PUBLISHED = "LiteMedSAM"
+FINETUNED = "LiteMedSAM fine-tuned"
+UNET = "U-Net"
+SAM = "SAM"
+
+
+def category(modality: str) -> str:
+    """The paper's image category of a (canonical) modality, one U-Net each: ``CT``,
+    ``MR``, ``RGB`` (endoscopy, dermoscopy, fundus, pathology, microscopy photos) or
+    ``grey`` (X-ray, ultrasound, mammography and the other grey 2D modalities)."""
+    if modality == "ct":
+        return "CT"
+    if modality == "mr":
+        return "MR"
+    return "RGB" if modality in RGB_MODALITIES else "grey"
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """One run of the protocol.
+
+    Args:
+        description: the dataset description file (see :mod:`medsam.training.description`);
+            datasets marked ``external`` are never trained on.
+        out: the results folder (created; an existing one is resumed).
+        data_root: overrides the description's ``root`` folder.
+        finetune_minutes: time budget of the LiteMedSAM fine-tune (mask decoder, on
+            cached image embeddings).
+        unet_minutes: time budget of each category's U-Net.
+        steps: which of :data:`STEPS` to run (a later step needs the earlier ones' output).
+        settings: box settings of :data:`~medsam.evaluation.accuracy.BOX_SETTINGS`.
+        max_cases: the first N evaluation cases of each dataset only (quick runs; training
+            and the raters' comparison use all, or the first N, cases).
+        sam_weights: registered weights of the SAM baseline, run when cached.
+        published: weights of the published model (the package default).
+        device: where to train and predict.
+        seed: split, sampling and box-perturbation seed is the description's; this one
+            seeds training.
+        tolerance: NSD tolerance in mm.
+        progress: progress bars on stderr.
+    """
+
+    description: Path
+    out: Path
+    data_root: Path | None = None
+    finetune_minutes: float = 30.0
+    unet_minutes: float = 5.0
+    steps: tuple[str, ...] = STEPS
+    settings: tuple[str, ...] = tuple(BOX_SETTINGS)
+    max_cases: int | None = None
+    sam_weights: str = "sam_vit_b"
+    published: str = "lite_medsam"
+    device: str = "auto"
+    seed: int = 0
+    tolerance: float = 2.0
+    finetune_batch: int = 8
+    unet_batch: int = 16
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.steps if s not in STEPS]
+        if unknown:
+            raise InputError(f"unknown protocol steps {unknown}; choose from {', '.join(STEPS)}")
+        bad = [s for s in self.settings if s not in BOX_SETTINGS]
+        if bad or not self.settings:
+            raise InputError(f"unknown box settings {bad}; choose from {', '.join(BOX_SETTINGS)}")
+        if self.finetune_minutes <= 0 or self.unet_minutes <= 0:
+            raise InputError("training budgets must be positive minutes")
+        if self.max_cases is not None and self.max_cases < 1:
+            raise InputError(f"max_cases must be at least 1, got {self.max_cases}")
