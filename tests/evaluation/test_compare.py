@@ -47,3 +47,27 @@ def test_three_methods(method_tables):
     rows = compare_methods(tables, ("dsc",))
     pairs = {(r.method_a, r.method_b) for r in rows}
     assert pairs == {("dilated", "shifted"), ("dilated", "third"), ("shifted", "third")}
+
+
+def test_baseline_against_each_other_method_with_holm_per_task(method_tables):
+    third = [dataclasses.replace(r, method="third", dsc=r.dsc * 0.9, nsd=r.nsd * 0.8)
+             for r in method_tables["dilated"]]
+    tables = {**method_tables, "third": third}
+    rows = compare_methods(tables, ("dsc", "nsd"), baseline="shifted", family="task")
+    assert {(r.method_a, r.method_b) for r in rows} == {("shifted", "dilated"), ("shifted", "third")}
+    for task in ("CT lesion", "lung CXR"):
+        mine = [r for r in rows if r.task == task and not np.isnan(r.pvalue)]
+        assert len(mine) >= 2
+        np.testing.assert_allclose([r.p_adjusted for r in mine], holm([r.pvalue for r in mine]))
+    assert all(r.correction == "Holm-Bonferroni per task" for r in rows)
+    assert "within each task" in comparison_markdown(rows)
+    # per task, the adjustment counts fewer tests than over the run: never larger p-values
+    whole = {(r.task, r.metric, r.method_b): r.p_adjusted
+             for r in compare_methods(tables, ("dsc", "nsd"), baseline="shifted")}
+    for r in rows:
+        if not np.isnan(r.p_adjusted):
+            assert r.p_adjusted <= whole[(r.task, r.metric, r.method_b)] + 1e-12
+    with pytest.raises(InputError, match="baseline"):
+        compare_methods(tables, baseline="nobody")
+    with pytest.raises(InputError, match="family"):
+        compare_methods(tables, family="everything")

@@ -176,10 +176,11 @@ def _page_routes(app: Any, bundle: Path, swagger: Path) -> None:
                                    swagger_js_url="/static/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger-ui.css")
 
+    files = {"niivue.js": bundle, **{n: swagger / n for n in SWAGGER_FILES if (swagger / n).is_file()},
+             **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Any:
-        files = {"niivue.js": bundle, **{n: swagger / n for n in SWAGGER_FILES if (swagger / n).is_file()},
-                 **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
         if name not in files:
             raise SessionError(f"no static file {name!r}", status=404)
         return FileResponse(files[name])
