@@ -27,3 +27,20 @@ def test_bad_settings_are_refused(bad, match):
 
 def test_steps_run_in_the_papers_order():
     assert STEPS == ("prepare", "finetune", "unet", "predict", "volumes", "raters", "report")
+
+
+def test_sam_runs_only_when_its_weights_are_at_hand(tmp_path, monkeypatch, lite_medsam_checkpoint):
+    from medsam.protocol.config import PUBLISHED, SAM
+    from medsam.protocol.steps import Methods
+    from medsam.training.description import parse_dataset
+
+    monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "empty_cache"))
+    spec = parse_dataset({"name": "x", "modality": "us", "images": "*.png"}, tmp_path, "test")
+    config = ProtocolConfig(Path("d.json"), tmp_path / "out", published=str(lite_medsam_checkpoint),
+                            device="cpu")
+    assert not Methods(config).sam_available()
+    assert list(Methods(config).for_dataset(spec)) == [PUBLISHED]   # nothing trained yet
+    # any checkpoint file stands for SAM's here: the same code path runs it
+    with_sam = ProtocolConfig(Path("d.json"), tmp_path / "out", published=str(lite_medsam_checkpoint),
+                              sam_weights=str(lite_medsam_checkpoint), device="cpu")
+    assert list(Methods(with_sam).for_dataset(spec)) == [PUBLISHED, SAM]

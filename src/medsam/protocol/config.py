@@ -47,7 +47,8 @@ class ProtocolConfig:
         settings: box settings of :data:`~medsam.evaluation.accuracy.BOX_SETTINGS`.
         max_cases: the first N evaluation cases of each dataset only (quick runs; training
             and the raters' comparison use all, or the first N, cases).
-        sam_weights: registered weights of the SAM baseline, run when cached.
+        sam_weights: the SAM baseline's registered weights (run when cached) or checkpoint
+            file (run when it exists).
         published: weights of the published model (the package default).
         device: where to train and predict.
         seed: split, sampling and box-perturbation seed is the description's; this one

@@ -143,9 +143,11 @@ class Methods:
         return make_segmenter(self._models[source], precision="exact")
 
     def sam_available(self) -> bool:
-        from ..weights import is_cached
+        """SAM's weights are cached (a registered name) or are a file at hand."""
+        from ..weights import WEIGHTS, is_cached
 
-        return is_cached(self.config.sam_weights)
+        name = self.config.sam_weights
+        return is_cached(name) if name in WEIGHTS else Path(name).is_file()
 
     def for_dataset(self, spec: DatasetSpec) -> dict[str, Any]:
         """Method name -> a fresh segmenter for ``spec`` (methods without weights left out)."""
