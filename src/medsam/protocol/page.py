@@ -138,8 +138,8 @@ def _data_section(config: ProtocolConfig, description: Description) -> Section:
             + "\n".join(lines) + "\n", [])
 
 
-def _methods_section(config: ProtocolConfig) -> Section:
-    from .steps import Methods
+def _methods_section(config: ProtocolConfig, description: Description) -> Section:
+    from .steps import Methods, weights_file
 
     steps = json.loads((config.out / STEPS_FILE).read_text()) if (config.out / STEPS_FILE).is_file() else {}
     sam = (f"{SAM}: zero-shot with `{config.sam_weights}`." if Methods(config).sam_available() else
@@ -157,6 +157,11 @@ def _methods_section(config: ProtocolConfig) -> Section:
         f"{steps.get('unet', {}).get('note', 'not run')}.",
         f"- {sam}",
     ]
+    untrained = sorted({category(s.modality) for s in description.datasets
+                        if weights_file(config.out / "train" / f"unet_{category(s.modality)}") is None})
+    if untrained:
+        lines.insert(3, f"- No {UNET} for {', '.join(untrained)}: no training data of that category, "
+                        f"so its tasks have no {UNET} scores (n/a).")
     return ("Methods", "\n".join(lines) + "\n", [])
 
 
@@ -167,7 +172,8 @@ def _section_text(path: Path) -> str:
 def write_page(config: ProtocolConfig, description: Description) -> str:
     """Build the per-setting reports and the results page; returns a one-line note."""
     out = config.out
-    sections = [_run_section(config), _data_section(config, description), _methods_section(config)]
+    sections = [_run_section(config), _data_section(config, description),
+                _methods_section(config, description)]
     tables_by_setting = {}
     for setting in config.settings:
         tables = load_tables(out, setting)
