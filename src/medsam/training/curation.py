@@ -32,11 +32,14 @@ from .description import DatasetSpec
 @dataclass(frozen=True)
 class CaseFiles:
     """One case of a dataset: its id (unique in the dataset), image and label paths
-    (``label`` None when the labels are inside the image's npz file)."""
+    (``label`` None when the labels are inside the image's npz file). With a per-class
+    ``labels`` template (``{class}``), ``class_files`` holds (label id, mask file) of the
+    classes the case has, and ``label`` is the first of them."""
 
     case: str
     image: Path
     label: Path | None
+    class_files: tuple[tuple[int, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,20 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
                              f"case id {case!r}")
         seen[case] = image
         label = None
-        if spec.labels is not None:
+        class_files: tuple[tuple[int, Path], ...] = ()
+        if spec.labels is not None and spec.per_class_labels:
+            found = [(label_id, _template_path(spec, spec.labels, image, case, name))
+                     for label_id, name in spec.classes or ()]
+            class_files = tuple((label_id, path) for label_id, path in found if path.exists())
+            label = class_files[0][1] if class_files else None  # none: no labelled object
+        elif spec.labels is not None:
             label = _template_path(spec, spec.labels, image, case)
             if not label.exists():
                 missing.append(str(label))
         elif not image.name.lower().endswith(".npz"):
             raise InputError(f"dataset {spec.name!r}: 'labels' is required unless the images "
                              f"are npz files holding 'gts' ({image})")
-        cases.append(CaseFiles(case, image, label))
+        cases.append(CaseFiles(case, image, label, class_files))
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise InputError(f"dataset {spec.name!r}: label files not found: "
@@ -103,8 +112,10 @@ def find_cases(spec: DatasetSpec) -> list[CaseFiles]:
     return cases
 
 
-def _template_path(spec: DatasetSpec, template: str, image: Path, case: str) -> Path:
-    text = template.format(stem=_strip_ext(image), name=image.name, case=case)
+def _template_path(spec: DatasetSpec, template: str, image: Path, case: str,
+                   class_name: str = "") -> Path:
+    text = template.format(stem=_strip_ext(image), name=image.name, case=case,
+                           **{"class": class_name})
     return Path(text) if os.path.isabs(text) else spec.root / text
 
 
@@ -125,7 +136,11 @@ def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarr
     """(image, labels, the image's geometry) as read: (z, y, x) volumes or (H, W[, 3]) images."""
     from ..io import read
 
-    if files.label is None:
+    if spec.per_class_labels:
+        image, geometry = read(files.image)
+        spatial = image.shape[:2] if image.ndim == 3 and image.shape[-1] in (3, 4) else image.shape
+        labels = _class_label_map(spec, files, spatial)
+    elif files.label is None:
         from ..io.npz import read_npz
 
         npz = read_npz(files.image)
@@ -148,10 +163,28 @@ def read_case(spec: DatasetSpec, files: CaseFiles) -> tuple[np.ndarray, np.ndarr
     return image, labels, geometry
 
 
+def _class_label_map(spec: DatasetSpec, files: CaseFiles, shape: tuple[int, ...]) -> np.ndarray:
+    """One label map of ``shape`` from per-class mask files (foreground: value >
+    ``label_threshold``, default 0); a later class wins where two overlap; no file: empty."""
+    from ..io import read
+
+    threshold = spec.label_threshold if spec.label_threshold is not None else 0
+    top = max((label for label, _ in spec.classes or ()), default=1)
+    out = np.zeros(shape, dtype=np.uint16 if top > 255 else np.uint8)
+    for label_id, path in files.class_files:
+        mask, _ = read(path)
+        mask = mask.max(axis=-1) if mask.ndim == 3 and mask.shape[-1] in (3, 4) else mask
+        if mask.shape != out.shape:
+            raise InputError(f"{path}: mask shape {mask.shape} differs from its image's {out.shape}")
+        out[np.asarray(mask) > threshold] = label_id
+    return out
+
+
 def select_labels(spec: DatasetSpec, labels: np.ndarray) -> np.ndarray:
-    """Integer label map with only the chosen ids (binarised at the threshold first)."""
+    """Integer label map with only the chosen ids (binarised at the threshold first, unless
+    the labels came from per-class files, thresholded one by one)."""
     labels = np.asarray(labels)
-    if spec.label_threshold is not None:
+    if spec.label_threshold is not None and not spec.per_class_labels:
         labels = (labels > spec.label_threshold).astype(np.uint8)
     elif not np.issubdtype(labels.dtype, np.integer):
         rounded = np.rint(labels)

@@ -15,8 +15,10 @@ A description is a JSON or YAML file (YAML needs the ``train`` extra)::
           "images": "kvasir/images/*.jpg",          # glob, relative to this file
           "labels": "kvasir/masks/{stem}.jpg",      # template: {stem} = image name
                                                     # without extension, {case} = the
-                                                    # case id; omit for npz files that
-                                                    # hold `gts`
+                                                    # case id, {class} = a class name
+                                                    # (one binary mask file per class; a
+                                                    # missing file: class absent); omit
+                                                    # for npz files that hold `gts`
           "case_pattern": null,           # optional regex: its first group, searched in
                                           # {stem}, is the case id (default: {stem})
           "classes": {"1": "polyp"},      # label id -> name; omit to keep every id
@@ -105,6 +107,11 @@ class DatasetSpec:
             raise InputError(f"dataset {self.name!r}: case_pattern {self.case_pattern!r} does "
                              f"not match {stem!r}")
         return found.group(1) if found.groups() else found.group(0)
+
+    @property
+    def per_class_labels(self) -> bool:
+        """``labels`` names one mask file per class (its template holds ``{class}``)."""
+        return self.labels is not None and "{class}" in self.labels
 
     def class_name(self, label: int) -> str:
         if self.classes is None:
@@ -213,6 +220,9 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
     labels = item.get("labels")
     if labels is not None and not isinstance(labels, str):
         raise InputError(f"{where}: 'labels' must be a path template string")
+    if labels is not None and "{class}" in labels and item.get("classes") is None:
+        raise InputError(f"{where}: a 'labels' template with {{class}} needs 'classes' (the "
+                         f"class names it stands for)")
     threshold = item.get("label_threshold")
     if threshold is not None and (isinstance(threshold, bool)
                                   or not isinstance(threshold, (int, float))):
