@@ -67,3 +67,16 @@ def test_plots_leave_the_users_matplotlib_alone(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "v.png")
+
+
+def test_box_plot_wraps_many_tasks_onto_rows(tmp_path):
+    from PIL import Image
+
+    from medsam.evaluation.plots import BOX_PLOT_ROW
+
+    groups = [f"task{i}" for i in range(2 * BOX_PLOT_ROW + 3)]
+    values = {(g, m): [0.5 + 0.01 * i, 0.6] for i, g in enumerate(groups) for m in ("a", "b")}
+    few = Image.open(box_plot(values, groups[:BOX_PLOT_ROW], ["a", "b"], "DSC (%)", tmp_path / "few.png"))
+    many = Image.open(box_plot(values, groups, ["a", "b"], "DSC (%)", tmp_path / "many.png"))
+    assert many.height > 2.5 * few.height        # three rows
+    assert many.width < 1.2 * few.width           # not one ever wider row

@@ -29,10 +29,10 @@ __all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot"
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _figure(figsize: tuple[float, float], ncols: int = 1, layout: Literal["constrained"] | None = None
-            ) -> tuple[Figure, Any]:
-    """(a new Figure with its Agg canvas, its axes: one, or a list of ``ncols``); ``layout``
-    ``"constrained"`` keeps the axes' labels clear of each other."""
+def _figure(figsize: tuple[float, float], ncols: int = 1, layout: Literal["constrained"] | None = None,
+            nrows: int = 1) -> tuple[Figure, Any]:
+    """(a new Figure with its Agg canvas, its axes: one, or an array of ``nrows`` x
+    ``ncols``); ``layout`` ``"constrained"`` keeps the axes' labels clear of each other."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -40,7 +40,7 @@ def _figure(figsize: tuple[float, float], ncols: int = 1, layout: Literal["const
         raise MedSAMError("plots need matplotlib: pip install 'medsam[plots]'") from None
     fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
+    axes = fig.subplots(nrows, ncols)
     return fig, axes
 
 
@@ -51,14 +51,40 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
+#: groups per row of a box plot; more groups wrap onto further rows
+BOX_PLOT_ROW = 10
+
+
 def box_plot(values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence[str],
              methods: Sequence[str], ylabel: str, path: str | os.PathLike,
              title: str | None = None) -> Path:
     """Grouped box plot (paper Fig. 2a,c): one group of boxes per task, one box
     per method, whiskers at 1.5 IQR; ``values[(group, method)]`` are the
-    per-case values (non-finite values are left out)."""
+    per-case values (non-finite values are left out). More than
+    :data:`BOX_PLOT_ROW` groups wrap onto rows sharing the y axis."""
+    rows = [list(groups[i:i + BOX_PLOT_ROW]) for i in range(0, max(len(groups), 1), BOX_PLOT_ROW)]
+    per_row = max(len(r) for r in rows)
+    width = max(5.0, 1.1 * per_row * max(1, len(methods)) * 0.6 + 2)
+    fig, axes = _figure((width, 4.2 * len(rows)), nrows=len(rows), layout="constrained")
+    axes = list(np.atleast_1d(axes))
+    for ax, row in zip(axes, rows):
+        _box_row(ax, values, row, methods, per_row)
+        ax.set_ylabel(ylabel)
+    top = [ax.get_ylim() for ax in axes]
+    for ax in axes:
+        ax.set_ylim(min(t[0] for t in top), max(t[1] for t in top))
+    if title:
+        axes[0].set_title(title)
+    if len(methods) > 1:
+        for j, method in enumerate(methods):
+            axes[0].plot([], [], "s", color=_COLORS[j % len(_COLORS)], label=method)
+        axes[0].legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def _box_row(ax: Any, values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence[str],
+             methods: Sequence[str], slots: int) -> None:
     width = 0.8 / max(len(methods), 1)
-    fig, ax = _figure((max(5.0, 1.1 * len(groups) * max(1, len(methods)) * 0.6 + 2), 4.2))
     for j, method in enumerate(methods):
         data, positions = [], []
         for i, group in enumerate(groups):
@@ -73,17 +99,10 @@ def box_plot(values: Mapping[tuple[str, str], Sequence[float]], groups: Sequence
         ax.boxplot(data, positions=positions, widths=width * 0.85, patch_artist=True, whis=1.5,
                    boxprops={"facecolor": color, "alpha": 0.75}, medianprops={"color": "black"},
                    flierprops={"marker": ".", "markersize": 3})
-        ax.plot([], [], "s", color=color, label=method)
     ax.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0,
                   ha="right" if len(groups) > 4 else "center")
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set_xlim(-0.6, slots - 0.4)
     ax.grid(axis="y", alpha=0.3)
-    if len(methods) > 1:
-        ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
 
 
 def volume_scatter_plot(predicted: ArrayLike, reference: ArrayLike, path: str | os.PathLike,
