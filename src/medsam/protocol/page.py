@@ -3,7 +3,6 @@ every table and plot of the run, and ``medsam report``'s folder per box setting.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -17,7 +16,7 @@ from ..evaluation.results import ResultRow, read_results
 from ..evaluation.stats import paired_wilcoxon
 from ..training.description import Description
 from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig, category
-from .steps import STEPS_FILE, evaluation_cases, manifest_rows
+from .steps import evaluation_cases, manifest_rows, read_steps
 
 Section = tuple[str, str, list[str]]
 
@@ -112,7 +111,7 @@ def _machine() -> str:
 
 
 def _run_section(config: ProtocolConfig) -> Section:
-    steps = json.loads((config.out / STEPS_FILE).read_text()) if (config.out / STEPS_FILE).is_file() else {}
+    steps = read_steps(config.out)
     lines = [f"Command: `{command_line(config)}`", "", f"Machine: {_machine()}", "",
              "| step | minutes | finished | note |", "|---|---|---|---|"]
     for step, info in steps.items():
@@ -141,7 +140,7 @@ def _data_section(config: ProtocolConfig, description: Description) -> Section:
 def _methods_section(config: ProtocolConfig, description: Description) -> Section:
     from .steps import Methods, weights_file
 
-    steps = json.loads((config.out / STEPS_FILE).read_text()) if (config.out / STEPS_FILE).is_file() else {}
+    steps = read_steps(config.out)
     sam = (f"{SAM}: zero-shot with `{config.sam_weights}`." if Methods(config).sam_available() else
            f"{SAM}: **not run: weights absent** (`{config.sam_weights}` is not in the weights "
            f"cache; `medsam weights download {config.sam_weights}` fetches it, then run again "

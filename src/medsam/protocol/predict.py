@@ -68,13 +68,13 @@ def rater_scores(spec: Any, segmenter: Any, model_name: str, max_cases: int | No
 
     threshold = spec.label_threshold if spec.label_threshold is not None else 0
     raters: dict[str, list[np.ndarray]] = {name: [] for name, _ in spec.raters}
+    files_of = {files.case: files for files in find_cases(spec)}
     model: list[np.ndarray] = []
     names: list[str] = []
     spacings: list[tuple[float, ...]] = []
     for case, geometry, _, refs, (predicted,) in case_predictions(
             spec, [segmenter], ("tight",), max_cases, progress=progress):
-        files = next(f for f in find_cases(spec) if f.case == case)
-        for name, path in rater_files(spec, files).items():
+        for name, path in rater_files(spec, files_of[case]).items():
             mask, _ = read(path)
             mask = mask.max(axis=-1) if mask.ndim == 3 and mask.shape[-1] in (3, 4) else mask
             raters[name].append(np.asarray(mask) > threshold)

@@ -44,7 +44,8 @@ def load_protocol_description(config: ProtocolConfig) -> Description:
     return parse_description(data, Path(config.data_root), source=Path(config.description))
 
 
-def _read_steps(out: Path) -> dict[str, dict]:
+def read_steps(out: Path) -> dict[str, dict]:
+    """Each finished step's record (seconds, note, finished) from ``steps.json``."""
     path = out / STEPS_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -256,7 +257,7 @@ def run_protocol(config: ProtocolConfig, redo: bool = False,
     ``log`` receives one line per step (start, and its note with its time when done)."""
     description = load_protocol_description(config)
     config.out.mkdir(parents=True, exist_ok=True)
-    record = _read_steps(config.out)
+    record = read_steps(config.out)
     say = log or (lambda line: None)
     for step in STEPS:
         if step not in config.steps or (step in record and not redo and step != "report"):
@@ -265,10 +266,8 @@ def run_protocol(config: ProtocolConfig, redo: bool = False,
         start = time.perf_counter()
         note = STEP_FUNCTIONS[step](config, description)
         seconds = time.perf_counter() - start
-        record = {**_read_steps(config.out), step: {"seconds": round(seconds, 1), "note": note,
+        record = {**read_steps(config.out), step: {"seconds": round(seconds, 1), "note": note,
                                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")}}
         _write_json(config.out / STEPS_FILE, record)
         say(f"{step}: {note} ({seconds / 60:.1f} min)")
-    if "report" in config.steps:  # the page shows the report step's own time too
-        STEP_FUNCTIONS["report"](config, description)
     return config.out / "index.html"
