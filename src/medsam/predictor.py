@@ -223,7 +223,8 @@ class MedSAMPredictor:
 
     def predict(self, boxes: ArrayLike | None = None, points: ArrayLike | None = None,
                 point_labels: ArrayLike | None = None,
-                multimask_output: bool = False, batch_size: int | None = None
+                multimask_output: bool = False, batch_size: int | None = None,
+                mask_input: ArrayLike | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Segment N objects of the current image in one call.
 
@@ -232,7 +233,8 @@ class MedSAMPredictor:
         foreground, 0 for background. With both, N must match (or points have N=1,
         shared by every box). Prompts are decoded ``batch_size`` at a time (None:
         :data:`CPU_DECODE_BATCH` on a CPU, where larger batches fall out of the cache and
-        are slower per prompt, 64 elsewhere).
+        are slower per prompt, 64 elsewhere). ``mask_input``: SAM's dense prompt, low-res
+        logits (N, 1, 256, 256) as returned by an earlier call (one per prompt).
 
         Returns ``masks`` bool (N, H, W) (``(N, 3, H, W)`` with ``multimask_output``),
         ``scores`` float32 (N,) or (N, 3) (predicted IoU), and ``low_res_logits``
@@ -255,6 +257,11 @@ class MedSAMPredictor:
                 raise InputError(f"{n} boxes but {len(pts)} point prompts; give one point "
                                  f"prompt per box, or one for all")
             pts, lab = np.repeat(pts, n, axis=0), np.repeat(np.asarray(lab), n, axis=0)
+        dense = None
+        if mask_input is not None:
+            dense = np.asarray(mask_input, dtype=np.float32)
+            if dense.shape != (n, 1, 256, 256):
+                raise InputError(f"mask_input must have shape ({n}, 1, 256, 256), got {dense.shape}")
         if box_arr is not None:
             box_arr = self.transform.apply_boxes(box_arr, size)
         if pts is not None:
@@ -270,7 +277,7 @@ class MedSAMPredictor:
                 embedding,
                 None if box_arr is None else box_arr[part],
                 None if pts is None or lab is None else (pts[part], lab[part]),
-                multimask_output)
+                multimask_output, None if dense is None else dense[part])
             masks[part] = self.transform.postprocess(low, size,
                                                      input_size).cpu().numpy()
             scores[part] = iou.float().cpu().numpy()
@@ -281,8 +288,8 @@ class MedSAMPredictor:
         return masks, scores, logits
 
     def _decode(self, embedding: torch.Tensor, boxes: np.ndarray | None,
-                points: tuple[np.ndarray, np.ndarray] | None, multimask_output: bool
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                points: tuple[np.ndarray, np.ndarray] | None, multimask_output: bool,
+                mask_input: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt encoder + mask decoder for one batch of B prompts ->
         (low-res logits (B, C, 256, 256), IoU predictions (B, C))."""
         dev = self.device
@@ -293,7 +300,8 @@ class MedSAMPredictor:
             if points is not None:
                 point_t = (torch.as_tensor(points[0], dtype=torch.float32, device=dev),
                            torch.as_tensor(points[1], dtype=torch.int64, device=dev))
-            return decode_prompts(self.model, embedding, boxes=box_t, points=point_t,
+            mask_t = None if mask_input is None else torch.as_tensor(mask_input, device=dev)
+            return decode_prompts(self.model, embedding, boxes=box_t, points=point_t, masks=mask_t,
                                   multimask_output=multimask_output)
 
     # ------------------------------------------------------------------ embedding files

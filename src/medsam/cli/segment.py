@@ -62,8 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=float, help="CT window width (HU)")
     parser.add_argument("--mode", choices=("propagate", "plain"), default="propagate",
                         help="3D: propagate from the key slice (default) or the same box on every slice")
-    parser.add_argument("--margin", type=float, default=5.0,
-                        help="pixels added around the previous slice's mask when propagating (default 5)")
+    parser.add_argument("--margin", type=float,
+                        help="pixels added around the previous slice's mask when propagating (default 3)")
+    parser.add_argument("--embedding-cache", action="store_true",
+                        help="keep slice embeddings on disk ($MEDSAM_HOME/embeddings, 2 GiB at most, safe "
+                             "to delete) so a later run on the same slices skips the image encoder; "
+                             "always on for the CVPR 2025 interactive challenge's npz cases")
     parser.add_argument("--series", metavar="UID", help="DICOM series to use when a folder holds several")
     parser.add_argument("--overlay", action="store_true",
                         help="also write a colour overlay PNG beside the output (volumes: a "
@@ -97,6 +101,7 @@ def _prompts(args: argparse.Namespace, case: Case, prompts_file: PromptsFile | N
     """Prompts for one case: --prompts file, else --box options, else the npz's own boxes."""
     from ..errors import InputError
     from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes
+    from ..segmentation.prompts import prompts_from_interaction
 
     if prompts_file is not None:
         return prompts_file.for_case(case.name)
@@ -104,6 +109,8 @@ def _prompts(args: argparse.Namespace, case: Case, prompts_file: PromptsFile | N
         return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice,
                           world=bool(args.world), frame=args.world or "LPS")
                 for i, text in enumerate(args.box)]
+    if case.interaction is not None:
+        return prompts_from_interaction(case.interaction)
     if case.boxes is not None:
         return prompts_from_npz_boxes(case.boxes)
     raise InputError(f"{case.path}: no prompts: give --box or --prompts (npz files may carry 'boxes')")
@@ -118,7 +125,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
     if args.world and not args.box:
         raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
-    if args.margin < 0:
+    if args.margin is not None and args.margin < 0:
         raise InputError(f"--margin must be >= 0, got {args.margin:g}")
 
 
@@ -175,8 +182,8 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
     return measures
 
 
-def _segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True
-               ) -> Segmenter2D:
+def _segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True,
+               disk_cache: bool = False) -> Segmenter2D:
     """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM),
     fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
     model, preprocessing and precision."""
@@ -192,7 +199,12 @@ def _segmenter(args: argparse.Namespace, device: str | torch.device, report: boo
                            progress=report)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
-    segmenter = make_segmenter(model, precision=args.precision)
+    store = None
+    if disk_cache or args.embedding_cache:
+        from ..segmentation.embedding_store import EmbeddingStore
+
+        store = EmbeddingStore()
+    segmenter = make_segmenter(model, precision=args.precision, store=store)
     default = "" if (args.checkpoint or args.weights) else ", the default"
     transform = model.preprocessing or transform_for_variant(model.variant)
     if report:
@@ -234,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
         if not distributed.read_env().is_main:
             return 0  # one case is one process's work: the others of a torchrun job stand by
         prepared = _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail before loading
-        _segment_case(args, prepared, outputs[0], _segmenter(args, args.device))
+        _segment_case(args, prepared, outputs[0],
+                      _segmenter(args, args.device, disk_cache=prepared[0].interaction is not None))
         return 0
     return _segment_folder(args, list(zip(cases, outputs)), out_dir, prompts_file)
 
@@ -270,7 +283,8 @@ def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out
     device = distributed.device_for(env, args.device)
     distributed.init(env, device)
     try:
-        segmenter = _segmenter(args, device, report=env.is_main)
+        npz = any(case.suffix.lower() == ".npz" for case, _ in jobs)
+        segmenter = _segmenter(args, device, report=env.is_main, disk_cache=npz)
         mine = list(enumerate(jobs))[env.rank::env.world_size]
         bar = tqdm(mine, desc="cases", unit="case", disable=not (sys.stderr.isatty() and env.is_main))
         done = [(index, _segment_one(args, case, output, prompts_file, segmenter))

@@ -15,6 +15,7 @@ The intensity step is :func:`medsam.intensity.prepare_intensities`; label volume
 
 from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
+from .interaction import propagate_3d
 from .medsam_segmenter import MedSAMSegmenter, segment_image
 from .pipeline import resolve_prompts, segment
 from .prompts import (
@@ -28,7 +29,6 @@ from .prompts import (
                       read_prompts_file,
                       resolve_prompt,
 )
-from .propagation import propagate_3d
 from .segmenter import CallableSegmenter, PointSegmenter2D, Segmenter2D, SliceCache, as_segmenter, segment_object
 
 __all__ = [

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import Geometry, extension, list_dicom_series, read, read_dicom_series, read_npz
 from ..io.dispatch import supported_extensions
+from ..io.npz import Interaction
 
 #: DICOM Modality (0008,0060) -> our modality names (see medsam.intensity)
 DICOM_MODALITIES = {"CT": "ct", "MR": "mr", "CR": "xray", "DX": "xray", "RF": "xray", "XA": "xray",
@@ -42,6 +43,7 @@ class Case:
         boxes: boxes stored in the file (challenge npz), else None.
         modality: modality known from the file (DICOM tag), else None.
         is_npz: the case is a challenge npz (its output is an npz with ``segs``).
+        interaction: the CVPR 2025 interactive challenge's boxes and clicks, else None.
     """
 
     path: Path
@@ -50,6 +52,7 @@ class Case:
     boxes: np.ndarray | None = None
     modality: str | None = None
     is_npz: bool = False
+    interaction: Interaction | None = None
 
     @property
     def name(self) -> str:
@@ -101,7 +104,7 @@ def load_case(path: str | os.PathLike, series_id: str | None = None) -> Case:
         return Case(path, image, geometry, modality=modality)
     if extension(path) == ".npz" and path.exists():
         npz = read_npz(path)
-        return Case(path, npz.image, npz.geometry, boxes=npz.boxes, is_npz=True)
+        return Case(path, npz.image, npz.geometry, boxes=npz.boxes, is_npz=True, interaction=npz.interaction)
     image, geometry = read(path)
     return Case(path, image, geometry)
 

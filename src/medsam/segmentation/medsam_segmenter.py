@@ -19,6 +19,7 @@ import numpy as np
 
 from ..intensity import prepare_intensities
 from ..io.geometry import Geometry
+from .embedding_store import EmbeddingStore, store_namespace
 from .pipeline import segment
 from .prompts import BoxPrompt
 from .segmenter import SliceCache
@@ -34,13 +35,17 @@ class MedSAMSegmenter:
         model: a ``Sam`` (``medsam.build_model`` / ``medsam.load_model``).
         transform: preprocessing name or object for the predictor (None: from the variant).
         device: where to run (None: where the model is).
-        cache_slices: how many slice embeddings to keep (0 disables the cache).
+        cache_slices: how many slice embeddings to keep in memory (0 disables the cache).
         precision: ``"exact"``, ``"bf16"`` or ``"auto"`` (:mod:`medsam.precision`);
             :attr:`precision` holds the one in use.
+        store: an :class:`~medsam.segmentation.embedding_store.EmbeddingStore` that keeps
+            slice embeddings on disk across processes (None: memory only). Only slices
+            named by their contents (:func:`~medsam.segmentation.segmenter.content_key`
+            keys, tuples starting with the shape) go to disk.
     """
 
     def __init__(self, model: Any, transform: Any = None, device: Any = None, cache_slices: int = 64,
-                 precision: str = "auto"):
+                 precision: str = "auto", store: EmbeddingStore | None = None):
         from ..predictor import MedSAMPredictor
 
         first = MedSAMPredictor(model, transform=transform, device=device, precision=precision)
@@ -50,6 +55,8 @@ class MedSAMSegmenter:
         self._predictor_cls = MedSAMPredictor
         self._spare: MedSAMPredictor | None = first
         self.cache = SliceCache(cache_slices)
+        self.store = store
+        self._namespace: str | None = None
         self._current = None
 
     @property
@@ -57,18 +64,28 @@ class MedSAMSegmenter:
         """How many image embeddings were computed (cache misses)."""
         return self.cache.misses
 
-    def _encode(self, image: np.ndarray) -> MedSAMPredictor:
+    def _encode(self, image: np.ndarray, key: Hashable | None = None) -> MedSAMPredictor:
         predictor, self._spare = self._spare, None
         if predictor is None:
             predictor = self._predictor_cls(self.model, transform=self.transform,
                                              precision=self.precision)
+        on_disk = self.store is not None and _is_content_key(key)
+        if on_disk:
+            assert self.store is not None
+            if self._namespace is None:
+                self._namespace = store_namespace(self.model, self.transform, self.precision)
+            if self.store.load(predictor, self._namespace, key):
+                return predictor
         predictor.set_image(image)
+        if on_disk:
+            assert self.store is not None and self._namespace is not None
+            self.store.save(predictor, self._namespace, key)
         return predictor
 
     def set_slice(self, image: np.ndarray, key: Hashable | None = None) -> None:
         """Make ``image`` ((H, W) or (H, W, 3), values 0..255) current; its embedding is reused
         when ``key`` was seen before."""
-        self._current = self.cache.get_or_compute(key, lambda: self._encode(image))
+        self._current = self.cache.get_or_compute(key, lambda: self._encode(image, key))
 
     def segment(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes ``(N, 4)`` XYXY pixels -> masks ``(N, H, W)`` bool (one decoder batch)."""
@@ -76,6 +93,22 @@ class MedSAMSegmenter:
             raise ValueError("call set_slice() before segment()")
         masks, _, _ = self._current.predict(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4))
         return masks
+
+    def segment_scored(self, box: np.ndarray, points: np.ndarray | None = None,
+                       point_labels: np.ndarray | None = None, mask_input: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, float, np.ndarray]:
+        """One object: box ``(4,)`` XYXY, optional clicks ``(K, 2)`` XY with labels ``(K,)``
+        and a dense prompt (the low-res logits ``(256, 256)`` of a previous mask) ->
+        (mask ``(H, W)`` bool, the model's predicted IoU, low-res logits ``(256, 256)``)."""
+        if self._current is None:
+            raise ValueError("call set_slice() before segment_scored()")
+        has_points = points is not None and len(points) > 0
+        masks, scores, logits = self._current.predict(
+            boxes=np.asarray(box, dtype=float).reshape(1, 4),
+            points=np.asarray(points, dtype=float).reshape(1, -1, 2) if has_points else None,
+            point_labels=np.asarray(point_labels).reshape(1, -1) if has_points else None,
+            mask_input=None if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256))
+        return masks[0], float(scores[0]), logits[0, 0]
 
     def segment_points(self, box: np.ndarray, points: np.ndarray, point_labels: np.ndarray) -> np.ndarray:
         """One box ``(4,)`` XYXY refined by clicks ``(K, 2)`` XY with labels ``(K,)`` (1 foreground,
@@ -88,9 +121,13 @@ class MedSAMSegmenter:
         return masks[0]
 
 
+def _is_content_key(key: Hashable | None) -> bool:
+    return isinstance(key, tuple) and len(key) == 3 and isinstance(key[0], tuple)
+
+
 def segment_image(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], model: Any,
                   modality: str | None = None, window: str | None = None, level: float | None = None,
-                  width: float | None = None, mode: str = "propagate", margin: float = 5.0,
+                  width: float | None = None, mode: str = "propagate", margin: float | None = None,
                   device: Any = None, segmenter: MedSAMSegmenter | None = None,
                   progress: bool = False, precision: str = "auto") -> np.ndarray:
     """Segment prompted objects in an image or volume with a MedSAM-family model.

@@ -14,9 +14,10 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from ..io.geometry import Geometry
+from .interaction import VolumeObject, prompt_clicks, propagate_3d, replay
 from .prompts import BoxPrompt, ResolvedPrompt, resolve_prompt
-from .propagation import CONTENT, MODES, propagate_3d
-from .segmenter import as_segmenter, content_key, segment_object
+from .propagation import CONTENT, MODES, SliceRunner, walk_config
+from .segmenter import as_segmenter, content_key
 
 
 def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
@@ -41,12 +42,18 @@ def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry
     return resolved
 
 
-def _label_dtype(prompts: Sequence[ResolvedPrompt]) -> type:
-    return np.uint8 if max(p.label for p in prompts) <= 255 else np.uint16
+def compose_labels(shape: Sequence[int], masks: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
+    """One label map of ``shape`` from ``(label, bool mask)`` pairs painted in order (a later
+    object wins where two overlap): uint8, or uint16 when a label exceeds 255."""
+    dtype = np.uint8 if max((label for label, _ in masks), default=0) <= 255 else np.uint16
+    labels = np.zeros(tuple(shape), dtype)
+    for label, mask in masks:
+        labels[np.asarray(mask, dtype=bool)] = label
+    return labels
 
 
 def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], segmenter: Any,
-            mode: str = "propagate", margin: float = 5.0, min_pixels: int = 1,
+            mode: str = "propagate", margin: float | None = None, min_pixels: int | None = None,
             cache_key: Hashable | None = None, progress: bool = False) -> np.ndarray:
     """Segment every prompted object and return one label map.
 
@@ -54,11 +61,13 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         image: ``(y, x)`` / ``(y, x, 3)`` image or ``(z, y, x)`` volume, already in the intensity
             range the segmenter expects.
         geometry: the image's geometry (2D or 3D; decides how ``image`` is read).
-        prompts: boxes with label ids (pixel or world coordinates), and optional clicks
-            refining the key slice (a segmenter without ``segment_points`` takes none).
+        prompts: boxes with label ids (pixel or world coordinates), optional slice ranges,
+            and clicks anywhere in the image (applied in order, see :mod:`.interaction`; a
+            segmenter without ``segment_points`` takes none).
         segmenter: a ``Segmenter2D`` or a callable ``(image2d, box) -> mask``.
         mode: ``"propagate"`` or ``"plain"`` for volumes (see :func:`propagate_3d`).
-        margin, min_pixels: propagation settings.
+        margin, min_pixels: override the propagation's defaults
+            (:data:`~medsam.segmentation.propagation.DEFAULT_WALK`).
         cache_key: names this image for the segmenter's per-slice cache; None (the
             default): each slice is keyed by its contents, so a segmenter passed to
             several calls reuses the embeddings of slices it has seen (its cache is
@@ -79,7 +88,6 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     shape = image.shape[:geometry.ndim]
     resolved = resolve_prompts(prompts, shape, geometry, mode)
     segmenter = as_segmenter(segmenter)
-    labels: np.ndarray = np.zeros(shape, dtype=_label_dtype(resolved))
 
     if geometry.ndim == 2:
         segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))
@@ -87,16 +95,22 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         batch = segmenter.segment(np.array([resolved[i].box2d for i in plain])) if plain else []
         masks = dict(zip(plain, np.asarray(batch, dtype=bool)))
         for i, p in enumerate(resolved):
-            mask = masks[i] if i in masks else segment_object(segmenter, np.array(p.box2d), p.points,
-                                                              p.point_labels, p.label)
-            labels[mask] = p.label
-        return labels
+            if i not in masks:
+                run = SliceRunner(image[None], segmenter, (cache_key, "2d") if cache_key is not None
+                                  else CONTENT, p.label)
+                masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p))[0]
+        return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
 
+    config = walk_config(margin, min_pixels)
+    out = []
     for p in tqdm(resolved, desc="objects", unit="object", disable=not progress, leave=False):
-        mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
-                            margin=margin, mode=mode, min_pixels=min_pixels,
-                            points=p.points, point_labels=p.point_labels, label=p.label,
-                            cache_key=CONTENT if cache_key is None else cache_key,
-                            progress=progress)
-        labels[mask] = p.label
-    return labels
+        if mode == "plain":
+            mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
+                                mode=mode, label=p.label, config=config,
+                                cache_key=CONTENT if cache_key is None else cache_key, progress=progress)
+        else:
+            run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label)
+            assert p.key_slice is not None
+            mask = replay(run, VolumeObject(p.box2d, p.key_slice, p.z_range), prompt_clicks(p), config)
+        out.append((p.label, mask))
+    return compose_labels(shape, out)

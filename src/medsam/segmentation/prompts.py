@@ -8,18 +8,25 @@ extension). Each object::
     {"box": [x0, y0, x1, y1], "slice": 40, "label": 1, "name": "liver"}
     {"box": [x0, y0, z0, x1, y1, z1], "label": 2}
     {"box": [-120.5, 30, -80, -60, 90, -20], "world": true, "frame": "RAS"}
+    {"box": [x0, y0, x1, y1], "slice": 40, "z_range": [31, 52]}
     {"box": [x0, y0, x1, y1], "points": [[x, y], ...], "point_labels": [1, 0, ...]}
+    {"box": [x0, y0, x1, y1], "slice": 40, "points": [[x, y, z], ...], "point_labels": [1, ...]}
 
 ``box`` is required; ``label`` defaults to the entry's position + 1; ``slice`` (0-based)
-is the key slice of a 2D box on a volume; ``world`` marks a box in physical mm
-(ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow :mod:`.boxes`.
-``points`` (pixels ``x, y``, with ``point_labels`` 1 = foreground, 0 = background) refine
-the object on its key slice (2D images: the image); they need a pixel box.
+is the key slice of a 2D box on a volume: the slice the user drew on, where the walk
+through the volume starts; ``z_range`` (inclusive first and last slice, holding the key
+slice) bounds the object. A 3D box ``x0, y0, z0, x1, y1, z1`` is a 2D box with the slice
+range ``z0..z1``, its key slice ``slice`` (default: the middle slice). ``world`` marks a
+box in physical mm (ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow
+:mod:`.boxes`. ``points`` are clicks in pixels, with ``point_labels`` 1 = foreground,
+0 = background: ``x, y`` on the key slice (2D images: the image), or ``x, y, z`` on any
+slice of a volume (:mod:`.interaction` says how each changes the object, in order);
+they need a pixel box.
 
 A CSV prompts file holds prompts per case, one object per row, with the columns
 ``case, x0, y0, x1, y1`` and optionally ``label, name, z0, z1, slice, world, frame``
-(``z0``/``z1`` make the row a 3D box; empty cells take the defaults). Both forms are
-read by :func:`load_prompts`.
+(``z0``/``z1`` make the row a 3D box, or with ``slice`` a key-slice box with its slice
+range; empty cells take the defaults). Both forms are read by :func:`load_prompts`.
 """
 
 from __future__ import annotations
@@ -35,10 +42,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.geometry import Geometry
+from ..io.npz import Interaction
 from .boxes import validate_box_2d, validate_slice, validate_z_range, world_box_to_pixels
 
 MAX_LABEL = 65535
-_KEYS = {"box", "label", "name", "slice", "world", "frame", "points", "point_labels"}
+_KEYS = {"box", "label", "name", "slice", "z_range", "world", "frame", "points", "point_labels"}
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,13 @@ class BoxPrompt:
         box: 4 values ``(x0, y0, x1, y1)`` or 6 values ``(x0, y0, z0, x1, y1, z1)``.
         label: label id written into the label map (1..65535).
         name: optional name, shown in reports.
-        slice: key slice (0-based) for a 2D box on a volume; None for 2D images / 3D boxes.
+        slice: key slice (0-based) for a 2D box on a volume, or of a 3D box (default: its
+            middle slice); None for 2D images.
+        z_range: inclusive ``(first, last)`` slice of a 2D box on a volume; None: not bounded.
         world: the box is in world mm (``frame``) rather than pixels.
         frame: ``"LPS"`` (ITK/DICOM) or ``"RAS"`` (3D Slicer's display), for world boxes.
-        points: refinement clicks ``(x, y)`` in pixels on the key slice (2D: the image).
+        points: clicks in pixels, ``(x, y)`` on the key slice (2D: the image) or
+            ``(x, y, z)`` on slice ``z`` of a volume, in the order given.
         point_labels: one per point, 1 = foreground, 0 = background.
     """
 
@@ -62,12 +73,20 @@ class BoxPrompt:
     slice: int | None = None
     world: bool = False
     frame: str = "LPS"
-    points: tuple[tuple[float, float], ...] = ()
+    points: tuple[tuple[float, ...], ...] = ()
     point_labels: tuple[int, ...] = ()
+    z_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
-        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in self.points))
+        object.__setattr__(self, "points", tuple(tuple(float(v) for v in p) for p in self.points))
+        if any(len(p) not in (2, 3) for p in self.points):
+            raise ValueError("points must be (x, y) or (x, y, z)")
+        if self.z_range is not None:
+            z0, z1 = (int(v) for v in self.z_range)
+            if len(self.box) != 4:
+                raise ValueError("z_range goes with a 2D box on a key slice; a 3D box has its own")
+            object.__setattr__(self, "z_range", (z0, z1))
         object.__setattr__(self, "point_labels", tuple(int(v) for v in self.point_labels))
         if len(self.points) != len(self.point_labels):
             raise ValueError(f"{len(self.points)} points but {len(self.point_labels)} point labels")
@@ -94,10 +113,12 @@ class BoxPrompt:
             item["name"] = self.name
         if self.slice is not None:
             item["slice"] = self.slice
+        if self.z_range is not None:
+            item["z_range"] = list(self.z_range)
         if self.world:
             item["world"], item["frame"] = True, self.frame
         if self.points:
-            item["points"] = [[_number(x), _number(y)] for x, y in self.points]
+            item["points"] = [[_number(v) for v in p] for p in self.points]
             item["point_labels"] = list(self.point_labels)
         return item
 
@@ -112,24 +133,25 @@ class ResolvedPrompt:
 
     ``box2d`` is ``(x0, y0, x1, y1)`` float; for volumes ``key_slice`` is the slice the
     segmentation starts from and ``z_range`` the inclusive slice range it may cover
-    (None: until the mask vanishes). ``points`` ``(K, 2)`` / ``point_labels`` ``(K,)`` refine
-    the key slice (2D: the image); empty when the prompt has none."""
+    (None: while the object is there). ``points`` are the clicks, ``(x, y)`` on 2D images
+    and ``(x, y, z)`` on volumes, with ``point_labels``; empty when the prompt has none."""
 
     label: int
     name: str
     box2d: tuple[float, float, float, float]
     key_slice: int | None = None
     z_range: tuple[int, int] | None = None
-    points: tuple[tuple[float, float], ...] = ()
+    points: tuple[tuple[float, ...], ...] = ()
     point_labels: tuple[int, ...] = ()
 
 
 def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
     """Check ``prompt`` against an image of array ``shape`` and convert it to pixels.
 
-    2D images take 4-value boxes. Volumes take a 6-value 3D box (key slice = its middle
-    slice) or a 4-value box with ``slice``. World boxes are converted through ``geometry``.
-    Points must lie in the image (``0 <= x <= W``, ``0 <= y <= H``).
+    2D images take 4-value boxes. Volumes take a 6-value 3D box (key slice = ``slice``,
+    else its middle slice) or a 4-value box with ``slice`` (and optionally ``z_range``).
+    World boxes are converted through ``geometry``. Points must lie in the image
+    (``0 <= x <= W``, ``0 <= y <= H``; ``z`` a slice of the volume, within the slice range).
 
     Raises:
         InputError: naming the prompt and what is wrong.
@@ -137,11 +159,26 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
     resolved = _resolve_box(prompt, shape, geometry)
     if not prompt.points:
         return resolved
-    h, w = int(shape[-2]), int(shape[-1])
-    for x, y in prompt.points:
+    h, w = (int(v) for v in (shape[1:3] if geometry.ndim == 3 else shape[:2]))
+    points: list[tuple[float, ...]] = []
+    for p in prompt.points:
+        x, y = p[0], p[1]
+        where = f"{prompt.describe} point ({', '.join(f'{v:g}' for v in p)})"
         if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h):
-            raise InputError(f"{prompt.describe} point ({x:g}, {y:g}): outside the image (width {w}, height {h})")
-    return replace(resolved, points=prompt.points, point_labels=prompt.point_labels)
+            raise InputError(f"{where}: outside the image (width {w}, height {h})")
+        if geometry.ndim == 2:
+            if len(p) != 2:
+                raise InputError(f"{where}: a 2D image takes points x, y")
+            points.append((x, y))
+            continue
+        z = float(p[2]) if len(p) == 3 else float(resolved.key_slice or 0)
+        if not (z.is_integer() and 0 <= z < int(shape[0])):
+            raise InputError(f"{where}: slice {z:g} is outside the volume ({int(shape[0])} slices)")
+        if resolved.z_range is not None and not resolved.z_range[0] <= z <= resolved.z_range[1]:
+            raise InputError(f"{where}: slice {z:g} is outside the object's slice range "
+                             f"{resolved.z_range[0]}..{resolved.z_range[1]}")
+        points.append((x, y, z))
+    return replace(resolved, points=tuple(points), point_labels=prompt.point_labels)
 
 
 def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
@@ -161,17 +198,28 @@ def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) ->
             raise InputError(f"{what}: world boxes on volumes need 6 numbers x0,y0,z0,x1,y1,z1")
         box = world_box_to_pixels(box, geometry, shape, prompt.frame, what)
     if box.size == 6:
-        if prompt.slice is not None:
-            raise InputError(f"{prompt.describe}: give either a 3D box or a 2D box with a slice, not both")
         x0, y0, z0, x1, y1, z1 = box
         lo, hi = validate_z_range(z0, z1, depth, what)
         b2 = validate_box_2d([x0, y0, x1, y1], shape[1:], what)
-        return ResolvedPrompt(prompt.label, prompt.name, tuple(b2), (lo + hi) // 2, (lo, hi))
+        key = (lo + hi) // 2 if prompt.slice is None else validate_slice(prompt.slice, depth,
+                                                                           f"{prompt.describe} slice")
+        _check_key_in_range(prompt, key, (lo, hi))
+        return ResolvedPrompt(prompt.label, prompt.name, tuple(b2), key, (lo, hi))
     if prompt.slice is None:
         raise InputError(f"{what}: a 2D box on a volume needs a slice number, "
                          "or give a 3D box x0,y0,z0,x1,y1,z1")
     key = validate_slice(prompt.slice, depth, f"{prompt.describe} slice")
-    return ResolvedPrompt(prompt.label, prompt.name, tuple(validate_box_2d(box, shape[1:], what)), key)
+    z_range = None
+    if prompt.z_range is not None:
+        z_range = validate_z_range(prompt.z_range[0], prompt.z_range[1], depth, f"{prompt.describe} slice range")
+        _check_key_in_range(prompt, key, z_range)
+    return ResolvedPrompt(prompt.label, prompt.name, tuple(validate_box_2d(box, shape[1:], what)), key, z_range)
+
+
+def _check_key_in_range(prompt: BoxPrompt, key: int, z_range: tuple[int, int]) -> None:
+    if not z_range[0] <= key <= z_range[1]:
+        raise InputError(f"{prompt.describe}: the slice range {z_range[0]}..{z_range[1]} does not "
+                         f"contain its key slice {key}")
 
 
 def parse_box_text(text: str) -> tuple[float, ...]:
@@ -218,24 +266,33 @@ def _entry(item: Any, index: int, path: Path) -> BoxPrompt:
     frame = item.get("frame", "LPS")
     if not isinstance(frame, str) or frame.upper() not in ("LPS", "RAS"):
         raise InputError(f"{where}: \"frame\" must be \"LPS\" or \"RAS\", got {frame!r}")
+    z_range = item.get("z_range")
+    if z_range is not None:
+        if (not isinstance(z_range, list) or len(z_range) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in z_range)):
+            raise InputError(f"{where}: \"z_range\" must be [first, last] slice numbers, got {z_range!r}")
+        if len(box) != 4 or slc is None:
+            raise InputError(f"{where}: \"z_range\" goes with a 4-number box and its \"slice\"")
     points, point_labels = _points(item, where)
     if points and world:
         raise InputError(f"{where}: \"points\" are in pixels and cannot refine a world box")
-    return BoxPrompt(tuple(box), label, name, slc, world, frame, points, point_labels)
+    return BoxPrompt(tuple(box), label, name, slc, world, frame, points, point_labels,
+                     None if z_range is None else (z_range[0], z_range[1]))
 
 
-def _points(item: dict, where: str) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...]]:
+def _points(item: dict, where: str) -> tuple[tuple[tuple[float, ...], ...], tuple[int, ...]]:
     points, labels = item.get("points", []), item.get("point_labels", [])
     if not isinstance(points, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points):
-        raise InputError(f"{where}: \"points\" must be a list of [x, y] pixel pairs, got {points!r}")
+            isinstance(p, list) and len(p) in (2, 3) and all(_is_number(v) for v in p) for p in points):
+        raise InputError(f"{where}: \"points\" must be a list of [x, y] or [x, y, z] pixel "
+                         f"coordinates, got {points!r}")
     if not all(np.isfinite(p).all() for p in points):
         raise InputError(f"{where}: \"points\" must be finite numbers, got {points!r}")
     if not isinstance(labels, list) or len(labels) != len(points) or not all(
             v in (0, 1) and not isinstance(v, bool) for v in labels):
         raise InputError(f"{where}: \"point_labels\" must give 1 (foreground) or 0 (background) for "
                          f"each of the {len(points)} point(s), got {labels!r}")
-    return tuple((float(x), float(y)) for x, y in points), tuple(int(v) for v in labels)
+    return tuple(tuple(float(v) for v in p) for p in points), tuple(int(v) for v in labels)
 
 
 def _is_number(value: Any) -> bool:
@@ -341,6 +398,10 @@ def _csv_row(row: dict, line: int, path: Path) -> tuple[str, dict]:
         raise InputError(f"{where}: give both z0 and z1 for a 3D box, or neither")
     box = coords if z0 is None else [coords[0], coords[1], z0, coords[2], coords[3], z1]
     item: dict[str, Any] = {"box": box}
+    if z0 is not None and z1 is not None and number("slice", True) is not None:  # key-slice box + range
+        if not (float(z0).is_integer() and float(z1).is_integer()):
+            raise InputError(f"{where}: z0 and z1 must be whole slice numbers")
+        item = {"box": coords, "z_range": [int(z0), int(z1)]}
     for key, whole in (("label", True), ("slice", True)):
         value = number(key, whole)
         if value is not None:
@@ -404,6 +465,18 @@ def read_prompts_file(path: str | os.PathLike) -> list[BoxPrompt]:
         raise InputError(f"{path}: holds prompts per case ({', '.join(sorted(prompts.by_case))}); "
                          f"read it with load_prompts() and pick a case")
     return list(prompts.shared)
+
+
+def prompts_from_interaction(interaction: Interaction) -> list[BoxPrompt]:
+    """Prompts for an interactive challenge case: class ``i + 1`` gets the i-th box (its 2D
+    box on ``z_mid`` with the slice range ``z_min..z_max``) and its clicks in order."""
+    out = []
+    for i, (b, clicks) in enumerate(zip(interaction.boxes, interaction.clicks)):
+        out.append(BoxPrompt((b.x_min, b.y_min, b.x_max, b.y_max), label=i + 1, slice=b.z_mid,
+                             z_range=(b.z_min, b.z_max),
+                             points=tuple((float(x), float(y), float(z)) for (z, y, x), _ in clicks),
+                             point_labels=tuple(int(fg) for _, fg in clicks)))
+    return out
 
 
 def prompts_from_npz_boxes(boxes: np.ndarray) -> list[BoxPrompt]:

@@ -3,23 +3,29 @@
 Two modes:
 
 ``"propagate"``
-    segment the key slice with the given box, then walk up and down one slice at a
-    time; each slice's box is the bounding box of the previous slice's mask grown by
-    ``margin`` pixels. A direction stops where the mask vanishes (fewer than
-    ``min_pixels``) or at the end of the z-range.
+    segment the key slice (the slice the user drew on) with the given box, then walk up
+    and down one slice at a time. Each slice's box is the bounding box of the previous
+    slice's mask grown by ``margin`` pixels, and the slice's mask keeps only the parts
+    that touch the previous slice's mask. A direction stops at the end of the slice range,
+    or where the object is no longer there (:class:`WalkConfig`): the mask vanishes, its
+    area jumps, or it overlaps the previous slice's mask too little.
 ``"plain"``
     the paper's mode: the same box on every slice of the z-range.
 
-The algorithm knows nothing about models: it drives a
-:class:`~medsam.segmentation.segmenter.Segmenter2D` (or a callable
-``(image2d, box) -> mask``), so it can be tested with a simple threshold segmenter.
+The walk is also what carries a click's change to the neighbouring slices
+(:mod:`.interaction`, which also holds :func:`~.interaction.propagate_3d`). The algorithm
+knows nothing about models: it drives a
+:class:`~medsam.segmentation.segmenter.Segmenter2D` (or a callable ``(image2d, box) -> mask``),
+so it can be tested with a simple threshold segmenter.
 """
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from .boxes import mask_to_box
 from .segmenter import Segmenter2D, as_segmenter, content_key, segment_object
@@ -29,108 +35,249 @@ MODES = ("propagate", "plain")
 CONTENT = "medsam:slice-content"
 
 
-def _segment_one(segmenter: Segmenter2D, volume: np.ndarray, z: int, box: np.ndarray, cache_key: Hashable | None,
-                 min_pixels: int, points: Sequence = (), point_labels: Sequence = (),
-                 label: int | None = None) -> np.ndarray | None:
-    image = volume[z]
-    if cache_key is CONTENT:
-        key: Hashable | None = content_key(image)
-    else:
-        key = None if cache_key is None else (cache_key, z)
-    segmenter.set_slice(image, key=key)
-    mask = segment_object(segmenter, box, points, point_labels, label)
-    return mask if mask.sum() >= min_pixels else None
+@dataclass(frozen=True)
+class WalkConfig:
+    """When the slice-to-slice walk goes on, and when the object is no longer there.
 
-
-def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_slice: int | None = None,
-                 z_range: tuple[int, int] | None = None, margin: float = 5.0, mode: str = "propagate",
-                 min_pixels: int = 1, cache_key: Hashable | None = None, progress: bool = False,
-                 points: Sequence = (), point_labels: Sequence = (), label: int | None = None
-                 ) -> np.ndarray:
-    """Segment one object in a volume from a box.
-
-    Args:
-        volume: ``(z, y, x)`` (or ``(z, y, x, 3)``) array; slices ``volume[z]`` go to the segmenter.
-        segmenter: a ``Segmenter2D`` or a callable ``(image2d, box) -> mask (y, x)``.
-        box: 3D box ``(x0, y0, z0, x1, y1, z1)`` (pixel / slice indices, z inclusive; the key
-            slice is its middle slice and its z-range bounds the result), or a 2D box
-            ``(x0, y0, x1, y1)`` with ``key_slice``.
-        key_slice: the slice to start from, for 2D boxes.
-        z_range: inclusive ``(z0, z1)`` bounding the walk; default: the 3D box's range, or the
-            whole volume for a 2D box.
-        margin: pixels added on every side of the previous slice's mask box (propagate mode).
-        mode: ``"propagate"`` or ``"plain"`` (same box on every slice of the z-range).
-        min_pixels: a slice mask with fewer pixels counts as vanished (propagate mode).
-        cache_key: passed to ``set_slice`` as ``(cache_key, z)`` so a caching segmenter can
-            reuse per-slice work across objects; :data:`CONTENT`: each slice is keyed by
-            its contents (:func:`~medsam.segmentation.segmenter.content_key`); None: no keys.
-        progress: show a tqdm bar over slices.
-        points, point_labels: clicks ``(x, y)`` refining the key slice (1 foreground, 0
-            background); other slices are prompted by boxes only. ``label`` names the
-            object in errors.
-    Returns:
-        bool mask ``(z, y, x)`` with the volume's spatial shape.
+    Attributes:
+        margin: pixels added on every side of the previous slice's mask box.
+        min_pixels: a slice mask with fewer pixels counts as vanished.
+        max_growth: the walk stops where a slice's area exceeds this many times the
+            previous slice's (a spill into a neighbour); 0 turns the check off.
+        min_overlap: the walk stops where the slice mask covers less than this fraction
+            of the previous slice's mask (intersection / previous area); 0: off.
+        connected: keep only the slice mask's parts that touch the previous slice's mask.
+        model_clicks: give clicks to the model as SAM's point prompts (else only the box
+            moves to hold them, and :func:`enforce_clicks` edits the mask).
+        unchanged_dice: when carrying a change, the walk stops at a slice whose new mask
+            matches its old one at least this well (Dice).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    segmenter = as_segmenter(segmenter)
-    volume = np.asarray(volume)
-    depth, h, w = volume.shape[:3]
-    b = np.asarray(box, dtype=float).ravel()
-    if b.size == 6:
-        x0, y0, z0, x1, y1, z1 = b
-        box2d = np.array([x0, y0, x1, y1])
-        lo, hi = int(round(z0)), int(round(z1))
-        key = (lo + hi) // 2 if key_slice is None else int(key_slice)
-        if z_range is None:
-            z_range = (lo, hi)
-    elif b.size == 4:
-        if key_slice is None:
-            raise ValueError("a 2D box needs key_slice")
-        box2d, key = b, int(key_slice)
-    else:
-        raise ValueError(f"box must have 4 or 6 values, got {b.size}")
-    if z_range is None:
-        if mode == "plain":
-            raise ValueError("plain mode needs a z-range (a 3D box or z_range)")
-        z_range = (0, depth - 1)
-    lo, hi = int(z_range[0]), int(z_range[1])
-    if not 0 <= lo <= key <= hi < depth:
-        raise ValueError(f"need 0 <= z0 <= key slice <= z1 < {depth}, got {lo}, {key}, {hi}")
 
-    out = np.zeros((depth, h, w), dtype=bool)
-    bar = _progress(progress, hi - lo + 1)
-    try:
-        if mode == "plain":
-            for z in range(lo, hi + 1):
-                clicks = (points, point_labels) if z == key else ((), ())
-                mask = _segment_one(segmenter, volume, z, box2d, cache_key, 1, *clicks, label)
-                if mask is not None:
-                    out[z] = mask
-                bar.update(1)
-            return out
-        first = _segment_one(segmenter, volume, key, box2d, cache_key, min_pixels, points, point_labels, label)
-        bar.update(1)
-        if first is None:
-            return out
+    margin: float = 3.0
+    min_pixels: int = 1
+    max_growth: float = 2.0
+    min_overlap: float = 0.2
+    connected: bool = True
+    unchanged_dice: float = 0.97
+    model_clicks: bool = True
+
+
+#: the propagation of a user's box (``medsam segment``, the web app, the interactive session)
+DEFAULT_WALK = WalkConfig()
+
+
+def walk_config(margin: float | None = None, min_pixels: int | None = None,
+                base: WalkConfig = DEFAULT_WALK) -> WalkConfig:
+    """``base`` with ``margin`` / ``min_pixels`` replaced where given."""
+    if margin is not None:
+        base = replace(base, margin=float(margin))
+    if min_pixels is not None:
+        base = replace(base, min_pixels=int(min_pixels))
+    return base
+
+
+@dataclass(frozen=True)
+class SliceClicks:
+    """Clicks on one slice: ``points`` ``(K, 2)`` ``x, y`` pixels and ``labels`` ``(K,)``
+    (1 foreground, 0 background)."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+
+    @property
+    def foreground(self) -> list[tuple[float, float]]:
+        return [p for p, v in zip(self.points, self.labels) if v == 1]
+
+    @property
+    def background(self) -> list[tuple[float, float]]:
+        return [p for p, v in zip(self.points, self.labels) if v == 0]
+
+    def add(self, x: float, y: float, label: int) -> "SliceClicks":
+        return SliceClicks(self.points + ((float(x), float(y)),), self.labels + (int(label),))
+
+
+class Runner(Protocol):
+    """What the walk drives: ``run(z, box, clicks) -> mask (H, W)`` over a volume of ``shape``."""
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None) -> np.ndarray: ...
+
+
+class SliceRunner:
+    """Segments single slices of one volume with one segmenter: sets the slice (keyed for
+    the segmenter's cache), applies the box and the slice's clicks, and enforces them: a
+    background click's part is removed, a foreground click's part is kept."""
+
+    def __init__(self, volume: np.ndarray, segmenter: Any, cache_key: Hashable | None = CONTENT,
+                 label: int | None = None, model_clicks: bool = True):
+        self.volume = np.asarray(volume)
+        self.model_clicks = model_clicks
+        self.segmenter: Segmenter2D = as_segmenter(segmenter)
+        self.cache_key = cache_key
+        self.label = label
+        self.calls = 0
+
+    @property
+    def depth(self) -> int:
+        return int(self.volume.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.volume.shape[0]), int(self.volume.shape[1]), int(self.volume.shape[2]))
+
+    def _set(self, z: int) -> None:
+        image = self.volume[z]
+        if self.cache_key is CONTENT:
+            key: Hashable | None = content_key(image)
+        else:
+            key = None if self.cache_key is None else (self.cache_key, z)
+        self.segmenter.set_slice(image, key=key)
+
+    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None) -> np.ndarray:
+        """Mask ``(H, W)`` bool of slice ``z`` from ``box`` ``(x0, y0, x1, y1)`` and its clicks."""
+        self._set(z)
+        self.calls += 1
+        clicks = clicks or SliceClicks()
+        b = np.asarray(box, dtype=float)
+        if clicks.points:
+            b = _box_with_points(b, clicks.foreground, self.shape[1:])
+        if self.model_clicks:
+            mask = segment_object(self.segmenter, b, clicks.points, clicks.labels, self.label)
+        else:
+            mask = segment_object(self.segmenter, b)
+        return enforce_clicks(mask, clicks)
+
+
+def _box_with_points(box: np.ndarray, points: Sequence[tuple[float, float]], hw: Sequence[int],
+                     pad: float = 3.0) -> np.ndarray:
+    """``box`` grown to hold every point (with ``pad`` pixels), clipped to the image."""
+    if not points:
+        return box
+    p = np.asarray(points, dtype=float)
+    h, w = int(hw[0]), int(hw[1])
+    x0, y0 = min(box[0], p[:, 0].min() - pad), min(box[1], p[:, 1].min() - pad)
+    x1, y1 = max(box[2], p[:, 0].max() + pad), max(box[3], p[:, 1].max() + pad)
+    return np.array([max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)])
+
+
+def enforce_clicks(mask: np.ndarray, clicks: SliceClicks) -> np.ndarray:
+    """``mask`` obeying its clicks: where a background click still lies inside the mask, the
+    disc around it reaching the mask's border is removed (the click marks the middle of a
+    wrong region), then any part no longer touching the rest is dropped if it is small; a
+    foreground click the mask misses adds the disc around it reaching the mask (or 2 px)."""
+    if not clicks.points:
+        return mask
+    mask = np.asarray(mask, dtype=bool).copy()
+    h, w = mask.shape
+    yy, xx = np.ogrid[:h, :w]
+    for x, y in clicks.background:
+        r, c = min(int(y), h - 1), min(int(x), w - 1)
+        if mask[r, c]:
+            radius = float(ndimage.distance_transform_edt(mask)[r, c])
+            mask &= (yy - r) ** 2 + (xx - c) ** 2 > radius ** 2
+    for x, y in clicks.foreground:
+        r, c = min(int(y), h - 1), min(int(x), w - 1)
+        if not mask[r, c]:
+            radius = max(2.0, float(ndimage.distance_transform_edt(~mask)[r, c])) if mask.any() else 2.0
+            mask |= (yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2
+    return mask
+
+
+def touching(mask: np.ndarray, previous: np.ndarray, clicks: SliceClicks | None = None) -> np.ndarray:
+    """The parts of ``mask`` that overlap ``previous`` (or hold a foreground click)."""
+    if not mask.any():
+        return mask
+    parts, count = ndimage.label(mask)
+    if count <= 1 and (previous & mask).any():
+        return mask
+    keep = set(np.unique(parts[previous & mask]).tolist()) - {0}
+    if clicks is not None:
+        h, w = mask.shape
+        keep |= {int(parts[min(int(y), h - 1), min(int(x), w - 1)]) for x, y in clicks.foreground} - {0}
+    return np.isin(parts, sorted(keep)) if keep else np.zeros_like(mask)
+
+
+def object_present(mask: np.ndarray, previous: np.ndarray, config: WalkConfig) -> bool:
+    """Whether ``mask`` continues the object of the neighbouring slice's ``previous``
+    (see :class:`WalkConfig`)."""
+    area, prev_area = int(mask.sum()), int(previous.sum())
+    if area < max(1, config.min_pixels):
+        return False
+    if config.max_growth and prev_area and area > config.max_growth * prev_area + 4 * config.margin ** 2:
+        return False
+    if config.min_overlap and prev_area and (mask & previous).sum() < config.min_overlap * prev_area:
+        return False
+    return True
+
+
+def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: WalkConfig,
+         clicks: Mapping[int, SliceClicks] | None = None, carry: bool = False,
+         anchors: Mapping[int, Sequence[float]] | None = None) -> int:
+    """Walk with ``run`` (a :class:`SliceRunner`) from slice ``start`` (whose mask in ``out``
+    is the seed) towards ``end`` (inclusive) one ``step`` (+1 / -1) at a time, writing each
+    slice's mask into ``out``.
+
+    Without ``carry`` (a new object) every slice is segmented until the object is no longer
+    there; that slice and the rest of the way to ``end`` are then cleared. With ``carry``
+    (a change made at ``start``) the walk also stops at the first slice whose new mask
+    matches its old one (``config.unchanged_dice``), and where a new mask does not continue
+    the object, the old masks from there on are kept (past the old mask's end, the walk
+    extends the object as a new one would).
+    Slices with clicks are segmented with them, and a foreground click keeps the walk going.
+    ``anchors`` maps slices to the box they are always segmented with (the key slice and
+    the user's box), instead of the box of the mask next to them.
+
+    Returns:
+        the last slice written with a non-empty mask.
+    """
+    clicks = clicks or {}
+    anchors = anchors or {}
+    prev = out[start]
+    last = start
+    for z in range(start + step, end + step, step):
+        box = anchors[z] if z in anchors else mask_to_box(prev, config.margin)
+        if box is None:
+            break
+        here = clicks.get(z)
+        mask = run(z, box, here)
+        if config.connected:
+            mask = touching(mask, prev, here)
+        forced = here is not None and bool(here.foreground)
+        if not forced and not object_present(mask, prev, config):
+            if carry and out[z].any():  # a carried change that does not fit: keep the old mask
+                break
+            if step > 0:
+                out[z:end + 1] = False
+            else:
+                out[end:z + 1] = False
+            break
+        old = out[z].copy()
+        out[z] = mask
+        last = z
+        if carry and _dice(mask, old) >= config.unchanged_dice:
+            break
+        prev = mask
+    return last
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def propagate_from_key(run: Any, box: Sequence[float], key: int, z_range: tuple[int, int],
+                       config: WalkConfig = DEFAULT_WALK, clicks: SliceClicks | None = None) -> np.ndarray:
+    """A new object: segment slice ``key`` from ``box`` (with ``clicks``), then walk up and
+    down within ``z_range`` (inclusive) while the object is there. Returns ``(z, y, x)`` bool."""
+    out = np.zeros(run.shape, dtype=bool)
+    first = run(key, box, clicks)
+    if first.sum() >= max(1, config.min_pixels):
         out[key] = first
-        for step, end in ((1, hi), (-1, lo)):
-            prev = first
-            for z in range(key + step, end + step, step):
-                next_box = mask_to_box(prev, margin)
-                if next_box is None:  # an empty slice mask (min_pixels 0) ends the walk
-                    break
-                mask = _segment_one(segmenter, volume, z, next_box, cache_key, min_pixels)
-                bar.update(1)
-                if mask is None:
-                    break
-                out[z] = prev = mask
-    finally:
-        bar.close()
+        for step, end in ((1, z_range[1]), (-1, z_range[0])):
+            walk(run, out, key, step, end, config)
     return out
-
-
-def _progress(enabled: bool, total: int) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="slices", unit="slice", disable=not enabled, leave=False)

@@ -60,13 +60,14 @@ class BoxUNetSegmenter:
         return masks[:, 0].cpu().numpy()
 
 
-def make_segmenter(model: Any, precision: str = "auto") -> Segmenter2D:
+def make_segmenter(model: Any, precision: str = "auto", store: Any = None) -> Segmenter2D:
     """The segmenter for a loaded model: :class:`BoxUNetSegmenter` for a U-Net, else
     :class:`~medsam.segmentation.MedSAMSegmenter` at ``precision`` (the U-Net always
-    runs in float32)."""
+    runs in float32), keeping slice embeddings in ``store`` (an
+    :class:`~medsam.segmentation.embedding_store.EmbeddingStore`) when given."""
     from ..modeling.unet import BoxUNet
     from .medsam_segmenter import MedSAMSegmenter
 
     if isinstance(model, BoxUNet):
         return BoxUNetSegmenter(model)
-    return MedSAMSegmenter(model, precision=precision)
+    return MedSAMSegmenter(model, precision=precision, store=store)

@@ -1,0 +1,243 @@
+"""An interactive segmentation session: one image, its objects, their prompts, undo.
+
+:class:`InteractiveSession` is what the web app, the challenge npz path and the
+interactive benchmark drive (in the manner of nnInteractive's inference session, smaller)::
+
+    session = InteractiveSession(MedSAMSegmenter(model))
+    session.load(prepared, geometry)             # intensities already prepared (0..255)
+    session.add_box(1, (x0, y0, x1, y1), key_slice=40, z_range=(31, 52), name="liver")
+    session.add_click(1, x, y, z, foreground=False)
+    session.undo()
+    labels = session.label_map()
+
+Objects are :class:`~medsam.segmentation.interaction.VolumeObject` (a 2D image is a volume
+of one slice), so each object's mask is a function of its box and clicks in order, and
+:meth:`prompts` (replayed by :func:`medsam.segmentation.segment`) gives the same label map.
+Where objects overlap, the later-added one wins (:func:`~.pipeline.compose_labels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.geometry import Geometry
+from .interaction import Click, VolumeObject
+from .pipeline import compose_labels
+from .prompts import BoxPrompt
+from .propagation import CONTENT, DEFAULT_WALK, SliceRunner, WalkConfig
+from .segmenter import as_segmenter
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An object as the session keeps it: its prompts and its mask (never changed in place,
+    so an undo snapshot can share it)."""
+
+    label: int
+    name: str
+    box: tuple[float, float, float, float]
+    key_slice: int
+    z_range: tuple[int, int] | None
+    clicks: tuple[Click, ...]
+    mask: np.ndarray
+
+
+class InteractiveSession:
+    """See the module docstring.
+
+    Args:
+        segmenter: a ``Segmenter2D`` (e.g. :class:`~medsam.segmentation.MedSAMSegmenter`) or a
+            callable ``(image2d, box) -> mask``.
+        config: the slice walk's settings.
+        max_undo: how many changes :meth:`undo` can take back.
+        cache_key: how slices are named for the segmenter's cache (default: by content).
+    """
+
+    def __init__(self, segmenter: Any, config: WalkConfig = DEFAULT_WALK, max_undo: int = 50,
+                 cache_key: Hashable | None = CONTENT):
+        self.segmenter = as_segmenter(segmenter)
+        self.config = config
+        self.max_undo = int(max_undo)
+        self.cache_key = cache_key
+        self.image: np.ndarray | None = None
+        self.geometry: Geometry | None = None
+        self._volume: np.ndarray | None = None
+        self._objects: list[_Entry] = []
+        self._history: list[list[_Entry]] = []
+        #: called with the slice index before each slice is segmented (progress)
+        self.on_slice: Callable[[int], None] | None = None
+
+    # ------------------------------------------------------------------ image
+
+    def load(self, image: np.ndarray, geometry: Geometry) -> None:
+        """Start over on ``image`` (``(z, y, x)`` volume or ``(y, x[, 3])`` image, intensities
+        as the segmenter takes them, see :func:`medsam.intensity.prepare_intensities`)."""
+        image = np.asarray(image)
+        geometry.check_shape(image.shape, what="image")
+        self.image, self.geometry = image, geometry
+        self._volume = image if geometry.ndim == 3 else image[None]
+        self._objects, self._history = [], []
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The label map's shape: ``(z, y, x)`` or ``(y, x)``."""
+        self._require()
+        assert self.image is not None and self.geometry is not None
+        return tuple(self.image.shape[:self.geometry.ndim])
+
+    def _require(self) -> np.ndarray:
+        if self._volume is None:
+            raise InputError("no image loaded in this session")
+        return self._volume
+
+    def _runner(self, label: int) -> SliceRunner:
+        run = _NotifyingRunner(self._require(), self.segmenter, self.cache_key, label, self.config.model_clicks)
+        run.on_slice = self.on_slice
+        return run
+
+    # ------------------------------------------------------------------ objects
+
+    @property
+    def labels(self) -> list[int]:
+        """Object labels in the order they were added."""
+        return [e.label for e in self._objects]
+
+    def _find(self, label: int) -> _Entry:
+        for e in self._objects:
+            if e.label == label:
+                return e
+        raise InputError(f"no object with label {label}")
+
+    def _commit(self, entry: _Entry) -> None:
+        self._history = (self._history + [list(self._objects)])[-self.max_undo:] if self.max_undo else []
+        objects = list(self._objects)
+        labels = [e.label for e in objects]
+        if entry.label in labels:
+            objects[labels.index(entry.label)] = entry
+        else:
+            objects.append(entry)
+        self._objects = objects
+
+    def add_box(self, label: int, box: tuple[float, ...], key_slice: int | None = None,
+                z_range: tuple[int, int] | None = None, name: str = "") -> np.ndarray:
+        """Add object ``label`` (or replace its prompts, keeping its place) from a 2D box
+        ``(x0, y0, x1, y1)`` pixels on ``key_slice`` (volumes), optionally bounded to the
+        inclusive slice range ``z_range``; its clicks are forgotten. Returns its mask.
+
+        Raises:
+            InputError: a bad label, box, slice or slice range.
+        """
+        volume = self._require()
+        prompt = BoxPrompt(tuple(box), label=label, name=name,
+                           slice=key_slice if self._is_3d else None,
+                           z_range=z_range if self._is_3d else None)
+        from .prompts import resolve_prompt
+
+        assert self.geometry is not None
+        r = resolve_prompt(prompt, self.shape, self.geometry)
+        obj = VolumeObject(r.box2d, r.key_slice or 0, r.z_range)
+        mask = obj.segment_box(self._runner(label), self.config)
+        self._commit(_Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask))
+        del volume
+        return self._view(mask)
+
+    def add_click(self, label: int, x: float, y: float, z: int = 0, foreground: bool = True) -> np.ndarray:
+        """A click on object ``label`` at column ``x``, row ``y`` of slice ``z`` (0 for 2D
+        images), anywhere in the volume. Returns the object's new mask.
+
+        Raises:
+            InputError: no such object, or the click lies outside the image.
+        """
+        volume = self._require()
+        entry = self._find(label)
+        depth, h, w = volume.shape[:3]
+        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h and 0 <= z < depth
+                and float(z).is_integer()):
+            where = f"({x:g}, {y:g}, {z})" if self._is_3d else f"({x:g}, {y:g})"
+            raise InputError(f"label {label} click {where}: outside the image (width {w}, height {h}"
+                             + (f", {depth} slices)" if self._is_3d else ")"))
+        if entry.z_range is not None and not entry.z_range[0] <= int(z) <= entry.z_range[1]:
+            raise InputError(f"label {label} click on slice {z}: outside the object's slice range "
+                             f"{entry.z_range[0]}..{entry.z_range[1]}")
+        obj = VolumeObject(entry.box, entry.key_slice, entry.z_range, list(entry.clicks), entry.mask)
+        mask = obj.add_click(self._runner(label), Click(float(x), float(y), int(z), bool(foreground)), self.config)
+        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
+        return self._view(mask)
+
+    def rename(self, label: int, name: str) -> None:
+        """Rename an object (nothing is segmented again)."""
+        self._commit(replace(self._find(label), name=name))
+
+    def remove(self, label: int) -> None:
+        """Delete object ``label``."""
+        self._find(label)
+        self._history = (self._history + [list(self._objects)])[-self.max_undo:]
+        self._objects = [e for e in self._objects if e.label != label]
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    def undo(self) -> None:
+        """Take back the last change (a box, a click, a rename or a removal).
+
+        Raises:
+            InputError: there is nothing to undo.
+        """
+        if not self._history:
+            raise InputError("nothing to undo")
+        self._objects = self._history.pop()
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def _is_3d(self) -> bool:
+        return self.geometry is not None and self.geometry.ndim == 3
+
+    def _view(self, mask: np.ndarray) -> np.ndarray:
+        return mask if self._is_3d else mask[0]
+
+    def mask(self, label: int) -> np.ndarray:
+        """Object ``label``'s own mask (before overlaps are resolved)."""
+        return self._view(self._find(label).mask)
+
+    def label_map(self) -> np.ndarray:
+        """All objects in one label map (uint8, or uint16 for labels > 255; the later-added
+        object wins where two overlap)."""
+        return compose_labels(self.shape, [(e.label, self._view(e.mask)) for e in self._objects])
+
+    def prompts(self) -> list[BoxPrompt]:
+        """The objects as prompts (``medsam segment`` replays them to the same label map)."""
+        out = []
+        for e in self._objects:
+            if self._is_3d:
+                points = tuple((c.x, c.y, float(c.z)) for c in e.clicks)
+                out.append(BoxPrompt(e.box, label=e.label, name=e.name, slice=e.key_slice,
+                                     z_range=e.z_range, points=points,
+                                     point_labels=tuple(int(c.foreground) for c in e.clicks)))
+            else:
+                out.append(BoxPrompt(e.box, label=e.label, name=e.name,
+                                     points=tuple((c.x, c.y) for c in e.clicks),
+                                     point_labels=tuple(int(c.foreground) for c in e.clicks)))
+        return out
+
+    def objects(self) -> list[dict[str, Any]]:
+        """Each object's label, name, key slice, slice range and clicks (plain data)."""
+        return [{"label": e.label, "name": e.name, "box": list(e.box),
+                 "key_slice": e.key_slice if self._is_3d else None,
+                 "z_range": list(e.z_range) if e.z_range else None,
+                 "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks]}
+                for e in self._objects]
+
+
+class _NotifyingRunner(SliceRunner):
+    on_slice: Callable[[int], None] | None = None
+
+    def __call__(self, z: int, box: Any, clicks: Any = None) -> np.ndarray:
+        if self.on_slice is not None:
+            self.on_slice(z)
+        return super().__call__(z, box, clicks)
