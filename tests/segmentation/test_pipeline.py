@@ -116,8 +116,10 @@ def test_label_volumes_of_a_label_map(shared_data):
         label_volumes(labels, (1, 1))
 
 
-def test_points_need_a_segmenter_that_takes_them():
+def test_clicks_work_with_a_segmenter_that_takes_boxes_only():
+    # the default walk moves the box to hold foreground clicks and edits the mask; no point prompts
     image = np.zeros((20, 30), np.uint8)
-    prompt = BoxPrompt((2, 2, 10, 10), label=4, points=((5, 5),), point_labels=(1,))
-    with pytest.raises(InputError, match="label 4 has points, but the ThresholdSegmenter segmenter takes boxes only"):
-        segment(image, Geometry((1.0, 1.0)), [prompt], ThresholdSegmenter(1, 2))
+    image[3:18, 3:28] = 1
+    prompt = BoxPrompt((2, 2, 28, 18), label=4, points=((5, 5),), point_labels=(0,))
+    labels = segment(image, Geometry((1.0, 1.0)), [prompt], ThresholdSegmenter(1, 2, min_fill=0.05))
+    assert labels[5, 5] == 0 and labels[12, 20] == 4

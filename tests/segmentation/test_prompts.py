@@ -7,6 +7,7 @@ from medsam.errors import InputError
 from medsam.io import Geometry
 from medsam.segmentation.prompts import (
     BoxPrompt,
+    load_prompts,
     parse_box_text,
     prompts_from_npz_boxes,
     read_prompts_file,
@@ -43,8 +44,10 @@ def test_read_prompts_file(tmp_path):
     ('[3]', "expected an object"),
     ('[{"box": [0, 0, 5, 5], "points": [[1, 2]]}]', "point_labels"),
     ('[{"box": [0, 0, 5, 5], "points": [[1, 2]], "point_labels": [2]}]', "point_labels"),
-    ('[{"box": [0, 0, 5, 5], "points": [1, 2], "point_labels": [1]}]', r"\[x, y\] pixel pairs"),
-    ('[{"box": [0, 0, 5, 5], "points": [[1, true]], "point_labels": [1]}]', "pixel pairs"),
+    ('[{"box": [0, 0, 5, 5], "points": [1, 2], "point_labels": [1]}]', r"\[x, y\] or \[x, y, z\] pixel"),
+    ('[{"box": [0, 0, 5, 5], "points": [[1, true]], "point_labels": [1]}]', "pixel coordinates"),
+    ('[{"box": [0, 0, 5, 5], "slice": 2, "z_range": [1]}]', r"\"z_range\" must be \[first, last\]"),
+    ('[{"box": [0, 0, 5, 5], "z_range": [1, 3]}]', r"\"z_range\" goes with a 4-number box and its \"slice\""),
     ('[{"box": [0, 0, 0, 5, 5, 5], "world": true, "points": [[1, 2]], "point_labels": [1]}]',
      "cannot refine a world box"),
 ])
@@ -75,12 +78,21 @@ def test_resolve_prompt():
     assert r.box2d == (5, 6, 20, 30) and r.key_slice == 4 and r.z_range == (2, 7)
     r = resolve_prompt(BoxPrompt((5, 6, 20, 30), slice=9), shape3, g3)
     assert r.key_slice == 9 and r.z_range is None
+    r = resolve_prompt(BoxPrompt((5, 6, 2, 20, 30, 7), slice=3), shape3, g3)   # a key slice in a 3D box
+    assert r.key_slice == 3 and r.z_range == (2, 7)
+    r = resolve_prompt(BoxPrompt((5, 6, 20, 30), slice=3, z_range=(1, 8)), shape3, g3)
+    assert r.box2d == (5, 6, 20, 30) and r.key_slice == 3 and r.z_range == (1, 8)
     r = resolve_prompt(BoxPrompt((5, 6, 4, 20, 30, 14), world=True), shape3, g3)
     assert r.box2d == (5, 6, 20, 30) and r.z_range == (2, 7)
     cases = [
         (BoxPrompt((5, 6, 20, 30)), "needs a slice"),
         (BoxPrompt((5, 6, 20, 30), slice=10), "out of range"),
-        (BoxPrompt((5, 6, 0, 20, 30, 3), slice=1), "not both"),
+        (BoxPrompt((5, 6, 0, 20, 30, 3), slice=4), r"slice range 0..3 does not contain its key slice 4"),
+        (BoxPrompt((5, 6, 20, 30), slice=4, z_range=(5, 8)), r"slice range 5..8 does not contain its key slice 4"),
+        (BoxPrompt((5, 6, 20, 30), slice=4, z_range=(2, 6), points=((7, 8, 7),), point_labels=(1,)),
+         r"point \(7, 8, 7\): slice 7 is outside the object's slice range 2..6"),
+        (BoxPrompt((5, 6, 20, 30), slice=4, points=((7, 8, 10),), point_labels=(0,)),
+         r"point \(7, 8, 10\): slice 10 is outside the volume \(10 slices\)"),
         (BoxPrompt((5, 6, 0, 60, 30, 3), label=2, name="x"), r"label 2 \(x\) box .*outside"),
         (BoxPrompt((5, 6, 20, 30), world=True, slice=2), "6 numbers"),
     ]
@@ -186,9 +198,28 @@ def test_points_round_trip_and_resolve(tmp_path):
                                     "points": [[12, 22], [15.5, 30]], "point_labels": [1, 0]}
     g = Geometry((1.0, 1.0, 1.0))
     r = resolve_prompt(prompts[0], (8, 50, 60), g)
-    assert r.key_slice == 4 and r.points == ((12.0, 22.0), (15.5, 30.0)) and r.point_labels == (1, 0)
+    # 2-value points on a volume lie on the key slice; 3-value ones anywhere
+    assert r.key_slice == 4 and r.points == ((12.0, 22.0, 4.0), (15.5, 30.0, 4.0)) and r.point_labels == (1, 0)
+    anywhere = BoxPrompt((10, 20, 30, 40), slice=4, z_range=(1, 7), points=((12, 22, 7),), point_labels=(0,))
+    assert read_prompts_file(_write_json(tmp_path, [anywhere.to_json()])) == [anywhere]
+    assert anywhere.to_json()["z_range"] == [1, 7] and anywhere.to_json()["points"] == [[12, 22, 7]]
+    assert resolve_prompt(anywhere, (8, 50, 60), g).points == ((12.0, 22.0, 7.0),)
     outside = BoxPrompt((10, 20, 30, 40), label=3, name="liver", slice=4, points=((61, 22),), point_labels=(1,))
     with pytest.raises(InputError, match=r"label 3 \(liver\) point \(61, 22\): outside the image \(width 60"):
         resolve_prompt(outside, (8, 50, 60), g)
     with pytest.raises(ValueError, match="2 points but 1 point labels"):
         BoxPrompt((0, 0, 5, 5), points=((1, 1), (2, 2)), point_labels=(1,))
+
+
+def _write_json(folder, items):
+    path = folder / "p3.json"
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_csv_key_slice_box_with_its_slice_range(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("case,x0,y0,x1,y1,z0,z1,slice\nct,1,2,10,12,3,9,5\nct,1,2,10,12,3,9,\n")
+    a, b = load_prompts(path).for_case("ct")
+    assert (a.box, a.slice, a.z_range) == ((1.0, 2.0, 10.0, 12.0), 5, (3, 9))
+    assert (b.box, b.slice, b.z_range) == ((1.0, 2.0, 3.0, 10.0, 12.0, 9.0), None, None)

@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, str] = {
     "weights": "medsam.cli.weights",
     "serve": "medsam.cli.serve",
     "reproduce": "medsam.cli.reproduce",
+    "benchmark": "medsam.cli.benchmark",
 }
 
 #: the flag that sets each option of ``medsam.errors.OPTION_HINTS``

@@ -200,7 +200,7 @@ def _segmenter(args: argparse.Namespace, device: str | torch.device, report: boo
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
     store = None
-    if disk_cache or args.embedding_cache:
+    if disk_cache or getattr(args, "embedding_cache", False):
         from ..segmentation.embedding_store import EmbeddingStore
 
         store = EmbeddingStore()

@@ -28,6 +28,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..errors import MedSAMError
 from ..io.npz import ChallengeBox
 
 #: the challenge's seed for the box perturbation
@@ -232,3 +233,177 @@ class SessionDriver:
                 self.session.add_click(i + 1, x, y, z, foreground=fg)
                 self._applied[i] += 1
         return np.asarray(self.session.label_map())
+
+
+class ProcessDriver:
+    """One ``medsam segment CASE.npz -o OUT.npz`` process per step, on files laid out as the
+    challenge's evaluation writes them (``imgs``, ``spacing``, ``boxes``, ``clicks``,
+    ``clicks_order``, ``prev_pred``); the slice embeddings stay in the on-disk store between
+    processes. ``options`` are extra ``medsam segment`` arguments (the model)."""
+
+    def __init__(self, folder: Any, options: Sequence[str] = ()):
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.options = list(options)
+        self._image: np.ndarray | None = None
+        self._spacing: tuple[float, ...] = ()
+        self._name = "case"
+
+    def start(self, image: np.ndarray, spacing_xyz: Sequence[float], name: str) -> None:
+        self._image, self._spacing, self._name = image, tuple(float(v) for v in spacing_xyz), name or "case"
+
+    def step(self, boxes: list[ChallengeBox], clicks: list[dict[str, list[list[int]]]],
+             order: list[list[str]], prev_pred: np.ndarray | None) -> np.ndarray:
+        import subprocess
+        import sys
+
+        assert self._image is not None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        case = self.folder / f"{self._name}.npz"
+        out = self.folder / f"{self._name}_segs.npz"
+        arrays: dict[str, Any] = {"imgs": self._image, "spacing": np.asarray(self._spacing),
+                                  "boxes": [b.to_dict() for b in boxes]}
+        if prev_pred is not None:
+            arrays.update(clicks=clicks, clicks_order=order, prev_pred=prev_pred)
+        np.savez_compressed(case, **arrays)
+        done = subprocess.run([sys.executable, "-m", "medsam", "segment", str(case), "-o", str(out),
+                               "--overwrite", *self.options], capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise RuntimeError(f"medsam segment failed on {case}: {lines[-1] if lines else done.returncode}")
+        with np.load(out, allow_pickle=False) as result:
+            return np.asarray(result["segs"])
+
+
+def write_results(rows: Sequence[StepRow], out_dir: Any) -> dict[str, Any]:
+    """Write ``steps.csv`` (one row per object and step), ``objects.csv`` (per object: DSC
+    per step, AUCs, finals, seconds), ``summary.md`` and, with matplotlib,
+    ``dsc_by_click.png`` (median DSC against clicks, per dataset) into ``out_dir``.
+    Returns the paths and the medians over objects per step."""
+    from pathlib import Path
+
+    from .results import write_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "steps.csv", ["dataset", "case", "label", "name", "step", "dsc", "nsd", "seconds", "click"],
+              [(r.dataset, r.case, r.label, r.name, r.step, round(r.dsc, 4), round(r.nsd, 4),
+                round(r.seconds, 3), r.click) for r in rows])
+    objects = object_summary(rows)
+    steps = max((len(o["dsc"]) for o in objects), default=0)
+    header = (["dataset", "case", "label", "name"] + [f"dsc_{i}" for i in range(steps)]
+              + ["dsc_auc", "nsd_auc", "dsc_final", "nsd_final", "box_seconds", "click_seconds"])
+    write_csv(out / "objects.csv", header, [
+        [o["dataset"], o["case"], o["label"], o["name"]] + [round(v, 4) for v in o["dsc"]]
+        + [""] * (steps - len(o["dsc"]))
+        + [round(o[k], 4) for k in ("dsc_auc", "nsd_auc", "dsc_final", "nsd_final", "box_seconds",
+                                    "click_seconds")] for o in objects])
+    medians = _step_medians(objects)
+    (out / "summary.md").write_text(summary_markdown(objects), encoding="utf-8")
+    paths = {"steps": out / "steps.csv", "objects": out / "objects.csv", "summary": out / "summary.md"}
+    try:
+        paths["plot"] = plot_dsc_by_click(objects, out / "dsc_by_click.png")
+    except MedSAMError:  # no matplotlib: the tables only
+        pass
+    return {"paths": paths, "medians": medians, "objects": objects}
+
+
+def _step_medians(objects: Sequence[dict[str, Any]]) -> list[float]:
+    """Median DSC over objects at each step (an object without errors left keeps its last)."""
+    if not objects:
+        return []
+    steps = max(len(o["dsc"]) for o in objects)
+    table = np.array([o["dsc"] + [o["dsc"][-1]] * (steps - len(o["dsc"])) for o in objects])
+    return [float(v) for v in np.median(table, axis=0)]
+
+
+def summary_markdown(objects: Sequence[dict[str, Any]]) -> str:
+    """The per-object table (DSC % at the box and after each click, NSD final, AUCs,
+    seconds) and the medians over objects, with n."""
+    steps = max((len(o["dsc"]) for o in objects), default=1)
+    head = ["dataset", "case", "object", "box"] + [f"+{i}" for i in range(1, steps)] + [
+        "NSD final (2 mm)", "DSC_AUC", "s / click step"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for o in objects:
+        dsc = o["dsc"] + [o["dsc"][-1]] * (steps - len(o["dsc"]))
+        lines.append("| " + " | ".join([o["dataset"], o["case"], o["name"] or str(o["label"])]
+                                        + [f"{100 * v:.1f}" for v in dsc]
+                                        + [f"{100 * o['nsd_final']:.1f}", f"{o['dsc_auc']:.2f}",
+                                           f"{o['click_seconds']:.2f}"]) + " |")
+    medians = _step_medians(objects)
+    finals = [o["dsc"][-1] for o in objects]
+    lines.append("")
+    lines.append(f"Median DSC over n = {len(objects)} objects, by step (box, then clicks): "
+                 + ", ".join(f"{100 * v:.1f}" for v in medians)
+                 + (f"; worst final {100 * min(finals):.1f}" if finals else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
+def plot_dsc_by_click(objects: Sequence[dict[str, Any]], path: Any) -> Any:
+    """Median DSC against the number of clicks, one line per dataset (n objects in the
+    legend), thin lines for the objects. Needs matplotlib."""
+    from .plots import _COLORS as colours
+    from .plots import _figure, _save
+
+    fig, ax = _figure((6.5, 4.2), layout="constrained")
+    datasets = sorted({o["dataset"] for o in objects})
+    for i, name in enumerate(datasets):
+        group = [o for o in objects if o["dataset"] == name]
+        colour = colours[i % len(colours)]
+        for o in group:
+            ax.plot(range(len(o["dsc"])), o["dsc"], color=colour, alpha=0.25, linewidth=0.8)
+        medians = _step_medians(group)
+        ax.plot(range(len(medians)), medians, color=colour, linewidth=2.2, marker="o",
+                label=f"{name} (n = {len(group)})")
+    ax.set_xlabel("clicks after the box")
+    ax.set_ylabel("DSC")
+    ax.set_ylim(0, 1)
+    ax.set_title("Interactive 3D: DSC after the box and each click (median per dataset)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def run_description(description: Any, driver: Driver, datasets: Sequence[str] | None = None,
+                    max_cases: int | None = None, n_clicks: int = N_CLICKS,
+                    progress: bool = False) -> list[StepRow]:
+    """The protocol on the 3D datasets of a dataset description (``medsam prepare``'s
+    format; images with label maps, or npz files with ``gts``): each case's classes
+    (``classes``, else every label present) are prompted together, as in the challenge.
+    Intensities are prepared as the description says.
+
+    Raises:
+        InputError: a named dataset is not in the description, or none is 3D.
+    """
+    from tqdm.auto import tqdm
+
+    from ..errors import InputError
+    from ..training.curation import find_cases, normalise, read_case, select_labels
+
+    specs = list(description.datasets)
+    if datasets:
+        known = {s.name for s in specs}
+        missing = [d for d in datasets if d not in known]
+        if missing:
+            raise InputError(f"{description.source or 'description'}: no dataset(s) {', '.join(missing)} "
+                             f"(it has {', '.join(sorted(known))})")
+        specs = [s for s in specs if s.name in datasets]
+    jobs = []
+    for spec in specs:
+        files = find_cases(spec)
+        jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
+    rows: list[StepRow] = []
+    volumes = 0
+    for spec, files in tqdm(jobs, desc="cases", unit="case", disable=not progress):
+        image, labels, geometry = read_case(spec, files)
+        if geometry.ndim != 3:
+            continue
+        volumes += 1
+        labels = select_labels(spec, labels)
+        names = dict(spec.classes) if spec.classes else {}
+        classes = [(int(c), names.get(int(c), "")) for c in (sorted(names) or np.unique(labels)) if c]
+        rows += run_case(driver, normalise(spec, image, geometry), labels, geometry.spacing, classes,
+                         spec.name, files.case, n_clicks=n_clicks)
+    if not volumes:
+        raise InputError(f"{description.source or 'description'}: no 3D cases in the chosen datasets")
+    return rows

@@ -17,8 +17,9 @@ CVPR 2025 challenge runs each step as a new process) gives the same mask:
    * the change is carried to the neighbouring slices, each segmented from the new mask
      next to it, until a slice no longer changes (Dice >= ``unchanged_dice``);
    * slices the user clicked on are always segmented with their clicks;
-   * a background click that leaves its slice empty ends the object there: that slice
-     and the ones beyond it (away from the key slice) are cleared;
+   * a background click that leaves its slice empty, or with less than half of its mask
+     (:data:`VANISHED`), ends the object there: that slice and the ones beyond it (away
+     from the key slice) are cleared;
    * a foreground click on a slice outside the mask extends the object to it: the slices
      between are filled, and the walk goes on beyond it while the object is there.
 
@@ -45,6 +46,11 @@ from .propagation import (
     walk,
     walk_config,
 )
+
+
+#: a background click that leaves less than this fraction of its slice's mask says the
+#: object does not reach that slice
+VANISHED = 0.5
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,9 @@ class VolumeObject:
         lo, hi = self.bounds(run.depth)
         clicks = self.slice_clicks()
         box = self._slice_box(out, z, config.margin)
+        before = int(out[z].sum())
         out[z] = run(z, box, clicks[z])
-        if not out[z].any():
+        if not out[z].any() or (not click.foreground and out[z].sum() < VANISHED * before):
             # the object does not reach this slice: clear it and what lies beyond
             if z > self.key_slice:
                 out[z:] = False
@@ -150,7 +157,7 @@ def prompt_clicks(prompt: Any) -> list[Click]:
     """The clicks of a resolved prompt, in order (2-value points lie on its key slice)."""
     out = []
     for p, label in zip(prompt.points, prompt.point_labels):
-        z = int(p[2]) if len(p) == 3 else int(prompt.key_slice)
+        z = int(p[2]) if len(p) == 3 else int(prompt.key_slice or 0)
         out.append(Click(float(p[0]), float(p[1]), z, bool(label)))
     return out
 
@@ -192,7 +199,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     depth = volume.shape[0]
     box2d, key, lo, hi = _resolve_range(box, key_slice, z_range, depth, mode)
     bar = _progress(progress, hi - lo + 1)
-    run = _Counting(SliceRunner(volume, segmenter, cache_key, label), bar)
+    run = _Counting(SliceRunner(volume, segmenter, cache_key, label, config.model_clicks), bar)
     clicks = [Click(float(x), float(y), key, bool(v)) for (x, y), v in zip(points, point_labels)]
     try:
         if mode == "plain":

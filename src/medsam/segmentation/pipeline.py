@@ -88,6 +88,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     shape = image.shape[:geometry.ndim]
     resolved = resolve_prompts(prompts, shape, geometry, mode)
     segmenter = as_segmenter(segmenter)
+    config = walk_config(margin, min_pixels)
 
     if geometry.ndim == 2:
         segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))
@@ -97,11 +98,10 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         for i, p in enumerate(resolved):
             if i not in masks:
                 run = SliceRunner(image[None], segmenter, (cache_key, "2d") if cache_key is not None
-                                  else CONTENT, p.label)
-                masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p))[0]
+                                  else CONTENT, p.label, config.model_clicks)
+                masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p), config)[0]
         return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
 
-    config = walk_config(margin, min_pixels)
     out = []
     for p in tqdm(resolved, desc="objects", unit="object", disable=not progress, leave=False):
         if mode == "plain":
@@ -109,7 +109,8 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
                                 mode=mode, label=p.label, config=config,
                                 cache_key=CONTENT if cache_key is None else cache_key, progress=progress)
         else:
-            run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label)
+            run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label,
+                              config.model_clicks)
             assert p.key_slice is not None
             mask = replay(run, VolumeObject(p.box2d, p.key_slice, p.z_range), prompt_clicks(p), config)
         out.append((p.label, mask))

@@ -59,7 +59,7 @@ class WalkConfig:
     min_overlap: float = 0.2
     connected: bool = True
     unchanged_dice: float = 0.97
-    model_clicks: bool = True
+    model_clicks: bool = False
 
 
 #: the propagation of a user's box (``medsam segment``, the web app, the interactive session)
@@ -114,7 +114,7 @@ class SliceRunner:
     background click's part is removed, a foreground click's part is kept."""
 
     def __init__(self, volume: np.ndarray, segmenter: Any, cache_key: Hashable | None = CONTENT,
-                 label: int | None = None, model_clicks: bool = True):
+                 label: int | None = None, model_clicks: bool = False):
         self.volume = np.asarray(volume)
         self.model_clicks = model_clicks
         self.segmenter: Segmenter2D = as_segmenter(segmenter)
@@ -166,24 +166,23 @@ def _box_with_points(box: np.ndarray, points: Sequence[tuple[float, float]], hw:
 
 
 def enforce_clicks(mask: np.ndarray, clicks: SliceClicks) -> np.ndarray:
-    """``mask`` obeying its clicks: where a background click still lies inside the mask, the
-    disc around it reaching the mask's border is removed (the click marks the middle of a
-    wrong region), then any part no longer touching the rest is dropped if it is small; a
-    foreground click the mask misses adds the disc around it reaching the mask (or 2 px)."""
+    """``mask`` obeying its clicks, applied in order (a later click wins): where a background
+    click lies inside the mask, the disc around it reaching the mask's border is removed
+    (the click marks the middle of a wrong region); where a foreground click lies outside,
+    the disc around it reaching the mask is added (1 px at least)."""
     if not clicks.points:
         return mask
     mask = np.asarray(mask, dtype=bool).copy()
     h, w = mask.shape
     yy, xx = np.ogrid[:h, :w]
-    for x, y in clicks.background:
+    for (x, y), label in zip(clicks.points, clicks.labels):
         r, c = min(int(y), h - 1), min(int(x), w - 1)
-        if mask[r, c]:
+        if label == 0 and mask[r, c]:
             radius = float(ndimage.distance_transform_edt(mask)[r, c])
-            mask &= (yy - r) ** 2 + (xx - c) ** 2 > radius ** 2
-    for x, y in clicks.foreground:
-        r, c = min(int(y), h - 1), min(int(x), w - 1)
-        if not mask[r, c]:
-            radius = max(2.0, float(ndimage.distance_transform_edt(~mask)[r, c])) if mask.any() else 2.0
+            mask &= (yy - r) ** 2 + (xx - c) ** 2 >= radius ** 2
+            mask[r, c] = False
+        elif label == 1 and not mask[r, c]:
+            radius = max(1.0, float(ndimage.distance_transform_edt(~mask)[r, c])) if mask.any() else 1.0
             mask |= (yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2
     return mask
 

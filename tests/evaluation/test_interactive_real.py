@@ -1,0 +1,58 @@
+"""The interactive protocol with the real LiteMedSAM weights on a real CT lesion: one
+process per step (``medsam segment CASE.npz``, embeddings kept on disk) gives exactly
+what the in-process session gives, and bad challenge input is one line and exit 2."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medsam.evaluation import interactive as ia
+from medsam.segmentation import MedSAMSegmenter
+
+pytestmark = pytest.mark.slow
+
+
+def _case(shared_data):
+    with np.load(shared_data / "medsam2_recist" / "CT_Lesion_000002_03_01_035-047.npz") as d:
+        return d["imgs"], d["gts"].astype(np.uint8), np.asarray(d["spacing"], float)
+
+
+def test_one_process_per_step_equals_the_session_and_reuses_embeddings(shared_data, lite_medsam_model,
+                                                                         lite_medsam_checkpoint, tmp_path,
+                                                                         monkeypatch):
+    imgs, gts, spacing = _case(shared_data)
+    spacing_zyx = tuple(spacing[::-1])
+    in_process = ia.run_case(ia.SessionDriver(MedSAMSegmenter(lite_medsam_model)), imgs, gts, spacing_zyx,
+                             [(1, "lesion")], "recist", "c2", n_clicks=2)
+    monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "home"))
+    driver = ia.ProcessDriver(tmp_path / "work", ["--checkpoint", str(lite_medsam_checkpoint)])
+    by_process = ia.run_case(driver, imgs, gts, spacing_zyx, [(1, "lesion")], "recist", "c2", n_clicks=2)
+    assert [(r.step, r.click, round(r.dsc, 6)) for r in by_process] == \
+        [(r.step, r.click, round(r.dsc, 6)) for r in in_process]
+    assert in_process[0].dsc > 0.7
+    stored = list((tmp_path / "home" / "embeddings").glob("*.npz"))
+    assert 0 < len(stored) <= imgs.shape[0]
+    # the click steps found the embeddings on disk: far faster than the box step
+    assert by_process[-1].seconds < by_process[0].seconds
+
+
+def test_bad_challenge_input_is_one_line_exit_2_and_nothing_written(tmp_path, lite_medsam_checkpoint):
+    imgs = np.zeros((6, 32, 32), np.uint8)
+    box = {"z_min": 1, "z_max": 4, "z_mid": 2, "z_mid_x_min": 4, "z_mid_y_min": 4, "z_mid_x_max": 20,
+           "z_mid_y_max": 20}
+    case = tmp_path / "case.npz"
+    np.savez_compressed(case, imgs=imgs, spacing=np.ones(3), boxes=[box],
+                        clicks=[{"fg": [[7, 1, 1]], "bg": []}], clicks_order=[["fg"]],
+                        prev_pred=np.zeros((6, 32, 32), np.uint8))
+    out = tmp_path / "out.npz"
+    done = subprocess.run([sys.executable, "-m", "medsam", "segment", str(case), "-o", str(out),
+                           "--checkpoint", str(lite_medsam_checkpoint)],
+                          capture_output=True, text=True, env={**os.environ, "MEDSAM_HOME": str(tmp_path)})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"medsam: error: {case}: class 1: fg click [z, y, x] = [7, 1, 1] lies outside the volume "
+                     f"(6, 32, 32)"]
+    assert not out.exists()

@@ -1,0 +1,144 @@
+"""InteractiveSession and the click rules of medsam.segmentation.interaction, on synthetic
+volumes with a threshold segmenter (the real model is in tests/segmentation/test_interactive_real.py)."""
+
+import numpy as np
+import pytest
+
+from medsam.errors import InputError
+from medsam.io import Geometry
+from medsam.segmentation import BoxPrompt, mask_to_box, segment
+from medsam.segmentation.session import InteractiveSession
+
+from threshold_segmenter import ThresholdSegmenter
+
+
+def _tube(depth=20, size=48, z0=4, z1=15):
+    """A bright disc of radius 6 on slices z0..z1 (the object), nothing elsewhere."""
+    vol = np.zeros((depth, size, size), np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - 24) ** 2 + (xx - 24) ** 2 <= 36
+    vol[z0:z1 + 1][:, disc] = 200
+    return vol
+
+
+def _session(vol, **kw):
+    s = InteractiveSession(ThresholdSegmenter(100, 255, min_fill=0.05), **kw)
+    s.load(vol, Geometry((2.0, 1.0, 1.0)))
+    return s
+
+
+def test_box_walk_starts_at_the_key_slice_and_keeps_to_the_slice_range():
+    vol = _tube()
+    s = _session(vol)
+    box = mask_to_box(vol[9] > 0)
+    mask = s.add_box(1, tuple(box), key_slice=9, z_range=(6, 12))
+    assert s.segmenter.boxes[0].tolist() == list(box)          # the key slice first, with the user's box
+    assert np.nonzero(mask.any(axis=(1, 2)))[0].tolist() == list(range(6, 13))
+    unbounded = s.add_box(2, tuple(box), key_slice=9)           # no range: while the object is there
+    assert np.nonzero(unbounded.any(axis=(1, 2)))[0].tolist() == list(range(4, 16))
+
+
+def test_slice_range_must_hold_the_key_slice_and_clicks_must_lie_in_the_volume():
+    s = _session(_tube())
+    with pytest.raises(InputError, match="slice range 10..12 does not contain its key slice 9"):
+        s.add_box(1, (18, 18, 30, 30), key_slice=9, z_range=(10, 12))
+    s.add_box(1, (18, 18, 30, 30), key_slice=9)
+    with pytest.raises(InputError, match=r"label 1 click \(5, 5, 20\): outside the image"):
+        s.add_click(1, 5, 5, 20)
+    with pytest.raises(InputError, match="no object with label 3"):
+        s.add_click(3, 5, 5, 5)
+
+
+def test_background_click_beyond_the_object_removes_the_spill_there_and_beyond():
+    vol = _tube()
+    vol[16:19, 18:31, 18:31] = 200      # a neighbour continuing the tube: the walk spills into it
+    s = _session(vol)
+    s.add_box(1, (18, 18, 30, 30), key_slice=9)
+    before = s.mask(1)
+    assert before[16:19].any()
+    after = s.add_click(1, 24, 24, 17, foreground=False)   # "not the object here"
+    assert not after[17:].any()
+    np.testing.assert_array_equal(after[:16], before[:16])  # the rest is left alone
+
+
+def test_foreground_click_on_a_slice_outside_the_mask_extends_the_object():
+    vol = _tube()
+    s = _session(vol)
+    s.add_box(1, (18, 18, 30, 30), key_slice=9, z_range=(0, 19))
+    vol2 = vol.copy()
+    vol2[16:19] = vol[10]                # the object goes on past a gap on slice 16..18 ...
+    vol2[16] = 0
+    vol2[16, 22:27, 22:27] = 200         # ... through a thin neck the walk stops at
+    s2 = _session(vol2)
+    mask = s2.add_box(1, (18, 18, 30, 30), key_slice=9)
+    assert not mask[17:].any()
+    mask = s2.add_click(1, 24, 24, 18, foreground=True)
+    assert mask[18].sum() > 50 and mask[17].sum() > 50
+    assert s2.objects()[0]["clicks"] == [[24.0, 24.0, 18, 1]]
+
+
+def test_click_on_another_slice_changes_the_mask_there_and_is_carried_until_nothing_changes():
+    vol = _tube()
+    vol[12:15, 24:36, 28:40] = 200      # on slices 12-14 the object has a bright lobe attached
+    s = _session(vol)
+    s.add_box(1, (18, 18, 30, 30), key_slice=9)
+    before = s.mask(1).copy()
+    assert before[13, 32, 36]
+    calls = len(s.segmenter.boxes)
+    after = s.add_click(1, 36, 32, 13, foreground=False)  # the lobe is not the object
+    assert not after[13, 32, 36] and after[13, 24, 24]
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after[:10], before[:10])  # far slices untouched
+    assert len(s.segmenter.boxes) - calls < 12               # not the whole volume again
+
+
+def test_undo_remove_rename_and_the_label_map():
+    vol = _tube()
+    s = _session(vol)
+    a = s.add_box(1, (18, 18, 30, 30), key_slice=9)
+    s.add_box(2, (18, 18, 30, 30), key_slice=5, z_range=(4, 6), name="top")
+    labels = s.label_map()
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
+    assert (labels == 2).any(axis=(1, 2)).nonzero()[0].tolist() == [4, 5, 6]   # later object wins
+    s.add_click(1, 24, 24, 12, foreground=False)
+    assert not np.array_equal(s.mask(1), a)
+    s.undo()
+    np.testing.assert_array_equal(s.mask(1), a)
+    s.rename(2, "upper")
+    assert [o["name"] for o in s.objects()] == ["", "upper"]
+    s.remove(2)
+    assert s.labels == [1]
+    s.undo()
+    s.undo()
+    assert [o["name"] for o in s.objects()] == ["", "top"]
+    while s.can_undo:
+        s.undo()
+    with pytest.raises(InputError, match="nothing to undo"):
+        s.undo()
+
+
+def test_exported_prompts_replay_to_the_same_label_map():
+    vol = _tube()
+    vol[12:15, 24:36, 28:40] = 200
+    s = _session(vol)
+    s.add_box(1, (18, 18, 30, 30), key_slice=9, z_range=(3, 16), name="tube")
+    s.add_click(1, 36, 32, 13, foreground=False)
+    s.add_click(1, 24, 24, 15, foreground=True)
+    prompts = s.prompts()
+    again = BoxPrompt.__new__(BoxPrompt)
+    assert prompts[0].to_json()["z_range"] == [3, 16]
+    again = [BoxPrompt(**{**p.__dict__}) for p in prompts]
+    replayed = segment(vol, Geometry((2.0, 1.0, 1.0)), again, ThresholdSegmenter(100, 255, min_fill=0.05))
+    np.testing.assert_array_equal(replayed, s.label_map())
+
+
+def test_a_2d_image_is_a_volume_of_one_slice():
+    img = _tube()[9]
+    s = InteractiveSession(ThresholdSegmenter(100, 255, min_fill=0.05))
+    s.load(img, Geometry((1.0, 1.0)))
+    mask = s.add_box(1, (18, 18, 30, 30))
+    assert mask.shape == img.shape and mask.sum() == (img > 0).sum()
+    mask = s.add_click(1, 24, 24, foreground=False)
+    assert not mask[24, 24]
+    replayed = segment(img, Geometry((1.0, 1.0)), s.prompts(), ThresholdSegmenter(100, 255, min_fill=0.05))
+    np.testing.assert_array_equal(replayed, s.label_map())
