@@ -72,7 +72,8 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path, monk
 @pytest.mark.parametrize("over, message", [
     (dict(clicks=[{"fg": [[9, 1, 1]], "bg": []}, {"fg": [], "bg": [[1, 1, 1]]}], clicks_order=[["fg"], ["bg"]]),
      r"class 1: fg click \[z, y, x\] = \[9, 1, 1\] lies outside the volume \(8, 40, 50\)"),
-    (dict(boxes=[_box(z_min=5, z_max=6, z_mid=4)]), "class 1: the box's slice range 5..6 does not contain its key slice"),
+    (dict(boxes=[_box(z_min=5, z_max=6, z_mid=4)]),
+     "class 1: the box.s slice range 5..6 does not contain its key slice"),
     (dict(clicks=[{"fg": [], "bg": []}, {"fg": [], "bg": []}], clicks_order=[[], []],
           prev_pred=np.zeros((8, 40, 49), np.uint8)), r"'prev_pred' has shape \(8, 40, 49\)"),
     (dict(clicks=[{"fg": [], "bg": []}] * 3, clicks_order=[[], [], []]), "class 3: has clicks but no box"),

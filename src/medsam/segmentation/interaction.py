@@ -47,7 +47,6 @@ from .propagation import (
     walk_config,
 )
 
-
 #: a background click that leaves less than this fraction of its slice's mask says the
 #: object does not reach that slice
 VANISHED = 0.5
