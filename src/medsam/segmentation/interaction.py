@@ -42,6 +42,7 @@ from .propagation import (
     SliceClicks,
     SliceRunner,
     WalkConfig,
+    bounded,
     propagate_from_key,
     walk,
     walk_config,
@@ -93,6 +94,7 @@ class VolumeObject:
     def segment_box(self, run: Runner, config: WalkConfig = DEFAULT_WALK) -> np.ndarray:
         """Segment from the box alone (any clicks are forgotten). Returns the mask."""
         self.clicks = []
+        config = bounded(config, self.z_range is not None)
         self.mask = propagate_from_key(run, self.box, self.key_slice, self.bounds(run.depth), config)
         return self.mask
 
@@ -102,6 +104,7 @@ class VolumeObject:
             self.segment_box(run, config)
         assert self.mask is not None
         self.clicks.append(click)
+        config = bounded(config, self.z_range is not None)
         out = self.mask.copy()
         z = click.z
         lo, hi = self.bounds(run.depth)
@@ -196,6 +199,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     config = walk_config(margin, min_pixels, config)
     volume = np.asarray(volume)
     depth = volume.shape[0]
+    has_range = z_range is not None or np.asarray(box).size == 6
     box2d, key, lo, hi = _resolve_range(box, key_slice, z_range, depth, mode)
     bar = _progress(progress, hi - lo + 1)
     run = _Counting(SliceRunner(volume, segmenter, cache_key, label, config.model_clicks), bar)
@@ -208,7 +212,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
                 out[z] = run(z, tuple(box2d), key_clicks if z == key else None)
             return out
         x0, y0, x1, y1 = (float(v) for v in box2d)
-        return replay(run, VolumeObject((x0, y0, x1, y1), key, (lo, hi)), clicks, config)
+        return replay(run, VolumeObject((x0, y0, x1, y1), key, (lo, hi) if has_range else None), clicks, config)
     finally:
         bar.close()
 

@@ -46,6 +46,8 @@ class WalkConfig:
             previous slice's (a spill into a neighbour); 0 turns the check off.
         min_overlap: the walk stops where the slice mask covers less than this fraction
             of the previous slice's mask (intersection / previous area); 0: off.
+        min_overlap_open: the same, for an object without a slice range (nothing else
+            says where it ends, so the walk asks for more).
         connected: keep only the slice mask's parts that touch the previous slice's mask.
         model_clicks: give clicks to the model as SAM's point prompts (else only the box
             moves to hold them, and :func:`enforce_clicks` edits the mask).
@@ -57,6 +59,7 @@ class WalkConfig:
     min_pixels: int = 1
     max_growth: float = 2.0
     min_overlap: float = 0.2
+    min_overlap_open: float = 0.5
     connected: bool = True
     unchanged_dice: float = 0.97
     model_clicks: bool = False
@@ -64,6 +67,13 @@ class WalkConfig:
 
 #: the propagation of a user's box (``medsam segment``, the web app, the interactive session)
 DEFAULT_WALK = WalkConfig()
+
+
+def bounded(config: WalkConfig, has_range: bool) -> WalkConfig:
+    """``config`` for an object with (or without) a slice range (see ``min_overlap_open``)."""
+    if has_range:
+        return config
+    return replace(config, min_overlap=max(config.min_overlap, config.min_overlap_open))
 
 
 def walk_config(margin: float | None = None, min_pixels: int | None = None,
