@@ -120,7 +120,7 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     assert _red_fraction(before, region) < 0.01
     assert _red_fraction(after, region) > 0.3          # the mask shows over the kidney
     objects = page.evaluate("window.medsamApp.state.info.objects")
-    assert objects[0]["prompt"]["box"] == [70, 29, 9, 92, 51, 9] and objects[0]["slices"] == [9, 9]
+    assert objects[0]["prompt"]["z_range"] == [9, 9] and objects[0]["slices"] == [9, 9]
 
     page.click("text=Propagate")
     _wait_status(page, "propagating")
@@ -159,7 +159,7 @@ def test_segment_a_skin_lesion_refine_with_a_click_undo_and_export_png(page, sha
     cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
     x, y = page.evaluate(f"window.medsamApp.canvasPoint({cx}, {cy}, 0)")
     page.mouse.click(canvas["x"] + x, canvas["y"] + y)
-    _wait_status(page, "refining")
+    _wait_status(page, "removing")
     prompt = page.evaluate("window.medsamApp.state.info.objects[0].prompt")
     assert prompt["point_labels"] == [0] and abs(prompt["points"][0][0] - cx) <= 1
     clicked = _download(page, "labels .png", tmp_path)
@@ -179,3 +179,47 @@ def test_segment_a_skin_lesion_refine_with_a_click_undo_and_export_png(page, sha
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(web, io.read(out)[0])
     np.testing.assert_array_equal(web, boxed)
+
+
+def test_a_click_on_another_slice_and_a_slice_range_bound_the_ct_kidney(page, shared_data, tmp_path, cli):
+    _open(page, shared_data / CT, modality="ct", window="abdomen")
+    page.evaluate("window.medsamApp.goToSlice(9)")
+    box = [70, 29, 92, 51]
+    _drag_box(page, box, z=9)
+    _wait_status(page, "segmenting")
+    page.click("text=Propagate")
+    _wait_status(page, "propagating")
+    propagated = io.read(_download(page, "labels .nii.gz", tmp_path))[0] > 0
+    assert propagated[14].sum() > 50
+
+    # a background click at the middle of the mask on slice 14, not the key slice
+    zs, ys, xs = np.nonzero(propagated[14:15])
+    cx, cy = int(np.median(xs)), int(np.median(ys))
+    page.evaluate("window.medsamApp.goToSlice(14)")
+    page.wait_for_function("document.getElementById('location').textContent.startsWith('slice 14 ')")
+    page.check("input[name=tool][value='0']")
+    canvas = page.locator("#viewer").bounding_box()
+    x, y = page.evaluate(f"window.medsamApp.canvasPoint({cx}, {cy}, 14)")
+    page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+    _wait_status(page, "removing at slice 14")
+    clicked = io.read(_download(page, "labels .nii.gz", tmp_path))[0] > 0
+    assert not clicked[14, cy, cx] and (clicked[14] != propagated[14]).sum() > 0
+    np.testing.assert_array_equal(clicked[:9], propagated[:9])       # far slices untouched
+    prompt = page.evaluate("window.medsamApp.state.info.objects[0].prompt")
+    assert prompt["points"] == [[cx, cy, 14]] and prompt["point_labels"] == [0]
+
+    # "Last slice here" on slice 12: nothing beyond it
+    page.evaluate("window.medsamApp.goToSlice(12)")
+    page.wait_for_function("document.getElementById('location').textContent.startsWith('slice 12 ')")
+    page.click("text=Last slice here")
+    _wait_status(page, "slices 0-12")
+    objects = page.evaluate("window.medsamApp.state.info.objects")
+    assert objects[0]["prompt"]["z_range"] == [0, 12] and objects[0]["slices"][1] <= 12
+    bounded = _download(page, "labels .nii.gz", tmp_path)
+    assert not (io.read(bounded)[0][13:] > 0).any()
+    prompts = _download(page, "prompts .json", tmp_path)
+    out = tmp_path / "cli.nii.gz"
+    done = cli("segment", str(shared_data / CT), "--prompts", str(prompts), "--modality", "ct",
+               "--window", "abdomen", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(io.read(bounded)[0], io.read(out)[0])

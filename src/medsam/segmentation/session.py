@@ -19,7 +19,7 @@ Where objects overlap, the later-added one wins (:func:`~.pipeline.compose_label
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -123,10 +123,12 @@ class InteractiveSession:
         self._objects = objects
 
     def add_box(self, label: int, box: tuple[float, ...], key_slice: int | None = None,
-                z_range: tuple[int, int] | None = None, name: str = "") -> np.ndarray:
+                z_range: tuple[int, int] | None = None, name: str = "",
+                clicks: Sequence[Click] = ()) -> np.ndarray:
         """Add object ``label`` (or replace its prompts, keeping its place) from a 2D box
         ``(x0, y0, x1, y1)`` pixels on ``key_slice`` (volumes), optionally bounded to the
-        inclusive slice range ``z_range``; its clicks are forgotten. Returns its mask.
+        inclusive slice range ``z_range``; its earlier clicks are forgotten, and ``clicks``
+        are applied in order (one change for :meth:`undo`). Returns its mask.
 
         Raises:
             InputError: a bad label, box, slice or slice range.
@@ -141,9 +143,23 @@ class InteractiveSession:
         r = resolve_prompt(prompt, self.shape, self.geometry)
         obj = VolumeObject(r.box2d, r.key_slice or 0, r.z_range)
         mask = obj.segment_box(self._runner(label), self.config)
-        self._commit(_Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask))
-        del volume
+        entry = _Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask)
+        for click in clicks:
+            self._check_click(entry, volume, click)
+            mask = obj.add_click(self._runner(label), click, self.config)
+        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
         return self._view(mask)
+
+    def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
+        depth, h, w = volume.shape[:3]
+        x, y, z, label = click.x, click.y, click.z, entry.label
+        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h and 0 <= z < depth):
+            where = f"({x:g}, {y:g}, {z})" if self._is_3d else f"({x:g}, {y:g})"
+            raise InputError(f"label {label} click {where}: outside the image (width {w}, height {h}"
+                             + (f", {depth} slices)" if self._is_3d else ")"))
+        if entry.z_range is not None and not entry.z_range[0] <= z <= entry.z_range[1]:
+            raise InputError(f"label {label} click on slice {z}: outside the object's slice range "
+                             f"{entry.z_range[0]}..{entry.z_range[1]}")
 
     def add_click(self, label: int, x: float, y: float, z: int = 0, foreground: bool = True) -> np.ndarray:
         """A click on object ``label`` at column ``x``, row ``y`` of slice ``z`` (0 for 2D
@@ -154,17 +170,12 @@ class InteractiveSession:
         """
         volume = self._require()
         entry = self._find(label)
-        depth, h, w = volume.shape[:3]
-        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h and 0 <= z < depth
-                and float(z).is_integer()):
-            where = f"({x:g}, {y:g}, {z})" if self._is_3d else f"({x:g}, {y:g})"
-            raise InputError(f"label {label} click {where}: outside the image (width {w}, height {h}"
-                             + (f", {depth} slices)" if self._is_3d else ")"))
-        if entry.z_range is not None and not entry.z_range[0] <= int(z) <= entry.z_range[1]:
-            raise InputError(f"label {label} click on slice {z}: outside the object's slice range "
-                             f"{entry.z_range[0]}..{entry.z_range[1]}")
+        if not float(z).is_integer():
+            raise InputError(f"label {label} click on slice {z}: not a whole slice number")
+        click = Click(float(x), float(y), int(z), bool(foreground))
+        self._check_click(entry, volume, click)
         obj = VolumeObject(entry.box, entry.key_slice, entry.z_range, list(entry.clicks), entry.mask)
-        mask = obj.add_click(self._runner(label), Click(float(x), float(y), int(z), bool(foreground)), self.config)
+        mask = obj.add_click(self._runner(label), click, self.config)
         self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
         return self._view(mask)
 

@@ -10,9 +10,11 @@ API (all JSON; errors are ``{"detail": "..."}`` with a 4xx status, never a 500 f
     multipart ``files`` (one image, a DICOM zip, or a DICOM series' files) and optional
     ``modality``, ``window`` -> shape, spacing, dimension.
 ``POST /api/sessions/{id}/segment``
-    ``{"box": [x0, y0, x1, y1] | [x0, y0, z0, x1, y1, z1], "slice": k, "label": n, "name": "",
-    "points": [[x, y], ...], "point_labels": [1, 0, ...], "propagate": true}`` -> the objects
-    with their voxel counts and volumes.
+    ``{"box": [x0, y0, x1, y1] | [x0, y0, z0, x1, y1, z1], "slice": k, "z_range": [first, last],
+    "label": n, "name": "", "points": [[x, y] | [x, y, z], ...], "point_labels": [1, 0, ...],
+    "propagate": true}`` -> the objects with their voxel counts and volumes.
+``POST /api/sessions/{id}/objects/{label}/clicks``
+    ``{"x": .., "y": .., "z": k, "foreground": true}``: a click on any slice.
 ``POST /api/sessions/{id}/undo``, ``DELETE /api/sessions/{id}/objects/{label}``
 ``GET /api/sessions/{id}/labels?format=nii.gz|nrrd|png``
     the label map in the image's geometry.
@@ -196,12 +198,21 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
     class SegmentRequest(BaseModel):
         box: list[float] = Field(description="x0, y0, x1, y1 (pixels, x = column) or x0, y0, z0, x1, y1, z1")
         slice: int | None = Field(None, description="key slice (0-based) of a 2D box on a volume")
+        z_range: tuple[int, int] | None = Field(None, description="first and last slice of the object "
+                                                                  "(a 2D box with its key slice)")
         label: int = Field(1, ge=1, le=65535, description="the object's label id")
         name: str = Field("", max_length=200)
-        points: list[tuple[float, float]] = Field([], description="refinement clicks x, y (pixels) on the key slice")
+        points: list[list[float]] = Field([], description="clicks x, y (pixels) on the key slice, or x, y, z "
+                                                          "on any slice, in order")
         point_labels: list[int] = Field([], description="1 foreground, 0 background, one per point")
         propagate: bool = Field(True, description="a 2D box on a volume: propagate through the volume "
                                                   "(true) or segment its slice only")
+
+    class ClickRequest(BaseModel):
+        x: float = Field(description="column (pixels)")
+        y: float = Field(description="row (pixels)")
+        z: int = Field(0, description="slice (0-based; 0 for 2D images)")
+        foreground: bool = Field(True, description="true: the object is here; false: it is not")
 
     def session(sid: str) -> Session:
         return store.get(sid)
@@ -266,6 +277,14 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         s = session(sid)
         with s.lock:
             result = s.set_prompt(prompt_from_request(request.model_dump(), s))
+        store.check_memory()
+        return result
+
+    @app.post("/api/sessions/{sid}/objects/{label}/clicks")
+    def click(sid: str, label: int, request: ClickRequest) -> dict[str, Any]:
+        s = session(sid)
+        with s.lock:
+            result = s.add_click(label, request.x, request.y, request.z, request.foreground)
         store.check_memory()
         return result
 

@@ -2,12 +2,13 @@
 
 A :class:`Session` holds one case (read with :func:`medsam.segmentation.load_case`, so any
 format ``medsam segment`` reads), its intensities normalised once for the model
-(:func:`medsam.intensity.prepare_intensities`), the prompts of its objects in drawing order
-(a later object wins where objects overlap, as in ``medsam segment``) and the label map.
-Masks come from :func:`medsam.segmentation.segment` with the session's own
+(:func:`medsam.intensity.prepare_intensities`), and an
+:class:`~medsam.segmentation.session.InteractiveSession` with the objects, their boxes,
+slice ranges and clicks, undo and the label map (a later object wins where objects
+overlap, as in ``medsam segment``). The session's own
 :class:`~medsam.segmentation.MedSAMSegmenter` (all sessions share one model; each
-segmenter's slice cache keeps that session's embeddings), so the prompts the app exports,
-replayed by ``medsam segment --prompts``, give the same label map.
+segmenter's slice cache keeps that session's embeddings) segments, so the prompts the app
+exports, replayed by ``medsam segment --prompts``, give the same label map.
 """
 
 from __future__ import annotations
@@ -15,60 +16,24 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import InputError
-from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, load_case, segment
+from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, load_case
 from ..segmentation.cases import case_name
+from ..segmentation.interaction import Click
+from ..segmentation.session import InteractiveSession
 from .limits import ServerLimits, SessionError
 from .uploads import viewer_nifti
 
 #: bytes of one cached LiteMedSAM / SAM image embedding (256 x 64 x 64 float32)
 EMBEDDING_BYTES = 256 * 64 * 64 * 4
 LABEL_FORMATS = {"nii.gz": ".nii.gz", "nrrd": ".nrrd", "png": ".png"}
-
-
-@dataclass
-class _Crop:
-    """One object's mask, kept as its bounding box: ``offset`` (z, y, x) and a bool crop."""
-
-    offset: tuple[int, ...]
-    mask: np.ndarray
-
-    @classmethod
-    def of(cls, mask: np.ndarray) -> "_Crop":
-        nonzero = np.nonzero(mask)
-        if not nonzero[0].size:
-            return cls((0,) * mask.ndim, np.zeros((0,) * mask.ndim, bool))
-        lo = [int(a.min()) for a in nonzero]
-        hi = [int(a.max()) + 1 for a in nonzero]
-        return cls(tuple(lo), mask[tuple(slice(a, b) for a, b in zip(lo, hi))].copy())
-
-    def region(self) -> tuple[slice, ...]:
-        return tuple(slice(o, o + n) for o, n in zip(self.offset, self.mask.shape))
-
-
-class _Progress:
-    """A :class:`PointSegmenter2D` passing calls to ``inner`` and counting slices, so a
-    client can follow a long propagation."""
-
-    def __init__(self, inner: MedSAMSegmenter, state: dict[str, Any]) -> None:
-        self.inner, self.state = inner, state
-
-    def set_slice(self, image: np.ndarray, key: Hashable | None = None) -> None:
-        self.state["slices"] += 1
-        self.inner.set_slice(image, key)
-        self.state["embeddings"] = self.inner.encoder_calls - self.state["_encoder_calls0"]
-
-    def segment(self, boxes: np.ndarray) -> np.ndarray:
-        return self.inner.segment(boxes)
-
-    def segment_points(self, box: np.ndarray, points: np.ndarray, point_labels: np.ndarray) -> np.ndarray:
-        return self.inner.segment_points(box, points, point_labels)
 
 
 @dataclass
@@ -84,14 +49,12 @@ class Session:
     prepared: np.ndarray | None = None
     modality: str | None = None
     window: str | None = None
-    prompts: list[BoxPrompt] = field(default_factory=list)
-    history: list[list[BoxPrompt]] = field(default_factory=list)
+    interactive: InteractiveSession | None = None
     labels: np.ndarray | None = None
     viewer_path: Path | None = None
     last_used: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] = field(default_factory=lambda: {"busy": False})
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _crops: dict[BoxPrompt, _Crop] = field(default_factory=dict)
     _objects: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ image
@@ -115,17 +78,24 @@ class Session:
         prepared = prepare_intensities(case.image, case.geometry, modality, window)
         viewer = viewer_nifti(case.image, case.geometry, self.workdir / "viewer.nii.gz")
         self.case, self.prepared, self.modality, self.window = case, prepared, modality, window
-        self.prompts, self.history, self._crops = [], [], {}
-        self.labels = np.zeros(case.image.shape[:case.geometry.ndim], np.uint8)
+        self.interactive = InteractiveSession(self.segmenter)
+        self.interactive.on_slice = self._count_slice
+        self.interactive.load(prepared, case.geometry)
+        self.labels = self.interactive.label_map()
         self.viewer_path = viewer
         self._objects = []
         return self.info()
 
     def unload(self) -> None:
         """Forget the image, its objects and their embeddings."""
-        self.case = self.prepared = self.labels = self.viewer_path = None
-        self.prompts, self.history, self._crops, self._objects = [], [], {}, []
+        self.case = self.prepared = self.labels = self.viewer_path = self.interactive = None
+        self._objects = []
         self.segmenter.cache.clear()
+
+    def _count_slice(self, z: int) -> None:
+        if self.progress.get("busy"):
+            self.progress["slices"] += 1
+            self.progress["embeddings"] = self.segmenter.encoder_calls - self.progress["_encoder_calls0"]
 
     def require_image(self) -> Case:
         if self.case is None:
@@ -134,59 +104,78 @@ class Session:
 
     # ------------------------------------------------------------------ objects
 
-    def set_prompt(self, prompt: BoxPrompt) -> dict[str, Any]:
-        """Add object ``prompt.label``, or replace its prompt (it keeps its place in the
-        drawing order), and segment it. Returns :meth:`info`."""
+    def _require_objects(self) -> InteractiveSession:
         self.require_image()
-        labels = [p.label for p in self.prompts]
-        prompts = list(self.prompts)
-        if prompt.label in labels:
-            prompts[labels.index(prompt.label)] = prompt
-        else:
-            prompts.append(prompt)
-        self._apply(prompts)
+        assert self.interactive is not None
+        return self.interactive
+
+    def set_prompt(self, prompt: BoxPrompt) -> dict[str, Any]:
+        """Add object ``prompt.label``, or change its prompt (it keeps its place in the
+        drawing order), and segment what changed: clicks added to an unchanged box are
+        applied one by one; a new name segments nothing. Returns :meth:`info`."""
+        objects = self._require_objects()
+        case = self.require_image()
+        from ..segmentation import resolve_prompt
+
+        r = resolve_prompt(prompt, case.image.shape[:case.geometry.ndim], case.geometry)
+        old = next((q for q in objects.prompts() if q.label == prompt.label), None)
+        old_r = None if old is None else resolve_prompt(old, case.image.shape[:case.geometry.ndim], case.geometry)
+        clicks = [(p, v) for p, v in zip(r.points, r.point_labels)]
+        same_box = old_r is not None and (old_r.box2d, old_r.key_slice, old_r.z_range) == (r.box2d, r.key_slice,
+                                                                                          r.z_range)
+        with self._busy():
+            extends = old_r is not None and list(zip(old_r.points, old_r.point_labels)) == clicks[:len(old_r.points)]
+            if old_r is not None and same_box and extends:
+                if prompt.name != old_r.name:
+                    objects.rename(prompt.label, prompt.name)
+                for point, value in clicks[len(old_r.points):]:
+                    objects.add_click(prompt.label, point[0], point[1], _slice_of(point), foreground=bool(value))
+            else:
+                objects.add_box(prompt.label, r.box2d, key_slice=r.key_slice, z_range=r.z_range, name=prompt.name,
+                                clicks=[Click(p[0], p[1], _slice_of(p), bool(v)) for p, v in clicks])
+        self._changed()
+        return self.info()
+
+    def add_click(self, label: int, x: float, y: float, z: int, foreground: bool) -> dict[str, Any]:
+        """A click on object ``label`` at ``(x, y)`` of slice ``z`` (any slice). Returns :meth:`info`."""
+        objects = self._require_objects()
+        if label not in objects.labels:
+            raise SessionError(f"no object with label {label}", status=404)
+        with self._busy():
+            objects.add_click(label, x, y, z, foreground)
+        self._changed()
         return self.info()
 
     def remove(self, label: int) -> dict[str, Any]:
         """Delete object ``label``."""
-        self.require_image()
-        if label not in [p.label for p in self.prompts]:
+        objects = self._require_objects()
+        if label not in objects.labels:
             raise SessionError(f"no object with label {label}", status=404)
-        self._apply([p for p in self.prompts if p.label != label])
+        objects.remove(label)
+        self._changed()
         return self.info()
 
     def undo(self) -> dict[str, Any]:
         """Go back to the objects before the last change."""
-        self.require_image()
-        if not self.history:
+        objects = self._require_objects()
+        if not objects.can_undo:
             raise SessionError("nothing to undo", status=409)
-        previous = self.history.pop()
-        self._apply(previous, record=False)
+        objects.undo()
+        self._changed()
         return self.info()
 
-    def _apply(self, prompts: list[BoxPrompt], record: bool = True) -> None:
-        case = self.require_image()
-        assert self.prepared is not None
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
         self.progress = {"busy": True, "slices": 0, "embeddings": 0,
                          "_encoder_calls0": self.segmenter.encoder_calls, "started": time.monotonic()}
-        counting = _Progress(self.segmenter, self.progress)
         try:
-            if case.geometry.ndim == 2:  # one call for all objects, exactly as medsam segment
-                labels = (segment(self.prepared, case.geometry, prompts, counting) if prompts
-                          else np.zeros(self.prepared.shape[:2], np.uint8))
-            else:
-                crops = {}   # keyed by the prompt without its name: renaming segments nothing
-                for p in prompts:
-                    key = replace(p, name="")
-                    crops[key] = self._crops.get(key) or _Crop.of(
-                        segment(self.prepared, case.geometry, [p], counting) != 0)
-                labels = _compose(self.prepared.shape[:3], prompts, crops)
-                self._crops = crops
+            yield
         finally:
             self.progress = {"busy": False}
-        if record:
-            self.history = (self.history + [list(self.prompts)])[-50:]
-        self.prompts, self.labels = prompts, labels
+
+    def _changed(self) -> None:
+        assert self.interactive is not None
+        self.labels = self.interactive.label_map()
         self._objects = self.objects()
 
     # ------------------------------------------------------------------ results
@@ -198,10 +187,10 @@ class Session:
         from ..metrics import label_volumes
 
         case = self.require_image()
-        assert self.labels is not None
+        assert self.labels is not None and self.interactive is not None
         sizes = {m.label: m for m in label_volumes(self.labels, case.geometry.spacing, case.geometry.spacing_known)}
         out = []
-        for p in self.prompts:
+        for p in self.interactive.prompts():
             m = sizes.get(p.label)
             item: dict[str, Any] = {"label": p.label, "name": p.name, "prompt": p.to_json(),
                                     "voxels": m.voxels if m else 0, "volume": m.volume if m else 0.0,
@@ -214,8 +203,7 @@ class Session:
 
     def prompts_json(self) -> dict[str, Any]:
         """The objects as a prompts file (``medsam segment --prompts`` reads it)."""
-        self.require_image()
-        return {"prompts": [p.to_json() for p in self.prompts]}
+        return {"prompts": [p.to_json() for p in self._require_objects().prompts()]}
 
     def labels_file(self, fmt: str) -> Path:
         """The label map written in the image's geometry as ``fmt`` (``nii.gz``, ``nrrd``,
@@ -248,35 +236,28 @@ class Session:
                         "modality": self.modality, "window": self.window,
                         "index_from_ras": _index_from_ras(g)}
         out["objects"] = self._objects
-        out["can_undo"] = bool(self.history)
+        out["can_undo"] = bool(self.interactive and self.interactive.can_undo)
         return out
 
     def nbytes(self) -> int:
         """Memory the session holds (arrays and cached embeddings), in bytes."""
         arrays = [a for a in (getattr(self.case, "image", None), self.prepared, self.labels) if a is not None]
-        crops = sum(c.mask.nbytes for c in self._crops.values())
-        return sum(a.nbytes for a in arrays) + crops + len(self.segmenter.cache) * EMBEDDING_BYTES
+        masks = sum(self.interactive.mask(label).nbytes for label in self.interactive.labels) if self.interactive else 0
+        return sum(a.nbytes for a in arrays) + masks + len(self.segmenter.cache) * EMBEDDING_BYTES
 
     def close(self) -> None:
         self.segmenter.cache.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _slice_of(point: tuple[float, ...]) -> int:
+    return int(point[2]) if len(point) == 3 else 0
+
+
 def _unit(case: Case) -> str:
     from ..metrics import volume_unit
 
     return volume_unit(case.geometry.ndim, case.geometry.spacing, case.geometry.spacing_known)[1]
-
-
-def _compose(shape: tuple[int, ...], prompts: list[BoxPrompt], crops: dict[BoxPrompt, _Crop]) -> np.ndarray:
-    """The label map of objects painted in order (a later one wins), as ``segment`` does."""
-    dtype = np.uint8 if max((p.label for p in prompts), default=0) <= 255 else np.uint16
-    labels = np.zeros(shape, dtype)
-    for p in prompts:
-        crop = crops[replace(p, name="")]
-        if crop.mask.size:
-            labels[crop.region()][crop.mask] = p.label
-    return labels
 
 
 def _index_from_ras(geometry: Any) -> list[list[float]]:
@@ -294,9 +275,9 @@ def _index_from_ras(geometry: Any) -> list[list[float]]:
 
 
 def prompt_from_request(body: dict[str, Any], session: Session) -> BoxPrompt:
-    """The :class:`BoxPrompt` of a segment request (``box``, ``slice``, ``label``, ``name``,
-    ``points``, ``point_labels``, ``propagate``). A 2D box on a volume with
-    ``propagate`` false segments its slice only, stored as the 3D box ``z0 = z1 = slice``.
+    """The :class:`BoxPrompt` of a segment request (``box``, ``slice``, ``z_range``,
+    ``label``, ``name``, ``points``, ``point_labels``, ``propagate``). A 2D box on a volume
+    with ``propagate`` false segments its slice only: its slice range is that slice.
 
     Raises:
         InputError: the values do not make a prompt.
@@ -304,11 +285,13 @@ def prompt_from_request(body: dict[str, Any], session: Session) -> BoxPrompt:
     case = session.require_image()
     box = [float(v) for v in body["box"]]
     slc = body.get("slice")
+    z_range = body.get("z_range")
     if case.geometry.ndim == 3 and len(box) == 4 and slc is not None and not body.get("propagate", True):
-        box, slc = [box[0], box[1], float(slc), box[2], box[3], float(slc)], None
+        z_range = [slc, slc]
     try:
         return BoxPrompt(tuple(box), label=int(body.get("label", 1)), name=str(body.get("name") or ""),
                          slice=slc, points=tuple(tuple(p) for p in body.get("points") or ()),
-                         point_labels=tuple(body.get("point_labels") or ()))
+                         point_labels=tuple(body.get("point_labels") or ()),
+                         z_range=None if z_range is None else (int(z_range[0]), int(z_range[1])))
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -4,7 +4,7 @@ import { Niivue, SLICE_TYPE } from "/static/niivue.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
-const state = { session: null, info: null, health: null, selected: null, version: 0, busy: false };
+const state = { session: null, info: null, health: null, selected: null, version: 0, busy: false, slice: 0 };
 
 const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isRadiologicalConvention: true,
                         crosshairColor: [1, 1, 0, 0.35], crosshairWidth: 0.5, dragAndDropEnabled: false,
@@ -88,7 +88,8 @@ function index2ras(ijk) {  // inverse of ras2index (the matrix is affine)
 }
 
 const is3D = () => state.info && state.info.image.dimension === 3;
-const keySlice = (obj) => (obj.prompt.box.length === 6 ? obj.prompt.box[2] : obj.prompt.slice);
+const keySlice = (obj) => (obj.prompt.slice ?? Math.floor((obj.prompt.box[2] + obj.prompt.box[5]) / 2));
+const zRange = (obj) => obj.prompt.z_range || (obj.prompt.box.length === 6 ? [obj.prompt.box[2], obj.prompt.box[5]] : null);
 const box2d = (p) => (p.box.length === 6 ? [p.box[0], p.box[1], p.box[3], p.box[4]] : p.box);
 const objectOf = (label) => (state.info.objects || []).find((o) => o.label === label);
 
@@ -129,10 +130,9 @@ async function onDragRelease(drag) {
   } else {
     const obj = state.selected !== null && objectOf(state.selected);
     if (!obj) { status("select an object (or draw its box) before clicking", "error"); return; }
-    if (is3D() && keySlice(obj) !== z) { status(`clicks refine the key slice ${keySlice(obj)} of this object`, "error"); return; }
-    const p = obj.prompt;
-    await segment(requestFor(obj, { points: [...(p.points || []), [Math.round(b[0]), Math.round(b[1])]],
-                                    point_labels: [...(p.point_labels || []), Number(tool)] }), "refining");
+    const click = { x: Math.round(b[0]), y: Math.round(b[1]), z, foreground: tool === "1" };
+    await work(`${click.foreground ? "adding" : "removing"} at slice ${z}`, async () =>
+      show(await api(`/api/sessions/${state.session}/objects/${obj.label}/clicks`, { method: "POST", json: click })));
   }
 }
 
@@ -140,8 +140,24 @@ function requestFor(obj, changes = {}) {
   const p = obj.prompt;
   const request = { box: box2d(p), label: obj.label, name: obj.name, points: p.points || [],
                     point_labels: p.point_labels || [], ...changes };
-  if (is3D()) Object.assign(request, { slice: keySlice(obj), propagate: p.box.length === 4, ...changes });
+  if (is3D()) Object.assign(request, { slice: keySlice(obj), z_range: zRange(obj), ...changes });
   return request;
+}
+
+// The object's first (end 0) or last (end 1) slice becomes the current slice.
+function setRangeEnd(obj, end) {
+  const depth = state.info.image.shape[0];
+  const range = [...(zRange(obj) || [0, depth - 1])];
+  range[end] = state.slice;
+  if (range[0] > range[1]) { status(`the first slice must not come after the last (${range[0]} > ${range[1]})`, "error"); return; }
+  // clicks outside the new range no longer apply to the object
+  const keep = (obj.prompt.points || []).map((p, i) => i).filter((i) => {
+    const z = obj.prompt.points[i].length === 3 ? obj.prompt.points[i][2] : keySlice(obj);
+    return z >= range[0] && z <= range[1];
+  });
+  return segment(requestFor(obj, { z_range: range, points: keep.map((i) => obj.prompt.points[i]),
+                                   point_labels: keep.map((i) => obj.prompt.point_labels[i]) }),
+                 `slices ${range[0]}-${range[1]}`);
 }
 
 function nextLabel() {
@@ -190,10 +206,14 @@ function renderObjects() {
     swatch.style.background = colour(o.label);
     const name = Object.assign(document.createElement("input"), { type: "text", value: o.name });
     name.addEventListener("change", () => segment(requestFor(o, { name: name.value }), "renaming"));
-    const where = is3D() ? (o.slices ? `, slices ${o.slices[0]}-${o.slices[1]}` : "") + `, key slice ${keySlice(o)}` : "";
+    const range = zRange(o);
+    const where = is3D() ? (o.slices ? `, slices ${o.slices[0]}-${o.slices[1]}` : "") + `, key slice ${keySlice(o)}`
+      + (range ? `, range ${range[0]}-${range[1]}` : "") : "";
     const size = Object.assign(document.createElement("span"), { className: "size", textContent: sizeText(o) + where });
     const buttons = document.createElement("div");
-    if (is3D()) buttons.append(button("Propagate", () => segment(requestFor(o, { propagate: true }), "propagating")),
+    if (is3D()) buttons.append(button("Propagate", () => segment(requestFor(o, { z_range: null }), "propagating")),
+                               button("First slice here", () => setRangeEnd(o, 0)),
+                               button("Last slice here", () => setRangeEnd(o, 1)),
                                button("Go to key slice", () => goToSlice(keySlice(o))));
     buttons.append(button("Delete", () => work("deleting", async () =>
       show(await api(`/api/sessions/${state.session}/objects/${o.label}`, { method: "DELETE" })))));
@@ -280,6 +300,7 @@ async function main() {
   nv.onLocationChange = (loc) => {
     if (!state.info) return;
     const [x, y, z] = ras2index(loc.mm).map(Math.round);
+    state.slice = z;
     $("location").textContent = is3D() ? `slice ${z} (x ${x}, y ${y})` : `x ${x}, y ${y}`;
   };
   state.health = await api("/api/health");
