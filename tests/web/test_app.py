@@ -75,11 +75,14 @@ def test_ct_session_objects_undo_export_and_replay(server, http, shared_data, tm
     again = http.post(f"{url}/segment", json={**left, "points": [[38, 41]], "point_labels": [1],
                                               "propagate": True}).json()["objects"][1]
     # a click on another slice: that slice changes, and the click is in the prompt
-    zs = [z for z in range(again["slices"][0], again["slices"][1] + 1) if z != 9]
-    clicked = http.post(f"{url}/objects/2/clicks", json={"x": 38, "y": 41, "z": zs[-1], "foreground": False})
+    z = again["slices"][1] - 1
+    current, _ = _labels(http, url, tmp_path)
+    ys, xs = np.nonzero(current[z] == 2)
+    cx, cy = int(np.median(xs)), int(np.median(ys))
+    clicked = http.post(f"{url}/objects/2/clicks", json={"x": cx, "y": cy, "z": z, "foreground": False})
     assert clicked.status_code == 200, clicked.text
     after = clicked.json()["objects"][1]
-    assert after["prompt"]["points"][-1] == [38, 41, zs[-1]] and after["prompt"]["point_labels"][-1] == 0
+    assert after["prompt"]["points"][-1] == [cx, cy, z] and after["prompt"]["point_labels"][-1] == 0
     assert after["voxels"] != again["voxels"]
     outside = http.post(f"{url}/objects/2/clicks", json={"x": 38, "y": 41, "z": 30})
     assert outside.status_code == 400 and "outside the image" in outside.json()["detail"]

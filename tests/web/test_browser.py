@@ -122,7 +122,7 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     objects = page.evaluate("window.medsamApp.state.info.objects")
     assert objects[0]["prompt"]["z_range"] == [9, 9] and objects[0]["slices"] == [9, 9]
 
-    page.click("text=Propagate")
+    page.click("button:text-is('Propagate')")
     _wait_status(page, "propagating")
     objects = page.evaluate("window.medsamApp.state.info.objects")
     assert objects[0]["prompt"] == {"box": box, "slice": 9, "label": 1, "name": "object 1"}
@@ -187,7 +187,7 @@ def test_a_click_on_another_slice_and_a_slice_range_bound_the_ct_kidney(page, sh
     box = [70, 29, 92, 51]
     _drag_box(page, box, z=9)
     _wait_status(page, "segmenting")
-    page.click("text=Propagate")
+    page.click("button:text-is('Propagate')")
     _wait_status(page, "propagating")
     propagated = io.read(_download(page, "labels .nii.gz", tmp_path))[0] > 0
     assert propagated[14].sum() > 50
@@ -211,7 +211,7 @@ def test_a_click_on_another_slice_and_a_slice_range_bound_the_ct_kidney(page, sh
     # "Last slice here" on slice 12: nothing beyond it
     page.evaluate("window.medsamApp.goToSlice(12)")
     page.wait_for_function("document.getElementById('location').textContent.startsWith('slice 12 ')")
-    page.click("text=Last slice here")
+    page.click("button:text-is('Last slice here')")
     _wait_status(page, "slices 0-12")
     objects = page.evaluate("window.medsamApp.state.info.objects")
     assert objects[0]["prompt"]["z_range"] == [0, 12] and objects[0]["slices"][1] <= 12

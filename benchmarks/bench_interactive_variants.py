@@ -1,0 +1,90 @@
+"""The design choices of the interactive 3D segmentation, measured with the real LiteMedSAM
+weights on the objects of ``examples/datasets/interactive_3d.json``:
+
+1. clicks given to the model as SAM point prompts, against clicks that only move the box
+   and edit the mask (the default), over the challenge's protocol (box + 5 clicks);
+2. SAM's dense prompt (the previous slice's low-res logits) in the box step's walk.
+
+    python benchmarks/bench_interactive_variants.py [--description D.json]
+
+Prints the median DSC over objects at each step per variant (n objects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dense_walk(seg, image, box, key, z_range, dense: bool) -> np.ndarray:
+    """The box step's walk (as medsam.segmentation.propagation.walk) with or without the
+    previous slice's logits as the dense prompt."""
+    from medsam.segmentation.boxes import mask_to_box
+    from medsam.segmentation.propagation import DEFAULT_WALK, object_present, touching
+    from medsam.segmentation.segmenter import content_key
+
+    out = np.zeros(image.shape, bool)
+    seg.set_slice(image[key], key=content_key(image[key]))
+    first, _, logits = seg.segment_scored(np.asarray(box, float))
+    out[key] = first
+    for step, end in ((1, z_range[1]), (-1, z_range[0])):
+        prev, prev_logits = first, logits
+        for z in range(key + step, end + step, step):
+            b = mask_to_box(prev, DEFAULT_WALK.margin)
+            if b is None:
+                break
+            seg.set_slice(image[z], key=content_key(image[z]))
+            mask, _, lg = seg.segment_scored(b, mask_input=prev_logits if dense else None)
+            mask = touching(mask, prev)
+            if not object_present(mask, prev, DEFAULT_WALK):
+                break
+            out[z], prev, prev_logits = mask, mask, lg
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medsam import load_model
+    from medsam.evaluation import interactive as ia
+    from medsam.metrics import dice
+    from medsam.segmentation import MedSAMSegmenter
+    from medsam.segmentation.propagation import DEFAULT_WALK
+    from medsam.training.curation import find_cases, normalise, read_case, select_labels
+    from medsam.training.description import load_description
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--description", default=str(ROOT / "examples/datasets/interactive_3d.json"))
+    args = parser.parse_args(argv)
+    description = load_description(args.description)
+    seg = MedSAMSegmenter(load_model(), cache_slices=4096)
+    for name, config in (("clicks move the box and edit the mask (default)", DEFAULT_WALK),
+                         ("clicks as SAM point prompts", replace(DEFAULT_WALK, model_clicks=True))):
+        objects = ia.object_summary(ia.run_description(description, ia.SessionDriver(seg, config)))
+        medians = ia._step_medians(objects)
+        print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)} (n = {len(objects)} objects)")
+    scores: dict[bool, list[float]] = {False: [], True: []}
+    for spec in description.datasets:
+        for files in find_cases(spec):
+            image, labels, geometry = read_case(spec, files)
+            labels, image = select_labels(spec, labels), normalise(spec, image, geometry)
+            rng = np.random.RandomState(ia.BOX_SEED)
+            for c, _ in spec.classes or ():
+                if not (labels == c).any():
+                    continue
+                b = ia.challenge_box(labels == c, rng)
+                for dense in (False, True):
+                    mask = _dense_walk(seg, image, (b.x_min, b.y_min, b.x_max, b.y_max), b.z_mid,
+                                       (b.z_min, b.z_max), dense)
+                    scores[dense].append(dice(mask, labels == c))
+    print(f"box step, previous slice's mask as SAM's dense prompt: median DSC {100 * np.median(scores[True]):.1f} "
+          f"against {100 * np.median(scores[False]):.1f} without (n = {len(scores[True])} objects)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
