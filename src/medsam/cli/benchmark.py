@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.output, args.overwrite)
     description = load_description(args.description)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    interactive.choose_datasets(description, datasets)   # before the model loads
     with tempfile.TemporaryDirectory(prefix="medsam-bench-") as work:
         if args.processes:
             driver: interactive.Driver = interactive.ProcessDriver(Path(work), _model_options(args))

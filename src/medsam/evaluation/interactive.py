@@ -364,6 +364,25 @@ def plot_dsc_by_click(objects: Sequence[dict[str, Any]], path: Any) -> Any:
     return _save(fig, path)
 
 
+def choose_datasets(description: Any, datasets: Sequence[str] | None = None) -> list[Any]:
+    """The description's datasets named in ``datasets`` (all when None).
+
+    Raises:
+        InputError: naming the datasets the description does not have.
+    """
+    from ..errors import InputError
+
+    specs = list(description.datasets)
+    if not datasets:
+        return specs
+    known = {s.name for s in specs}
+    missing = [d for d in datasets if d not in known]
+    if missing:
+        raise InputError(f"{description.source or 'description'}: no dataset(s) {', '.join(missing)} "
+                         f"(it has {', '.join(sorted(known))})")
+    return [s for s in specs if s.name in datasets]
+
+
 def run_description(description: Any, driver: Driver, datasets: Sequence[str] | None = None,
                     max_cases: int | None = None, n_clicks: int = N_CLICKS,
                     progress: bool = False) -> list[StepRow]:
@@ -380,14 +399,7 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     from ..errors import InputError
     from ..training.curation import find_cases, normalise, read_case, select_labels
 
-    specs = list(description.datasets)
-    if datasets:
-        known = {s.name for s in specs}
-        missing = [d for d in datasets if d not in known]
-        if missing:
-            raise InputError(f"{description.source or 'description'}: no dataset(s) {', '.join(missing)} "
-                             f"(it has {', '.join(sorted(known))})")
-        specs = [s for s in specs if s.name in datasets]
+    specs = choose_datasets(description, datasets)
     jobs = []
     for spec in specs:
         files = find_cases(spec)
