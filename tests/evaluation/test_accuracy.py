@@ -89,10 +89,10 @@ FLOORS = {                      # measured: DSC tight, perturbed; NSD tight (%)
     "cdd_cesm": (8, 0.79, 0.78, 0.23),      # 82.3, 81.4; 27.6
     "stardist": (1, 0.79, 0.72, 0.62),      # 81.9, 74.7; 67.0 (125 nuclei)
     "drive": (4, 0.22, 0.22, 0.04),         # 24.4, 24.6; 5.5 (vessels: one box is no prompt)
-    "totalseg_ct": (1, 0.78, 0.78, 0.63),   # 80.9, 80.9; 67.9 (6 organs, 3D boxes)
-    "totalseg_mr": (1, 0.67, 0.65, 0.32),   # 70.6, 68.4; 36.7 (4 organs, 3D boxes)
-    "brats_flair": (1, 0.49, 0.48, 0.33),   # 52.0, 51.2; 37.6 (edema, 3D box)
-    "recist": (2, 0.74, 0.74, 0.68),        # 76.6, 76.9; 72.3 (key-slice box)
+    "totalseg_ct": (1, 0.88, 0.88, 0.71),   # 90.5, 90.8; 74.1 (6 organs, 3D boxes)
+    "totalseg_mr": (1, 0.74, 0.74, 0.43),   # 77.0, 76.6; 45.7 (4 organs, 3D boxes)
+    "brats_flair": (1, 0.52, 0.53, 0.38),   # 55.4, 56.9; 41.2 (edema, 3D box)
+    "recist": (2, 0.76, 0.74, 0.77),        # 78.2, 76.4; 79.9 (key-slice box, first 2 cases)
 }
 
 
