@@ -1,0 +1,58 @@
+"""The on-disk slice embedding store: a fresh segmenter finds its embeddings there, the
+folder stays bounded, and damaged or foreign files are computed again."""
+
+import numpy as np
+import pytest
+
+from medsam.segmentation import MedSAMSegmenter
+from medsam.segmentation.embedding_store import EmbeddingStore
+from medsam.segmentation.segmenter import content_key
+
+
+def _slice(seed, size=64):
+    rng = np.random.default_rng(seed)
+    image = np.zeros((size, size), np.uint8)
+    image[16:48, 20:44] = 180 + rng.integers(0, 40, (32, 24))
+    return image
+
+
+def test_a_fresh_segmenter_reuses_stored_embeddings_exactly(lite_medsam_model, tmp_path):
+    store = EmbeddingStore(tmp_path / "emb")
+    image, box = _slice(0), np.array([[18, 14, 46, 50]])
+    first = MedSAMSegmenter(lite_medsam_model, store=store)
+    first.set_slice(image, key=content_key(image))
+    expected = first.segment(box)
+    assert store.misses == 1 and len(list((tmp_path / "emb").glob("*.npz"))) == 1
+    second = MedSAMSegmenter(lite_medsam_model, store=EmbeddingStore(tmp_path / "emb"))
+    second.set_slice(image, key=content_key(image))
+    np.testing.assert_array_equal(second.segment(box), expected)
+    assert second.store.hits == 1 and second.encoder_calls == 1   # a cache miss in memory, a hit on disk
+    scored, iou, logits = second.segment_scored(box[0])
+    np.testing.assert_array_equal(scored, expected[0])
+    assert 0 < iou <= 1.5 and logits.shape == (256, 256)
+    prompted, _, _ = second.segment_scored(box[0], mask_input=logits)   # SAM's dense prompt is taken
+    assert prompted.shape == expected[0].shape
+
+
+def test_damaged_files_are_computed_again_and_the_folder_stays_bounded(lite_medsam_model, tmp_path):
+    store = EmbeddingStore(tmp_path / "emb")
+    seg = MedSAMSegmenter(lite_medsam_model, store=store)
+    image = _slice(1)
+    seg.set_slice(image, key=content_key(image))
+    (path,) = (tmp_path / "emb").glob("*.npz")
+    one = path.stat().st_size
+    path.write_bytes(b"not an npz")                              # damaged: recomputed, replaced
+    fresh = MedSAMSegmenter(lite_medsam_model, store=store)
+    fresh.set_slice(image, key=content_key(image))
+    assert store.misses == 2 and path.stat().st_size == one
+    small = EmbeddingStore(tmp_path / "small", max_bytes=int(2.5 * one))
+    seg = MedSAMSegmenter(lite_medsam_model, store=small)
+    for seed in range(2, 6):
+        image = _slice(seed)
+        seg.set_slice(image, key=content_key(image))
+    assert len(list((tmp_path / "small").glob("*.npz"))) == 2 and small.nbytes() <= 2.5 * one
+    off = EmbeddingStore(tmp_path / "off", max_bytes=0)
+    MedSAMSegmenter(lite_medsam_model, store=off).set_slice(image, key=content_key(image))
+    assert not (tmp_path / "off").exists()
+    with pytest.raises(ValueError):
+        EmbeddingStore(tmp_path, max_bytes=-1)
