@@ -102,34 +102,30 @@ def test_repeated_calls_reuse_embeddings_by_content(shared_data, model):
 
 
 @pytest.mark.slow
-def test_points_refine_the_key_slice_like_the_predictor(shared_data, lite_medsam_model):
-    """With the real weights: a box with clicks gives the predictor's box+points mask (2D and
-    on a volume's key slice); other slices of a volume are prompted by boxes only."""
+def test_clicks_with_the_real_weights(shared_data, lite_medsam_model):
+    """With the real weights: by default a background click removes the disc around it that
+    reaches the mask's border (the box is not given the point); with ``model_clicks`` the
+    clicks go to the model as SAM's point prompts, as the predictor takes them."""
     from medsam import MedSAMPredictor
-    from medsam.segmentation import propagate_3d
+    from medsam.segmentation.propagation import SliceClicks, SliceRunner, enforce_clicks
 
     img, g = io.read(shared_data / "jsrt_scr_cxr/images/JPCLN001.png")
     box, points, point_labels = (426, 418, 793, 769), ((600, 600), (440, 430)), (1, 0)
     predictor = MedSAMPredictor(lite_medsam_model)
     predictor.set_image(img)
+    box_only = predictor.predict(boxes=np.array(box, float))[0][0]
+    seg = MedSAMSegmenter(lite_medsam_model)
+    ys, xs = np.nonzero(box_only)
+    cx, cy = int(np.median(xs)), int(np.median(ys))
+    labels = segment(img, g, [BoxPrompt(box, label=1, points=((cx, cy),), point_labels=(0,))], seg)
+    assert labels[cy, cx] == 0 and not ((labels > 0) & ~box_only).any()
+    assert 0.2 * box_only.sum() < (labels > 0).sum() < box_only.sum()
     expected = predictor.predict(boxes=np.array(box, float), points=np.array([points], float),
                                  point_labels=np.array([point_labels]))[0][0]
-    box_only = predictor.predict(boxes=np.array(box, float))[0][0]
     assert (expected != box_only).sum() > 0                         # the clicks change the mask
-    seg = MedSAMSegmenter(lite_medsam_model)
-    labels = segment(img, g, [BoxPrompt(box, label=2), BoxPrompt(box, label=1, points=points,
-                                                                      point_labels=point_labels)], seg)
-    np.testing.assert_array_equal(labels == 1, expected)
-    np.testing.assert_array_equal(labels > 0, expected | box_only)
-
-    volume = np.stack([img] * 3)
-    calls = []
-    real = seg.segment_points
-    seg.segment_points = lambda *a: calls.append(a) or real(*a)
-    mask = propagate_3d(volume, seg, box, key_slice=1, points=points, point_labels=point_labels)
-    assert len(calls) == 1 and calls[0][1].tolist() == [list(p) for p in points]
-    np.testing.assert_array_equal(mask[1], expected)
-    np.testing.assert_array_equal(mask[0], predictor.predict(boxes=_grown_box(expected))[0][0])
+    clicks = SliceClicks(points, point_labels)
+    got = SliceRunner(img[None], seg, model_clicks=True)(0, box, clicks)
+    np.testing.assert_array_equal(got, enforce_clicks(expected, clicks))
 
 
 def _grown_box(mask, margin=5.0):

@@ -1,9 +1,11 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from medsam.segmentation import mask_to_box, propagate_3d
+from medsam.segmentation.propagation import DEFAULT_WALK
 
 from threshold_segmenter import ThresholdSegmenter
 
@@ -27,7 +29,9 @@ def test_propagation_recovers_cone_and_uses_previous_mask_boxes():
     truth = vol > 0
     seg = ThresholdSegmenter(100, 255, min_fill=0.05)
     box = mask_to_box(truth[10])
-    out = propagate_3d(vol, seg, box, key_slice=10, margin=3, cache_key="cone")
+    # with a slice range (here the whole volume); without one the walk asks for a 50 % overlap
+    # and ends the fast-shrinking tip a slice early (test_without_a_range_the_walk_asks_for_more)
+    out = propagate_3d(vol, seg, box, key_slice=10, margin=3, cache_key="cone", z_range=(0, 20))
     np.testing.assert_array_equal(out, truth)
     # first call: the given box on the key slice; then boxes of the previous slice's mask + 3 px
     np.testing.assert_allclose(seg.boxes[0], box)
@@ -92,10 +96,19 @@ def test_recist_lesions_z_extent(shared_data):
         key = (zs[0] + zs[-1]) // 2
         values = img[key][gt[key]].astype(float)
         seg = ThresholdSegmenter(values.mean() - 2 * values.std(), values.mean() + 2 * values.std())
-        out = propagate_3d(img, seg, mask_to_box(gt[key]), key_slice=key, margin=2)
+        # the walk's own stop signals, without the stricter overlap for objects with no range
+        out = propagate_3d(img, seg, mask_to_box(gt[key]), key_slice=key, margin=2,
+                           config=replace(DEFAULT_WALK, min_overlap_open=DEFAULT_WALK.min_overlap))
         found = np.flatnonzero(out.any(axis=(1, 2)))
         errors.append(max(abs(found[0] - zs[0]), abs(found[-1] - zs[-1])))
         dices.append(2 * (out & gt).sum() / (out.sum() + gt.sum()))
         assert (out & ~gt).sum() < out.sum()   # mostly on the lesion
     assert max(errors) <= 1, errors            # z-extent within one slice, every lesion
     assert np.mean(dices) > 0.65, dices
+
+
+def test_without_a_range_the_walk_asks_for_more():
+    vol = _cone()
+    seg = ThresholdSegmenter(100, 255, min_fill=0.05)
+    out = propagate_3d(vol, seg, mask_to_box(vol[10] > 0), key_slice=10, margin=3)
+    assert np.flatnonzero(out.any(axis=(1, 2))).tolist() == list(range(4, 17))   # the tips (3, 17) end it
