@@ -41,3 +41,120 @@ def test_no_overwrite_without_permission(tmp_path):
         with atomic_path(target, overwrite=False):
             pass
     assert target.read_bytes() == b"old"
+
+
+# --- the write path: checked at the rename, committed together, full disk, locks ---------
+
+def _writers():
+    import numpy as np
+
+    from medsam import io
+    from medsam.evaluation.results import write_csv
+    from medsam.io import write_overlay_png
+
+    volume = np.zeros((3, 8, 8), np.uint8)
+    volume[1, 2:5, 2:5] = 1
+    image = np.zeros((8, 8), np.uint8)
+    geometry = io.Geometry(spacing=(2.0, 1.0, 1.0))
+    writers = {ext: (lambda p, ext=ext: io.write(volume, p, geometry))
+               for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".npz")}
+    writers[".png"] = lambda p: io.write(image, p)
+    writers["overlay.png"] = lambda p: write_overlay_png(image, image, p)
+    writers[".csv"] = lambda p: write_csv(p, ["a"], [[1]])
+    return writers
+
+
+@pytest.mark.parametrize("kind", list(_writers()))
+def test_a_file_written_meanwhile_by_another_run_is_kept(tmp_path, kind):
+    """Without overwrite the rename refuses a file that appeared during the work: the other
+    run's file is kept, and nothing of ours is left."""
+    from medsam.fileutil import committed_together
+
+    target = tmp_path / ("out" + (kind if kind.startswith(".") else ".png"))
+    with pytest.raises(InputError, match="output exists .written while this run worked"):
+        with committed_together(overwrite=False):
+            _writers()[kind](target)
+            target.write_bytes(b"the other run")
+    assert target.read_bytes() == b"the other run"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_outputs_committed_together_keep_the_old_ones_on_failure(tmp_path):
+    from medsam.fileutil import committed_together
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    with pytest.raises(RuntimeError):
+        with committed_together():
+            with atomic_path(a) as tmp:
+                tmp.write_text("new a")
+            assert a.read_text() == "old a"       # nothing renamed before the end
+            raise RuntimeError("the overlay failed")
+    assert a.read_text() == "old a" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with committed_together():
+        for path in (a, b):
+            with atomic_path(path) as tmp:
+                tmp.write_text("new")
+    assert a.read_text() == b.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_a_failed_rename_puts_back_what_was_replaced(tmp_path):
+    """The second rename of a commit fails (its name is taken by a folder): the first
+    output is rolled back to the file it replaced."""
+    from medsam.errors import OutputError
+    from medsam.fileutil import committed_together
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    with pytest.raises(OutputError, match="b.txt: cannot be written"):
+        with committed_together():
+            with atomic_path(a) as tmp:
+                tmp.write_text("new a")
+            with atomic_path(b) as tmp:
+                tmp.write_text("new b")
+            b.mkdir()
+            (b / "inside").write_text("x")    # os.replace cannot put a file over this folder
+    assert a.read_text() == "old a" and (b / "inside").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_a_file_system_that_refuses_files_is_found_before_work():
+    with pytest.raises(InputError, match=r"/proc/a.nii.gz: cannot be written: /proc refuses new files"):
+        check_writable_output("/proc/a.nii.gz")
+
+
+def test_an_os_error_while_writing_names_the_output_not_the_temporary_file(tmp_path):
+    from medsam.errors import OutputError
+    from medsam.fileutil import atomic_folder
+
+    with pytest.raises(OutputError) as info:
+        with atomic_folder(tmp_path / "report") as folder:
+            with atomic_path(folder / "table.csv") as tmp:
+                raise OSError(28, "No space left on device", str(tmp))
+    assert str(info.value) == f"{tmp_path / 'report' / 'table.csv'}: cannot be written: no space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from medsam.fileutil import LOCK_NAME, output_lock
+
+    folder = tmp_path / "segs"
+    with output_lock(folder):
+        with pytest.raises(InputError, match=rf"{folder}: in use by another medsam run \(process {os.getpid()}"):
+            with output_lock(folder):
+                pass
+    assert list(folder.iterdir()) == []
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    import socket
+
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(),
+                                               "started": 0, "command": "medsam segment (killed)"}))
+    with output_lock(folder):       # the process that left it is gone
+        assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert list(folder.iterdir()) == []

@@ -47,6 +47,11 @@ class InputError(MedSAMError, ValueError):
     """A file, folder, option or value given by the user cannot be used."""
 
 
+class OutputError(MedSAMError):
+    """An output could not be written: a full disk, no permission, a file system that
+    refuses it. The message names the output as the caller named it and the reason."""
+
+
 class CheckpointError(InputError):
     """A checkpoint file is missing, unreadable, or does not match the model."""
 

@@ -14,7 +14,9 @@ Subcommand modules import heavy dependencies (torch, SimpleITK, matplotlib)
 inside ``run`` so that ``medsam --help`` stays fast.
 
 Errors the user can fix are raised as :class:`medsam.errors.MedSAMError`; they are
-printed as one line ``medsam: error: ...`` on stderr with exit status 2. Any other
+printed as one line ``medsam: error: ...`` on stderr with exit status 2. An
+``OSError`` the machine raised (a full disk, a file that vanished) is printed as
+``medsam: error: PATH: reason`` with exit status 2, like a user error. Any other
 exception is a bug (ours or a library's): it is printed as one line
 ``medsam: internal error: ...`` with exit status 1, and ``medsam --debug ...`` shows
 its traceback. Nothing else prints errors.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -105,10 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("medsam: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a reader that stopped (`| head`)
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the machine refused (a full disk, a file gone): not a bug of ours
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = os.strerror(exc.errno).lower() if exc.errno else (str(exc) or type(exc).__name__)
+        print(f"medsam: error: {where}{reason}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # the last line of defence: a bug of ours or a library's
         if args.debug:
             raise

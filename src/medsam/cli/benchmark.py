@@ -50,7 +50,7 @@ def _model_options(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation import interactive
-    from ..fileutil import check_output_folder
+    from ..fileutil import check_output_folder, committed_together
     from ..training.description import load_description
 
     if args.clicks < 0:
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             driver = interactive.SessionDriver(_segmenter(args, args.device))
         rows = interactive.run_description(description, driver, datasets, args.max_cases, args.clicks,
                                            progress=sys.stderr.isatty())
-    result = interactive.write_results(rows, out)
+    with committed_together(args.overwrite):
+        result = interactive.write_results(rows, out)
     print(interactive.summary_markdown(result["objects"]), end="")
     print(f"results in {out}/ (" + ", ".join(p.name for p in result["paths"].values()) + ")")
     return 0

@@ -52,24 +52,25 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
     from ..evaluation.results import load_tables
-    from ..fileutil import check_writable_output
+    from ..fileutil import check_writable_output, committed_together
 
     check_test_arguments(args)
     tables, _ = load_tables(args.results, args.names)
     out = args.output
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+        raise InputError(f"{out}: is a file, not a folder")
     files = [out / "comparison.csv", out / "comparison.md"]
     if not args.no_plots:
         files += [out / f"boxplot_{m}.png" for m in args.metrics]
     for f in files:
         check_writable_output(f, args.overwrite)
     rows = compare_methods(tables, args.metrics, args.correction, args.alpha, args.allow_missing)
-    write_comparison(rows, files[0], files[1], args.alpha)
-    if not args.no_plots:
-        from ..evaluation.report import write_box_plots
+    with committed_together(args.overwrite):   # the tables and the plots, or none
+        write_comparison(rows, files[0], files[1], args.alpha)
+        if not args.no_plots:
+            from ..evaluation.report import write_box_plots
 
-        write_box_plots(tables, args.metrics, out)
+            write_box_plots(tables, args.metrics, out)
     print(comparison_markdown(rows, args.alpha), end="")
     print(f"written to {out}/")
     return 0

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.results import write_csv, write_results
     from ..evaluation.runner import EvaluateConfig, evaluate_folders
     from ..evaluation.summary import summarize, summary_markdown, write_summary
-    from ..fileutil import check_writable_output
+    from ..fileutil import check_writable_output, committed_together
     from ..metrics.volumes import PIXEL_UNITS
     from ..segmentation.cases import folder_name
     from . import cli_text
@@ -90,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"medsam evaluate: {len(run_.failures)} of {run_.n_cases} cases failed (listed in "
               f"{outputs['failed']}){written}; {args.output} was not written", file=sys.stderr)
         return 1
+    summary = summarize(run_.rows)
+    with committed_together(args.overwrite):   # the results and their summary, or none
+        write_results(run_.rows, outputs["results"])
+        write_summary(summary, outputs["summary_csv"], outputs["summary_md"])
     for key in ("partial", "failed"):
         outputs[key].unlink(missing_ok=True)
-    write_results(run_.rows, outputs["results"])
-    summary = summarize(run_.rows)
-    write_summary(summary, outputs["summary_csv"], outputs["summary_md"])
     in_pixels = sorted({r.case for r in run_.rows if r.volume_unit in PIXEL_UNITS})
     if in_pixels:
         print(f"medsam evaluate: {len(in_pixels)} case(s) have no physical pixel size: their NSD "

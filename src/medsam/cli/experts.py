@@ -39,9 +39,9 @@ def _named_folder(text: str, option: str) -> tuple[str, Path]:
     name, sep, folder = text.partition("=")
     if not sep or not name or not folder:
         raise InputError(f"{option} {text!r}: expected NAME=FOLDER")
-    path = Path(folder)
-    if not path.is_dir():
-        raise InputError(f"{path}: {option} folder '{name}' does not exist")
+    from ..fileutil import existing_folder
+
+    path = existing_folder(folder, f"{option} folder '{name}'")
     return name, path
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from ..distributed import DistEnv
     from ..metrics.volumes import LabelVolume
     from ..segmentation import BoxPrompt, Case, PromptsFile, Segmenter2D
 
@@ -157,6 +158,7 @@ def _overlay_path(output: Path) -> Path:
 def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt], np.ndarray], output: Path,
                   segmenter: Segmenter2D) -> list[LabelVolume]:
     """Segment a prepared case, write its label map (and overlay), print label volumes."""
+    from ..fileutil import committed_together
     from ..io import write_labels, write_overlay_montage, write_overlay_png
     from ..metrics import label_volumes
     from ..segmentation import segment
@@ -164,12 +166,13 @@ def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt
     case, prompts, image = prepared
     labels = segment(image, case.geometry, prompts, segmenter, mode=args.mode, margin=args.margin,
                      progress=sys.stderr.isatty())
-    write_labels(labels, output, case.geometry, overwrite=args.overwrite)
-    if args.overlay and case.geometry.ndim == 2:
-        write_overlay_png(case.image, labels, _overlay_path(output), overwrite=args.overwrite)
-    elif args.overlay:
-        write_overlay_montage(image, labels, _overlay_path(output), direction=case.geometry.direction,
-                              overwrite=args.overwrite)
+    with committed_together(args.overwrite):   # the label map and its overlay, or neither
+        write_labels(labels, output, case.geometry, overwrite=args.overwrite)
+        if args.overlay and case.geometry.ndim == 2:
+            write_overlay_png(case.image, labels, _overlay_path(output), overwrite=args.overwrite)
+        elif args.overlay:
+            write_overlay_montage(image, labels, _overlay_path(output), direction=case.geometry.direction,
+                                  overwrite=args.overwrite)
     names = {p.label: p.name for p in prompts}
     measures = label_volumes(labels, case.geometry.spacing, case.geometry.spacing_known)
     print(f"{case.path} -> {output}" + (f" (overlay {_overlay_path(output)})" if args.overlay
@@ -272,14 +275,27 @@ def _segment_one(args: argparse.Namespace, case: Path, output: Path, prompts_fil
 def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,
                     prompts_file: PromptsFile | None) -> int:
     """Segment a folder's cases; under ``torchrun`` each process takes every WORLD_SIZE-th
-    case (on ``cuda:LOCAL_RANK`` where there are GPUs) and process 0 writes the times CSV."""
+    case (on ``cuda:LOCAL_RANK`` where there are GPUs) and process 0 writes the times CSV.
+    Process 0 holds the output folder (a lock file) for the run."""
+    import contextlib
+
+    from .. import distributed
+    from ..fileutil import output_lock
+
+    env = distributed.read_env()
+    with output_lock(out_dir) if env.is_main else contextlib.nullcontext():
+        return _segment_jobs(args, jobs, out_dir, prompts_file, env)
+
+
+def _segment_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,
+                  prompts_file: PromptsFile | None, env: DistEnv) -> int:
     from tqdm.auto import tqdm
 
     from .. import distributed
     from ..evaluation.results import write_csv
+    from ..fileutil import committed_together
     from . import cli_text
 
-    env = distributed.read_env()
     device = distributed.device_for(env, args.device)
     distributed.init(env, device)
     try:
@@ -295,12 +311,12 @@ def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out
     rows = [row for _, row in sorted(item for part in everyone for item in part)]
     failed = [error for _, status, _, error in rows if status == "failed"]
     if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
-                  [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
+        for line in failed:   # before the times table, which may fail to be written
+            print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
+        with committed_together(args.overwrite):
+            write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
+                      [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
         workers = f" by {env.world_size} processes" if env.distributed else ""
         print(f"segmented {len(rows) - len(failed)} of {len(rows)} cases into {out_dir}{workers} "
               f"(times: {out_dir / 'segment_times.csv'})")
-        for line in failed:
-            print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
     return 1 if failed else 0

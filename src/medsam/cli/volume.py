@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _mask_volumes(args: argparse.Namespace) -> int:
     from ..evaluation.results import write_csv
     from ..evaluation.volumes import file_volumes
-    from ..fileutil import check_writable_output
+    from ..fileutil import check_writable_output, committed_together
     from ..metrics.volumes import PIXEL_UNITS
 
     if args.output is not None:
@@ -40,7 +40,8 @@ def _mask_volumes(args: argparse.Namespace) -> int:
             print(f"{path}\tlabel {v.label}\t{v.voxels} {'voxels' if geometry.ndim == 3 else 'pixels'}{size}")
             rows.append([str(path), v.label, v.voxels, v.volume, v.unit])
     if args.output is not None:
-        write_csv(args.output, ["file", "label", "voxels", "volume", "unit"], rows)
+        with committed_together(args.overwrite):
+            write_csv(args.output, ["file", "label", "voxels", "volume", "unit"], rows)
         print(f"written to {args.output}")
     return 0
 
@@ -49,7 +50,7 @@ def _agreement(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.results import read_results, write_csv
     from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
-    from ..fileutil import check_writable_output
+    from ..fileutil import check_writable_output, committed_together
 
     if args.output is None:
         raise InputError("--agreement needs -o FOLDER for the statistics and plots")
@@ -66,8 +67,9 @@ def _agreement(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"{args.agreement}: {exc}") from None
     method = rows[0].method if rows else ""
-    write_csv(files[0], list(AGREEMENT_COLUMNS), [agreement.row(method)])
-    write_agreement(pred, ref, agreement, files[1], files[2])
+    with committed_together(args.overwrite):
+        write_csv(files[0], list(AGREEMENT_COLUMNS), [agreement.row(method)])
+        write_agreement(pred, ref, agreement, files[1], files[2])
     print(agreement.describe())
     print(f"written to {args.output}/")
     return 0

@@ -266,7 +266,10 @@ class ProcessDriver:
                                   "boxes": [b.to_dict() for b in boxes]}
         if prev_pred is not None:
             arrays.update(clicks=clicks, clicks_order=order, prev_pred=prev_pred)
-        np.savez_compressed(case, **arrays)
+        from ..fileutil import atomic_path
+
+        with atomic_path(case) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
         done = subprocess.run([sys.executable, "-m", "medsam", "segment", str(case), "-o", str(out),
                                "--overwrite", *self.options], capture_output=True, text=True)
         if done.returncode != 0:
@@ -283,6 +286,7 @@ def write_results(rows: Sequence[StepRow], out_dir: Any) -> dict[str, Any]:
     Returns the paths and the medians over objects per step."""
     from pathlib import Path
 
+    from ..fileutil import atomic_path
     from .results import write_csv
 
     out = Path(out_dir)
@@ -300,7 +304,8 @@ def write_results(rows: Sequence[StepRow], out_dir: Any) -> dict[str, Any]:
         + [round(o[k], 4) for k in ("dsc_auc", "nsd_auc", "dsc_final", "nsd_final", "box_seconds",
                                     "click_seconds")] for o in objects])
     medians = _step_medians(objects)
-    (out / "summary.md").write_text(summary_markdown(objects), encoding="utf-8")
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(summary_markdown(objects), encoding="utf-8")
     paths = {"steps": out / "steps.csv", "objects": out / "objects.csv", "summary": out / "summary.md"}
     try:
         paths["plot"] = plot_dsc_by_click(objects, out / "dsc_by_click.png")

@@ -71,8 +71,9 @@ def list_cases(folder: Path, role: str, pattern: re.Pattern | None = None) -> di
     ignored). The name is :func:`~medsam.segmentation.cases.case_name`, or the first group
     of ``pattern`` (files it does not match are skipped). ``role`` names the folder in
     messages (``prediction``, ``reference``, a rater's ``'A'``)."""
-    if not folder.is_dir():
-        raise InputError(f"{folder}: {role} folder does not exist")
+    from ..fileutil import existing_folder
+
+    existing_folder(folder, f"{role} folder")
     from ..io import is_supported
 
     # masks only: a segmentation folder also holds tables (segment_times.csv, summaries)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..fileutil import atomic_path
+from ..fileutil import atomic_path, existing_folder
 from .geometry import Geometry
 
 #: file extensions (lower case) read and written by SimpleITK
@@ -157,47 +157,84 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
 def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
                  overwrite: bool = False, compress: bool = True) -> Path:
     """Write ``array`` (array axis order) with ``geometry`` to a SimpleITK format chosen by
-    the extension of ``path``, atomically. Returns the final path."""
-    sitk = _sitk()
+    the extension of ``path``, atomically, and check that the file reads back the same.
+
+    Raises:
+        InputError: ``path`` exists and ``overwrite`` is false, or ITK refuses the data.
+        OutputError: the file could not be written completely (a full disk).
+    """
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8)
     image = geometry.to_sitk(array)
+    path = Path(path)
     if str(path).lower().endswith(DETACHED_EXTENSIONS):
-        return _write_detached(image, Path(path), overwrite, compress)
+        return _write_detached(image, path, overwrite, compress)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        try:
-            sitk.WriteImage(image, str(tmp), compress)
-        except RuntimeError as exc:
-            raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
-    return Path(path)
+        _write_checked(image, tmp, path, compress)
+    return path
 
 
 def _write_detached(image: Any, path: Path, overwrite: bool, compress: bool) -> Path:
     """Header + data file formats (.mhd, .nhdr): write both under their final names in a
-    temporary folder beside ``path``, then move the data file(s) and last the header."""
-    import shutil
+    temporary folder beside ``path``, then commit the data file(s) and the header together."""
     import tempfile
+
+    from ..fileutil import committed_together, write_failure
 
     if path.exists() and not overwrite:
         raise InputError(f"{path}: output exists", option="overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        try:
-            _sitk().WriteImage(image, str(tmpdir / path.name), compress)
-        except RuntimeError as exc:
-            raise InputError(f"{path}: cannot write image ({_first_line(exc)})") from None
-        data_files = [f for f in tmpdir.iterdir() if f.name != path.name]
-        for f in data_files:
-            if (path.parent / f.name).exists() and not overwrite:
-                raise InputError(f"{path.parent / f.name}: output exists", option="overwrite")
-        for f in data_files:
-            os.replace(f, path.parent / f.name)
-        os.replace(tmpdir / path.name, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise write_failure(path, exc) from None
+    try:
+        _write_checked(image, tmpdir / path.name, path, compress)
+        files = sorted(f for f in tmpdir.iterdir() if f.name != path.name) + [tmpdir / path.name]
+        with committed_together(overwrite):
+            for f in files:
+                with atomic_path(path.parent / f.name, overwrite) as tmp:
+                    os.replace(f, tmp)
     finally:
+        import shutil
+
         shutil.rmtree(tmpdir, ignore_errors=True)
     return path
+
+
+def _write_checked(image: Any, tmp: Path, path: Path, compress: bool) -> None:
+    """``sitk.WriteImage`` to ``tmp``, then read it back: ITK does not report a short write
+    of some formats (NIfTI on a full disk leaves a valid-looking file holding part of the
+    voxels), so the file must give back the voxels and geometry written."""
+    from ..fileutil import disk_full, write_failure
+    from .headers import itk_reason
+
+    sitk = _sitk()
+    warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)   # ITK's own "wrote only n bytes" lines
+    try:
+        try:
+            sitk.WriteImage(image, str(tmp), compress)
+        except RuntimeError as exc:
+            if disk_full(path.parent):
+                raise write_failure(path, reason="no space left on device") from None
+            raise InputError(f"{path}: cannot write image ({itk_reason(exc)})") from None
+        try:
+            back = sitk.ReadImage(str(tmp))
+        except RuntimeError:
+            back = None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings)
+    same = (back is not None and back.GetSize() == image.GetSize()
+            and back.GetNumberOfComponentsPerPixel() == image.GetNumberOfComponentsPerPixel()
+            and np.allclose(back.GetSpacing(), image.GetSpacing())
+            and np.allclose(back.GetOrigin(), image.GetOrigin(), atol=1e-4)
+            and np.array_equal(sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(image)))
+    if not same:
+        reason = "no space left on device" if disk_full(path.parent) else \
+            "the written file does not read back as the image written"
+        raise write_failure(path, reason=reason)
 
 
 # ---------------------------------------------------------------- DICOM
@@ -230,9 +267,7 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     """The DICOM series in ``folder`` (not recursive), each with its files sorted by slice
     position along the slice normal. Raises InputError when the folder holds none."""
     sitk = _sitk()
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
+    folder = existing_folder(folder, "DICOM series folder")
     warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)   # ITK prints "No Series were found"
     try:

@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError
-from ..fileutil import atomic_path
+from ..fileutil import atomic_path, existing_folder
 from ..training.description import DatasetSpec, Description, load_description, parse_description, read_structured_file
 from .config import FINETUNED, PUBLISHED, SAM, STEPS, UNET, ProtocolConfig, category
 
@@ -39,8 +38,7 @@ def load_protocol_description(config: ProtocolConfig) -> Description:
     data = read_structured_file(config.description)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "root"}
-    if not Path(config.data_root).is_dir():
-        raise InputError(f"{config.data_root}: data folder does not exist")
+    existing_folder(config.data_root, "data folder")
     return parse_description(data, Path(config.data_root), source=Path(config.description))
 
 

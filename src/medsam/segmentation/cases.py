@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..fileutil import existing_folder
 from ..io import Geometry, extension, list_dicom_series, read, read_dicom_series, read_npz
 from ..io.dispatch import supported_extensions
 from ..io.npz import Interaction
@@ -156,9 +157,7 @@ def find_cases(folder: str | os.PathLike) -> list[Path]:
     Raises:
         InputError: the folder holds nothing to segment.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
+    folder = existing_folder(folder)
     readable = set(supported_extensions("read")) - {".dcm", ".dicom"}
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".") and extension(p) in readable)

@@ -280,7 +280,8 @@ def parse_description(data: Any, root: Path, source: Path | None = None) -> Desc
         root = Path(os.path.expanduser(top)) if os.path.isabs(os.path.expanduser(top)) \
             else root / top
         if not root.is_dir():
-            raise InputError(f"{where}: 'root' folder {root} does not exist")
+            what = "is a file, not a folder" if root.exists() else "does not exist"
+            raise InputError(f"{where}: 'root' folder {root} {what}")
     items = data.get("datasets")
     if not isinstance(items, list) or not items:
         raise InputError(f"{where}: 'datasets' must be a non-empty list")
