@@ -28,7 +28,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .._version import __version__
 from ..errors import MedSAMError
@@ -71,13 +71,34 @@ def cli_text(message: str) -> str:
     return message
 
 
+def finite_float(text: str) -> float:
+    """The ``type`` of every number option: a float that is finite (argparse's ``float``
+    takes "nan" and "inf", which make results silently wrong)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="medsam",
         description="Promptable medical image segmentation (MedSAM).",
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import finite_float
+
 HELP = "compare methods on the same cases: Wilcoxon signed-rank tests (Holm/BH corrected) and box plots"
 
 
@@ -24,7 +26,7 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metrics to test, comma-separated from dsc,nsd,hd95 (default dsc,nsd)")
     parser.add_argument("--correction", choices=["holm", "bh"], default="holm",
                         help="multiple-testing correction: Holm-Bonferroni (default) or Benjamini-Hochberg")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument("--alpha", type=finite_float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="test only the cases all methods have (default: missing cases are an error)")
 

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import finite_float
+
 HELP = "score predicted masks against reference masks (DSC, NSD, HD95, volumes) into a CSV"
 
 
@@ -28,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "the folder above it when that is named gt, labels, masks, ...)")
     parser.add_argument("--method", help="method name written in every row (default: name of the --pred folder, "
                                          "or of the folder above it when that is named pred, segs, ...)")
-    parser.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    parser.add_argument("--tolerance", type=finite_float, default=2.0, help="NSD tolerance in mm (default 2)")
     parser.add_argument("--labels", type=_labels, help="comma-separated labels to score (default: all present)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--binary", action="store_true",
                        help="masks are binary (one foreground value each, e.g. 255); scored as label 1")
-    group.add_argument("--threshold", type=float,
+    group.add_argument("--threshold", type=finite_float,
                        help="foreground is value > THRESHOLD (lossy masks such as JPEG); scored as label 1")
     parser.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -46,7 +48,6 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
     from ..evaluation.results import write_csv, write_results
     from ..evaluation.runner import EvaluateConfig, evaluate_folders
     from ..evaluation.summary import summarize, summary_markdown, write_summary
@@ -55,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from ..segmentation.cases import folder_name
     from . import cli_text
 
-    if args.tolerance < 0:
-        raise InputError(f"--tolerance must be >= 0 mm, got {args.tolerance}")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    config = EvaluateConfig(   # checks the values first
+        task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
+        tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
+        workers=args.workers,
+    )
     outputs = {
         "results": args.output,
         "summary_csv": _sibling(args.output, ".summary.csv"),
@@ -70,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
     # replaced by a failed run and removed by a complete one.
     for key in ("results", "summary_csv", "summary_md"):
         check_writable_output(outputs[key], args.overwrite)
-    config = EvaluateConfig(
-        task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
-        tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
-        workers=args.workers,
-    )
     run_ = evaluate_folders(args.pred, args.gt, config, progress=not args.quiet)
     if not run_.complete:
         for case, message in run_.failures:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import finite_float
+
 HELP = "compare a model with several human raters: majority-vote consensus, leave-one-out DSC/NSD"
 
 
@@ -27,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--case-pattern", metavar="REGEX",
                         help="regular expression whose first group is the case name in a file name "
                              "(default: the file name without extension)")
-    parser.add_argument("--threshold", type=float, default=0.0,
+    parser.add_argument("--threshold", type=finite_float, default=0.0,
                         help="foreground is value > THRESHOLD (default 0; e.g. 127 for JPEG masks)")
-    parser.add_argument("--tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    parser.add_argument("--tolerance", type=finite_float, default=2.0, help="NSD tolerance in mm (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 

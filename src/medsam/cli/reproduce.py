@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import finite_float
+
 HELP = ("run the paper's evaluation protocol: prepare, fine-tune, train U-Nets, predict, "
         "evaluate, test, report")
 
@@ -22,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"repository's description of ../shared/data)")
     parser.add_argument("--data", help="data folder the description's paths are relative to "
                                        "(replaces its 'root')")
-    parser.add_argument("--finetune-minutes", type=float, default=30.0,
+    parser.add_argument("--finetune-minutes", type=finite_float, default=30.0,
                         help="time budget of the LiteMedSAM fine-tune (default 30)")
-    parser.add_argument("--unet-minutes", type=float, default=5.0,
+    parser.add_argument("--unet-minutes", type=finite_float, default=5.0,
                         help="time budget of each category's U-Net (default 5)")
     parser.add_argument("--steps", default=",".join(STEPS),
                         help=f"comma-separated steps to run (default all: {','.join(STEPS)})")

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from . import finite_float
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -59,17 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
                                          "mediastinum, liver)")
-    parser.add_argument("--level", type=float, help="CT window level (HU)")
-    parser.add_argument("--width", type=float, help="CT window width (HU)")
+    parser.add_argument("--level", type=finite_float, help="CT window level (HU)")
+    parser.add_argument("--width", type=finite_float, help="CT window width (HU)")
     parser.add_argument("--mode", choices=("propagate", "plain"), default="propagate",
                         help="3D: propagate from the key slice (default) or the same box on every slice")
-    parser.add_argument("--margin", type=float,
+    parser.add_argument("--margin", type=finite_float,
                         help="pixels added around the previous slice's mask when propagating (default 3)")
     parser.add_argument("--embedding-cache", action="store_true",
                         help="keep slice embeddings on disk ($MEDSAM_HOME/embeddings, 2 GiB at most, safe "
                              "to delete) so a later run on the same slices skips the image encoder; "
                              "always on for the CVPR 2025 interactive challenge's npz cases")
-    parser.add_argument("--series", metavar="UID", help="DICOM series to use when a folder holds several")
+    parser.add_argument("--series", metavar="UID",
+                        help="DICOM series to use when a folder holds several: its id, or #N for "
+                             "the N-th one listed")
     parser.add_argument("--overlay", action="store_true",
                         help="also write a colour overlay PNG beside the output (volumes: a "
                              "montage of the slices holding the mask)")

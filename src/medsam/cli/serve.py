@@ -17,6 +17,8 @@ import ipaddress
 import secrets
 import sys
 
+from . import finite_float
+
 HELP = "open the interactive web app: upload a scan, draw boxes, refine, propagate, export"
 
 
@@ -31,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "exposes the app, none on 127.0.0.1)")
     add_model_arguments(parser)
     parser.add_argument("--max-sessions", type=int, default=8, help="sessions open at once (default 8)")
-    parser.add_argument("--idle-minutes", type=float, default=30.0,
+    parser.add_argument("--idle-minutes", type=finite_float, default=30.0,
                         help="close a session unused for this long (default 30)")
-    parser.add_argument("--max-upload-mb", type=float, default=1024.0,
+    parser.add_argument("--max-upload-mb", type=finite_float, default=1024.0,
                         help="largest upload in MiB (default 1024)")
-    parser.add_argument("--max-memory-gb", type=float, default=8.0,
+    parser.add_argument("--max-memory-gb", type=finite_float, default=8.0,
                         help="memory all sessions may hold together, in GiB (default 8)")
 
 

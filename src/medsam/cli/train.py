@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import finite_float
+
 HELP = "train or fine-tune a model on data made by `medsam prepare` (torchrun for many GPUs)"
 
 
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="per process and micro-batch")
     parser.add_argument("--effective-batch", type=int,
                         help="gradient accumulation reaches this batch over all processes")
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr", type=finite_float)
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, auto)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override any setting (repeatable), e.g. "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import finite_float
+
 HELP = "tumour volumes in mL per label, or predicted-vs-reference volume agreement with plots"
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV of the volumes; with --agreement: folder for the statistics and plots")
     parser.add_argument("--agreement", type=Path, metavar="RESULTS_CSV",
                         help="result CSV of `medsam evaluate`: compare its predicted and reference volumes")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the r interval")
+    parser.add_argument("--confidence", type=finite_float, default=0.95, help="confidence level of the r interval")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 

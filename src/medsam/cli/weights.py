@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from . import finite_float
+
 if TYPE_CHECKING:
     from ..weights import WeightsEntry
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("--url", help="download from this address instead of the listed sources "
                                   "(a mirror); the file must still match the published checksum")
     dl.add_argument("--force", action="store_true", help="download again even if cached")
-    dl.add_argument("--timeout", type=float, default=60.0,
+    dl.add_argument("--timeout", type=finite_float, default=60.0,
                     help="seconds to wait for the server (default: 60)")
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
     path = sub.add_parser("path", help="print the cached file of a named checkpoint")

@@ -180,16 +180,13 @@ class RaterMasks:
 
 
 def _read_binary(path: Path, threshold: float) -> tuple[np.ndarray, object]:
+    from ..io.values import binarise
     from .runner import load_mask
 
     array, spacing = load_mask(path, "reference")
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype == np.uint8:
         array = array[..., 0]
-    array = np.asarray(array)
-    if array.size and array.min() > threshold:   # e.g. DRIVE's 2nd_manual GIFs: background 3, vessels 253
-        raise InputError(f"{path}: no pixel is background (values {array.min():g}..{array.max():g}, "
-                         f"foreground is value > {threshold:g})", option="threshold")
-    return array > threshold, spacing
+    return binarise(array, threshold, path), spacing
 
 
 def load_rater_masks(folders: Mapping[str, Path], pattern: re.Pattern | None = None,

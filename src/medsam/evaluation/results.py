@@ -82,11 +82,33 @@ def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:
 
 
 def _row(raw: dict, path: Path, line: int) -> ResultRow:
+    if None in raw:   # csv.DictReader files values beyond the header under None
+        raise InputError(f"{path}, line {line}: {len(raw[None])} value(s) more than the header's "
+                         f"{len(raw) - 1} columns")
     try:
         values: dict = {c: _TYPES[c](raw[c]) for c in RESULT_COLUMNS}
     except (TypeError, ValueError):
         raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
+    problem = _out_of_range(values)
+    if problem:
+        raise InputError(f"{path}, line {line}: {problem}")
     return ResultRow(**values)
+
+
+def _out_of_range(values: dict) -> str:
+    """What is wrong with a row's metric values, or "": DSC and NSD are fractions in
+    [0, 1] (percentages are refused, not guessed: a table of fractions below 0.01 looks
+    the same), HD95, voxel counts and volumes are >= 0 (HD95 may be inf), none is NaN."""
+    for name in ("dsc", "nsd"):
+        v = values[name]
+        if not 0.0 <= v <= 1.0:   # NaN fails too
+            hint = "; medsam tables hold fractions: divide percentages by 100" if 1 < v <= 100 else ""
+            return f"{name} {v:g} is outside [0, 1]{hint}"
+    for name in ("hd95", "gt_voxels", "pred_voxels", "gt_volume", "pred_volume"):
+        v = values[name]
+        if math.isnan(v) or v < 0 or (math.isinf(v) and name != "hd95"):
+            return f"{name} {v:g} is not a size (must be >= 0)"
+    return ""
 
 
 def read_results(path: str | os.PathLike) -> list[ResultRow]:

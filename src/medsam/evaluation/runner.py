@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError, MedSAMError
 from ..io.geometry import Geometry
+from ..io.values import binarise
 from ..metrics.case import evaluate_labels
 from ..segmentation.cases import case_name
 from .results import ResultRow, rows_from_metrics
@@ -50,6 +51,18 @@ class EvaluateConfig:
     threshold: float | None = None
     workers: int | None = None
     spacing_rtol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        from ..metrics.surface import check_tolerance
+
+        try:
+            check_tolerance(self.tolerance)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if self.threshold is not None and not np.isfinite(self.threshold):
+            raise InputError(f"threshold must be a finite number, got {self.threshold}")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"workers must be at least 1, got {self.workers}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +208,7 @@ def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndar
             raise InputError(f"{path}: colour mask; masks must be grey label images")
         array = array[..., 0]
     if config.threshold is not None:
-        return (array > config.threshold).astype(np.uint8)
+        return binarise(array, config.threshold, path).astype(np.uint8)
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
             raise InputError(f"{path}: mask holds non-integer values", option="threshold")

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
+from .values import check_spacing
 
 _META_TYPES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
                "MET_INT": 4, "MET_ULONG": 8, "MET_LONG": 8, "MET_ULONG_LONG": 8,
@@ -48,6 +49,13 @@ def check_metaimage(path: Path) -> None:
         key, sep, value = line.partition("=")
         if sep:
             fields[key.strip().lower()] = value.strip()
+    for key in ("elementspacing", "elementsize"):
+        if key in fields:
+            try:
+                values = [float(v) for v in fields[key].split()]
+            except ValueError:
+                raise InputError(f"{path}: {key} {fields[key]!r} is not a list of numbers") from None
+            check_spacing(values, path, "ElementSpacing" if key == "elementspacing" else "ElementSize")
     data_file = fields.get("elementdatafile")
     if data_file is None:
         raise InputError(f"{path}: MetaImage header without ElementDataFile (not a complete image)")
@@ -81,6 +89,10 @@ def check_nrrd(path: Path) -> None:
         return
     for line in parsed[0]:
         key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "spacings":
+            _check_nrrd_spacings(value, path)
+        if sep and key.strip().lower() == "space directions":
+            _check_nrrd_directions(value, path)
         if sep and key.strip().lower() in ("data file", "datafile") and value.strip():
             name = value.strip()
             if name.upper().startswith("LIST") or "%" in name:
@@ -88,6 +100,31 @@ def check_nrrd(path: Path) -> None:
             data = Path(name) if Path(name).is_absolute() else path.parent / name
             if not data.is_file():
                 raise InputError(f"{path}: its data file {data} does not exist")
+
+
+def _check_nrrd_spacings(value: str, path: Path) -> None:
+    try:
+        values = [float(v) for v in value.split()]
+    except ValueError:
+        raise InputError(f"{path}: spacings {value.strip()!r} is not a list of numbers") from None
+    check_spacing(values, path, "spacings")
+
+
+def _check_nrrd_directions(value: str, path: Path) -> None:
+    """Each axis vector of ``space directions`` (``none`` for a non-spatial axis) must
+    have a finite length > 0: its length is the voxel size."""
+    import math
+
+    lengths = []
+    for vector in re.findall(r"\(([^)]*)\)", value):
+        try:
+            parts = [float(v) for v in vector.split(",")]
+        except ValueError:
+            raise InputError(f"{path}: space directions {value.strip()!r} is not a list of "
+                             f"vectors") from None
+        lengths.append(math.sqrt(sum(v * v for v in parts)) if all(map(math.isfinite, parts))
+                       else float("nan"))
+    check_spacing(lengths, path, "space directions (vector lengths)")
 
 
 def itk_reason(exc: BaseException) -> str:

@@ -41,7 +41,7 @@ from ..errors import InputError
 from ..fileutil import atomic_path
 from .geometry import Geometry
 from .plain_npz import load_plain_npz
-from .values import check_finite
+from .values import check_finite, check_spacing
 
 NPZ_EXTENSIONS = (".npz",)
 BOX_KEYS = ("z_min", "z_max", "z_mid", "z_mid_x_min", "z_mid_y_min", "z_mid_x_max", "z_mid_y_max")
@@ -148,6 +148,8 @@ def read_npz(path: str | os.PathLike) -> NpzCase:
         image = image[..., :3]
     if spacing is not None and spacing.size != ndim:
         raise InputError(f"{path}: 'spacing' has {spacing.size} values for a {ndim}D image")
+    if spacing is not None:
+        check_spacing(spacing, path, "'spacing'")
     try:
         geometry = Geometry(
             spacing=tuple(spacing[::-1]) if spacing is not None else (1.0,) * ndim,

@@ -20,8 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
+from .values import check_spacing
 
 _POSITION, _ORIENTATION, _ROWS, _COLUMNS = "0020|0032", "0020|0037", "0028|0010", "0028|0011"
+_PIXEL_SPACING = "0028|0030"
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -50,7 +52,7 @@ def _header(path: str) -> dict[str, str]:
     except RuntimeError:
         raise InputError(f"{path}: DICOM header cannot be read (damaged file)") from None
     return {key: reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
-            for key in (_POSITION, _ORIENTATION, _ROWS, _COLUMNS)}
+            for key in (_POSITION, _ORIENTATION, _ROWS, _COLUMNS, _PIXEL_SPACING)}
 
 
 def _numbers(text: str, count: int, path: str, what: str) -> np.ndarray:
@@ -77,10 +79,15 @@ def check_series(folder: Path, files: Sequence[str], all_listed: Sequence[str],
         names = ", ".join(p.name for p in unread[:5]) + (" ..." if len(unread) > 5 else "")
         raise InputError(f"{folder}: {len(unread)} DICOM file(s) could not be read and would be "
                          f"left out of the volume (wrong slice spacing): {names}")
+    if not files:
+        return
+    headers = [_header(f) for f in files] if len(files) > 1 else [_header(files[0])]
+    first = headers[0]
+    if first[_PIXEL_SPACING]:   # zero, negative or not finite: ITK would make up a size
+        check_spacing(_numbers(first[_PIXEL_SPACING], 2, files[0], "pixel spacing"), files[0],
+                      "PixelSpacing")
     if len(files) < 2:
         return
-    headers = [_header(f) for f in files]
-    first = headers[0]
     orientation = _numbers(first[_ORIENTATION], 6, files[0], "image orientation")
     for path, h in zip(files, headers):
         if (h[_ROWS], h[_COLUMNS]) != (first[_ROWS], first[_COLUMNS]):

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileutil import atomic_path, existing_folder
 from .geometry import Geometry
+from .values import check_spacing
 
 #: file extensions (lower case) read and written by SimpleITK
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -62,9 +63,9 @@ def image_to_array(image: Any, path: str | os.PathLike) -> tuple[np.ndarray, Geo
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of real floating-point voxels
 
 
-def _nifti_layout(header: bytes) -> tuple[int, int, str | None] | None:
-    """(bytes the file must hold, data offset, numpy dtype of float voxels or None) of a
-    NIfTI-1/2 header, or None if it is not NIfTI."""
+def _nifti_layout(header: bytes) -> tuple[int, int, str | None, tuple[float, ...]] | None:
+    """(bytes the file must hold, data offset, numpy dtype of float voxels or None, the
+    spatial ``pixdim`` values) of a NIfTI-1/2 header, or None if it is not NIfTI."""
     import struct
 
     for endian in "<>":
@@ -73,12 +74,14 @@ def _nifti_layout(header: bytes) -> tuple[int, int, str | None] | None:
             datatype = struct.unpack(endian + "h", header[70:72])[0]
             bitpix = struct.unpack(endian + "h", header[72:74])[0]
             offset = max(int(struct.unpack(endian + "f", header[108:112])[0]), 348)
+            pixdim = struct.unpack(endian + "8f", header[76:108])
             break
         if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
             datatype = struct.unpack(endian + "h", header[12:14])[0]
             bitpix = struct.unpack(endian + "h", header[14:16])[0]
             dims = struct.unpack(endian + "8q", header[16:80])
             offset = max(struct.unpack(endian + "q", header[168:176])[0], 540)
+            pixdim = struct.unpack(endian + "8d", header[104:168])
             break
     else:
         return None
@@ -87,12 +90,13 @@ def _nifti_layout(header: bytes) -> tuple[int, int, str | None] | None:
         return None
     expected = offset + int(np.prod([max(d, 1) for d in dims[1:ndim + 1]])) * bitpix // 8
     floats = _NIFTI_FLOATS.get(datatype)
-    return expected, offset, (endian + floats) if floats else None
+    return expected, offset, (endian + floats) if floats else None, tuple(pixdim[1:min(ndim, 3) + 1])
 
 
 def check_nifti_complete(path: str | os.PathLike) -> None:
-    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels)
-    or holds NaN / infinite voxels (ITK silently reads NaN as 0).
+    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels),
+    holds NaN / infinite voxels (ITK silently reads NaN as 0), or gives a voxel size that
+    is zero, negative or not finite (ITK silently makes one up).
 
     For ``.nii.gz`` the whole gzip stream is decompressed once to count its bytes; files
     of float voxels are read whole once to check them."""
@@ -108,7 +112,8 @@ def check_nifti_complete(path: str | os.PathLike) -> None:
             layout = _nifti_layout(head)
             if layout is None:
                 return  # not NIfTI-1/2: let ITK report what it finds
-            expected, offset, floats = layout
+            expected, offset, floats, pixdim = layout
+            check_spacing(pixdim, path, "pixdim")
             if floats is not None:  # the voxels are needed: hold them once
                 data = head + fh.read()
                 size = len(data)
@@ -247,9 +252,13 @@ class DicomSeries:
     description: str = ""
     modality: str = ""
 
-    def summary(self) -> str:
+    def summary(self, number: int | None = None) -> str:
+        """``#N uid (n files, modality, description)``; ``number``: its place in the folder's
+        listing (1-based), which selects it as ``"#N"`` even when it has no id."""
         extra = ", ".join(filter(None, [self.modality, self.description]))
-        return f"{self.series_id or '<no id>'} ({len(self.files)} files{', ' + extra if extra else ''})"
+        place = f"#{number} " if number is not None else ""
+        return f"{place}{self.series_id or '(no series id)'} ({len(self.files)} files" \
+               f"{', ' + extra if extra else ''})"
 
 
 def _tag(path: str, key: str) -> str:
@@ -283,29 +292,45 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     return series
 
 
+def select_series(folder: str | os.PathLike, series_id: str | None = None,
+                  series: list[DicomSeries] | None = None) -> DicomSeries:
+    """The series of ``folder`` that ``series_id`` names: its SeriesInstanceUID or ``"#N"``
+    (its place in :func:`list_dicom_series`, 1-based); None: the only one.
+
+    Raises:
+        InputError: no such series, or several and none named (the message lists them).
+    """
+    series = list_dicom_series(folder) if series is None else series
+    listing = "; ".join(s.summary(i + 1) for i, s in enumerate(series))
+    if series_id is not None:
+        chosen = [s for s in series if s.series_id == series_id]
+        number = series_id[1:] if series_id.startswith("#") else ""
+        if not chosen and number.isdigit() and 1 <= int(number) <= len(series):
+            chosen = [series[int(number) - 1]]
+        if not chosen:
+            raise InputError(f"{folder}: no DICOM series {series_id!r} here; found: {listing}")
+        return chosen[0]
+    if len(series) > 1:
+        raise InputError(f"{folder}: holds {len(series)} DICOM series, pick one by its id or its "
+                         f"number (\"#1\"): {listing}")
+    return series[0]
+
+
 def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None
                       ) -> tuple[np.ndarray, Geometry]:
     """Read a DICOM series from ``folder`` as ``(array (z, y, x), geometry)``.
 
     Pixel values are rescaled (RescaleSlope/Intercept: Hounsfield units for CT). Slices are
     ordered by position along the normal, so the geometry's direction and origin describe
-    the stacked volume. With several series in the folder, ``series_id`` must name one.
+    the stacked volume. With several series in the folder, ``series_id`` must name one: its
+    SeriesInstanceUID, or ``"#N"``, its place in :func:`list_dicom_series` (1-based; the
+    way to pick a series without an id).
     The series must be complete (:func:`medsam.io.series.check_series`): a damaged or
     missing slice would silently change the slice spacing and every volume in mL.
     """
     sitk = _sitk()
     series = list_dicom_series(folder)
-    if series_id is not None:
-        chosen = [s for s in series if s.series_id == series_id]
-        if not chosen:
-            listing = "; ".join(s.summary() for s in series)
-            raise InputError(f"{folder}: no DICOM series {series_id!r} here; found: {listing}")
-        picked = chosen[0]
-    elif len(series) > 1:
-        listing = "; ".join(s.summary() for s in series)
-        raise InputError(f"{folder}: holds {len(series)} DICOM series, pick one by its id: {listing}")
-    else:
-        picked = series[0]
+    picked = select_series(folder, series_id, series)
     from .series import check_series
 
     check_series(Path(folder), picked.files, [f for s in series for f in s.files])

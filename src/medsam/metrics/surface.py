@@ -215,6 +215,13 @@ def _as_distances(pred_or_sd: SurfaceDistances | np.ndarray, gt: np.ndarray | No
     return surface_distances(pred_or_sd, gt, spacing)
 
 
+def check_tolerance(tolerance: float) -> None:
+    """Raise ValueError unless ``tolerance`` (the NSD tolerance, mm) is a finite number
+    >= 0: a NaN tolerance would make every distance "too far" and score identical masks 0."""
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"the NSD tolerance must be a finite number >= 0 mm, got {tolerance}")
+
+
 def normalized_surface_distance(pred: SurfaceDistances | np.ndarray, gt: np.ndarray | None = None,
                                 spacing: Sequence[float] | None = None,
                                 tolerance: float = 2.0) -> float:
@@ -223,8 +230,7 @@ def normalized_surface_distance(pred: SurfaceDistances | np.ndarray, gt: np.ndar
     Pass two masks (and ``spacing``), or one :class:`SurfaceDistances`.
     Both masks empty gives 1.0; exactly one empty gives 0.0.
     """
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0 mm, got {tolerance}")
+    check_tolerance(tolerance)
     sd = _as_distances(pred, gt, spacing)
     total = sd.areas_gt.sum() + sd.areas_pred.sum()
     if sd.areas_gt.size == 0 and sd.areas_pred.size == 0:

@@ -22,6 +22,7 @@ from ..fileutil import existing_folder
 from ..io import Geometry, extension, list_dicom_series, read, read_dicom_series, read_npz
 from ..io.dispatch import supported_extensions
 from ..io.npz import Interaction
+from ..io.volume import select_series
 
 #: DICOM Modality (0008,0060) -> our modality names (see medsam.intensity)
 DICOM_MODALITIES = {"CT": "ct", "MR": "mr", "CR": "xray", "DX": "xray", "RF": "xray", "XA": "xray",
@@ -100,8 +101,7 @@ def load_case(path: str | os.PathLike, series_id: str | None = None) -> Case:
     path = Path(path)
     if path.is_dir():
         image, geometry = read_dicom_series(path, series_id=series_id)
-        series = [s for s in list_dicom_series(path) if series_id in (None, s.series_id)]
-        modality = DICOM_MODALITIES.get(series[0].modality.upper()) if series else None
+        modality = DICOM_MODALITIES.get(select_series(path, series_id).modality.upper())
         return Case(path, image, geometry, modality=modality)
     if extension(path) == ".npz" and path.exists():
         npz = read_npz(path)

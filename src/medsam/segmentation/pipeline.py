@@ -15,7 +15,7 @@ import numpy as np
 
 from ..io.geometry import Geometry
 from .interaction import VolumeObject, prompt_clicks, propagate_3d, replay
-from .prompts import BoxPrompt, ResolvedPrompt, resolve_prompt
+from .prompts import BoxPrompt, ResolvedPrompt, check_unique_labels, resolve_prompt
 from .propagation import CONTENT, MODES, SliceRunner, walk_config
 from .segmenter import as_segmenter, content_key
 
@@ -32,6 +32,7 @@ def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry
 
     if not prompts:
         raise InputError("no prompts given")
+    check_unique_labels(prompts)
     resolved = [resolve_prompt(p, shape, geometry) for p in prompts]
     if mode == "plain" and geometry.ndim == 3:
         for p in resolved:

@@ -184,6 +184,10 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
 def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
     what = f"{prompt.describe} box"
     box = np.asarray(prompt.box, dtype=float)
+    if prompt.world and not geometry.spacing_known:
+        raise InputError(f"{what}: given in world millimetres, but the image has no physical "
+                         f"geometry (no pixel size, as in most PNG and JPEG files); give the box "
+                         f"in pixels")
     if geometry.ndim == 2:
         if box.size != 4:
             raise InputError(f"{what}: a 2D image takes 4 numbers x0,y0,x1,y1, got {box.size}")
@@ -299,6 +303,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_unique_labels(prompts: Sequence[BoxPrompt], where: str = "") -> None:
+    """InputError when two prompts of one image share a label: one label is one object, and
+    two boxes would otherwise merge into it without a word. ``where`` prefixes the message
+    (the file and case)."""
+    seen: dict[int, int] = {}
+    for i, p in enumerate(prompts):
+        if p.label in seen:
+            raise InputError(f"{where + ': ' if where else ''}prompts {seen[p.label] + 1} and {i + 1} "
+                             f"both have label {p.label}; each object needs its own label")
+        seen[p.label] = i
+
+
 def parse_prompts(data: Any, path: str | os.PathLike = "<prompts>") -> list[BoxPrompt]:
     """Prompts from already-decoded JSON (see the module docstring)."""
     path = Path(path)
@@ -309,7 +325,9 @@ def parse_prompts(data: Any, path: str | os.PathLike = "<prompts>") -> list[BoxP
                          f"{{\"cases\": {{\"<case>\": [...]}}}}")
     if not data:
         raise InputError(f"{path}: no prompts in the file")
-    return [_entry(item, i, path) for i, item in enumerate(data)]
+    prompts = [_entry(item, i, path) for i, item in enumerate(data)]
+    check_unique_labels(prompts, str(path))
+    return prompts
 
 
 @dataclass(frozen=True)
@@ -430,6 +448,9 @@ def _parse_csv(path: Path) -> PromptsFile:
               f"{', '.join(sorted(_CSV_COLUMNS - set(_CSV_REQUIRED)))})")
     grouped: dict[str, list[dict]] = {}
     for line, row in enumerate(reader, start=2):
+        if None in row:   # csv.DictReader files values beyond the header under None
+            raise InputError(f"{path}: line {line} has {len(columns) + len(row[None])} values for "
+                             f"{len(columns)} columns ({', '.join(columns)})")
         row = {(k or "").strip(): v for k, v in row.items()}
         case, item = _csv_row(row, line, path)
         grouped.setdefault(case, []).append(item)
