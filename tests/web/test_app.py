@@ -255,3 +255,104 @@ def test_a_ct_lesion_from_a_key_slice_box_as_in_the_readme(server, http, shared_
     assert lesion["objects"][0]["voxels"] == 11623                      # README: medsam segment's figure
     assert lesion["objects"][0]["volume"] == pytest.approx(5.746, abs=5e-4)
     http.delete(url)
+
+
+def _bad_uploads(tmp_path, shared_data):
+    """(name, files) of uploads that each must be refused with a 4xx."""
+    import struct
+
+    from test_uploads import _lying_zip
+
+    ct = io.read(shared_data / CT)
+    nan = tmp_path / "nan.nii.gz"
+    image = ct[0][:4].astype(np.float32)
+    image[0, 0, 0] = np.nan
+    nan.write_bytes(b"")
+    import SimpleITK as sitk
+
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(nan))
+    zero = tmp_path / "zero_pixdim.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(ct[0][:4]), str(zero))
+    raw = bytearray(zero.read_bytes())
+    struct.pack_into("<f", raw, 80, 0.0)
+    zero.write_bytes(bytes(raw))
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file at all")
+    slices = sorted((shared_data / DICOM).iterdir())
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for p in slices:
+        (damaged / p.name).write_bytes(p.read_bytes())
+    (damaged / slices[5].name).write_bytes(slices[5].read_bytes()[:2000])
+    slip = bytes_io.BytesIO()
+    with zipfile.ZipFile(slip, "w") as archive:
+        archive.writestr("../../evil.dcm", b"x")
+    return {
+        "nan voxels": [nan], "zero pixdim": [zero], "not an image": [broken],
+        "lying zip": [_lying_zip(tmp_path / "lie.zip")],
+        "damaged DICOM series": sorted(damaged.iterdir()),
+        "unreadable extension": [shared_data / "README.md"],
+    }, {"zip slip": ("evil.zip", slip.getvalue()), "empty zip": ("empty.zip", b"PK\x05\x06" + b"\0" * 18)}
+
+
+def test_no_error_response_shows_a_server_path(server, http, shared_data, tmp_path):
+    """Every 4xx answer names the upload as the user named it, never the server's folders."""
+    import tempfile
+
+    uploads, raw = _bad_uploads(tmp_path, shared_data)
+    url = _session(http, server)
+    answers = {}
+    for name, paths in uploads.items():
+        answers[name] = _upload(http, url, *paths, modality="ct")
+    for name, (filename, data) in raw.items():
+        answers[name] = http.post(f"{url}/image", files=[("files", (filename, data))])
+    answers["no modality"] = _upload(http, url, shared_data / CT)
+    _upload(http, url, shared_data / CT, modality="ct")
+    answers["box outside"] = http.post(f"{url}/segment", json={"box": [500, 500, 600, 600], "slice": 3})
+    answers["bad slice"] = http.post(f"{url}/segment", json={"box": [5, 5, 50, 50], "slice": 99})
+    answers["click first"] = http.post(f"{url}/objects/7/clicks", json={"x": 5, "y": 5, "z": 1})
+    answers["bad format"] = http.get(f"{url}/labels", params={"format": "jpg"})
+    for name, response in answers.items():
+        assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+        detail = response.json()["detail"]
+        text = detail if isinstance(detail, str) else json.dumps(detail)
+        assert "medsam-web-" not in text and tempfile.gettempdir() not in text, (name, text)
+        assert "\n" not in text, (name, text)
+    assert "lie.zip: member 'a.dcm' is damaged" in answers["lying zip"].json()["detail"]
+    assert answers["nan voxels"].json()["detail"].startswith("nan.nii.gz: ")
+    assert "zero_pixdim.nii: pixdim 0 " in answers["zero pixdim"].json()["detail"]
+    assert slices_named(answers["damaged DICOM series"].json()["detail"])
+    http.delete(url)
+
+
+def slices_named(detail):
+    return "the uploaded series" in detail or ".CT" in detail or "CT." in detail
+
+
+def test_the_memory_bound_counts_what_a_session_holds(lite_medsam_model, http, shared_data):
+    """The 20 x 512 x 512 DICOM series the issue names: refused one byte under what it
+    needs (image as read and as the model takes it, labels, an embedding per slice),
+    accepted at exactly that, and refused under 0.05 GiB."""
+    from medsam.intensity import prepare_intensities
+    from medsam.segmentation import load_case
+    from medsam.web import ServerLimits
+    from medsam.web.sessions import EMBEDDING_BYTES
+
+    case = load_case(shared_data / DICOM)
+    depth = case.image.shape[0]
+    needed = (case.image.nbytes + prepare_intensities(case.image, case.geometry, "ct").nbytes
+              + int(np.prod(case.image.shape)) + depth * EMBEDDING_BYTES)   # uint8 labels
+    files = sorted((shared_data / DICOM).iterdir())
+    mask = int(np.prod(case.image.shape))     # one object's bool mask
+    body = {"box": [100, 100, 400, 400], "slice": 10, "label": 1, "z_range": [0, depth - 1]}
+    for bound, upload, segment in ((needed - 1, 429, None), (int(0.05 * 2**30), 429, None),
+                                   (needed, 200, 429), (needed + mask, 200, 200)):
+        with serve(make_app(lite_medsam_model, limits=ServerLimits(max_memory_bytes=bound))) as server:
+            url = _session(http, server)
+            response = _upload(http, url, *files, modality="ct")
+            assert response.status_code == upload, (bound, needed, response.text)
+            if segment is not None:
+                answer = http.post(f"{url}/segment", json=body)
+                assert answer.status_code == segment, answer.text
+                objects = http.get(url).json()["objects"]
+                assert len(objects) == (1 if segment == 200 else 0)   # a refused change is taken back

@@ -70,3 +70,37 @@ def test_a_missing_viewer_is_named_with_how_to_install_it(tmp_path):
 
     with pytest.raises(MedSAMError, match=f"NiiVue viewer is not installed in {tmp_path}.*npm ci --prefix"):
         create_app(lambda: None, viewer_dir=tmp_path)
+
+
+def _lying_zip(path):
+    """A zip whose member's header says 10 bytes; the data are 1 MB."""
+    import io as bytes_io
+    import struct
+
+    buf = bytes_io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.dcm", b"\0" * 1_000_000)
+    data = bytearray(buf.getvalue())
+    struct.pack_into("<I", data, data.find(b"PK\x03\x04") + 22, 10)
+    struct.pack_into("<I", data, data.find(b"PK\x01\x02") + 24, 10)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_whose_headers_lie_is_refused_and_leaves_no_more_than_the_bound(tmp_path):
+    with pytest.raises(InputError, match=r"lie.zip: member 'a.dcm' is damaged or does not match its header"):
+        extract_zip(_lying_zip(tmp_path / "lie.zip"), tmp_path / "out", 2_000_000)
+    with pytest.raises(InputError, match="more than 0 MiB once extracted"):   # real bytes counted
+        extract_zip(_lying_zip(tmp_path / "lie.zip"), tmp_path / "out2", 100_000)
+
+
+def test_public_messages_name_uploads_as_the_user_named_them(tmp_path):
+    from medsam.web.uploads import public_message
+
+    root = tmp_path / "medsam-web-x"
+    assert public_message(f"{root}/s1/upload/nan.nii.gz: 3 voxels are NaN", root) == \
+        "nan.nii.gz: 3 voxels are NaN"
+    assert public_message(f"{root}/s1/upload/series/000003_x.dcm: damaged; {root}/s1/upload/series: "
+                          f"gap", root) == "x.dcm: damaged; the uploaded series: gap"
+    assert public_message(f"{root}/s1/upload: holds 2 DICOM series", root) == \
+        "the uploaded series: holds 2 DICOM series"

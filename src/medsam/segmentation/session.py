@@ -189,6 +189,12 @@ class InteractiveSession:
         self._history = (self._history + [list(self._objects)])[-self.max_undo:]
         self._objects = [e for e in self._objects if e.label != label]
 
+    def nbytes(self) -> int:
+        """Bytes of the masks the session keeps, its undo history's included (a mask shared
+        by several snapshots counted once); the image is the caller's."""
+        masks = {id(e.mask): e.mask.nbytes for entries in (self._objects, *self._history) for e in entries}
+        return sum(masks.values())
+
     @property
     def can_undo(self) -> bool:
         return bool(self._history)

@@ -39,7 +39,7 @@ from ..errors import InputError, MedSAMError
 from .limits import ServerLimits, SessionError
 from .sessions import Session, prompt_from_request
 from .store import SessionStore
-from .uploads import case_path, describe_upload, safe_name, save_upload
+from .uploads import case_path, describe_upload, public_message, safe_name, save_upload
 
 STATIC = Path(__file__).parent / "static"
 #: where ``npm ci`` installs the viewer (``package.json`` and its lockfile live here)
@@ -138,7 +138,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     @app.exception_handler(MedSAMError)
     async def medsam_error(request: Request, exc: MedSAMError) -> Any:
         status = exc.status if isinstance(exc, SessionError) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": public_message(str(exc), store.root)}, status_code=status)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
@@ -277,7 +277,7 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         s = session(sid)
         with s.lock:
             result = s.set_prompt(prompt_from_request(request.model_dump(), s))
-        store.check_memory()
+            _within_memory(s)
         return result
 
     @app.post("/api/sessions/{sid}/objects/{label}/clicks")
@@ -285,8 +285,16 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         s = session(sid)
         with s.lock:
             result = s.add_click(label, request.x, request.y, request.z, request.foreground)
-        store.check_memory()
+            _within_memory(s)
         return result
+
+    def _within_memory(s: Session) -> None:
+        """After a change: past the memory bound, the change is taken back and refused."""
+        try:
+            store.check_memory()
+        except SessionError:
+            s.undo()
+            raise
 
     @app.post("/api/sessions/{sid}/undo")
     def undo(sid: str) -> dict[str, Any]:

@@ -16,8 +16,10 @@ class ServerLimits:
         idle_seconds: a session unused this long is closed.
         max_upload_bytes: size of one upload (all its files).
         max_voxels: voxels (pixels) of one image.
-        max_memory_bytes: memory all sessions may hold together (images, labels, masks,
-            cached embeddings).
+        max_memory_bytes: memory all sessions may hold together: each image as read and as
+            the model takes it, its label map, its masks (undo history included) and the
+            4 MiB slice embeddings its cache may hold (``cache_slices``, at most the image's
+            slices), counted from the upload on (``Session.nbytes``).
         cache_slices: slice embeddings each session keeps.
     """
 

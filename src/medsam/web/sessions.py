@@ -240,10 +240,17 @@ class Session:
         return out
 
     def nbytes(self) -> int:
-        """Memory the session holds (arrays and cached embeddings), in bytes."""
+        """Memory the session holds or has reserved, in bytes: the image as read and as the
+        model takes it, the label map, every mask (undo history included), and the slice
+        embeddings its cache may hold for this image (``cache_slices``, at most one per
+        slice), reserved from the upload on so that segmenting never passes the bound."""
         arrays = [a for a in (getattr(self.case, "image", None), self.prepared, self.labels) if a is not None]
-        masks = sum(self.interactive.mask(label).nbytes for label in self.interactive.labels) if self.interactive else 0
-        return sum(a.nbytes for a in arrays) + masks + len(self.segmenter.cache) * EMBEDDING_BYTES
+        masks = self.interactive.nbytes() if self.interactive else 0
+        slices = 0
+        if self.case is not None:
+            depth = self.case.image.shape[0] if self.case.geometry.ndim == 3 else 1
+            slices = min(self.limits.cache_slices, depth)
+        return sum(a.nbytes for a in arrays) + masks + max(len(self.segmenter.cache), slices) * EMBEDDING_BYTES
 
     def close(self) -> None:
         self.segmenter.cache.clear()

@@ -43,29 +43,46 @@ def safe_name(name: str) -> str:
 def extract_zip(path: Path, folder: Path, max_bytes: int) -> Path:
     """Extract a zip (a DICOM series) into ``folder`` and return it.
 
+    The sizes in the zip's headers are not trusted: the bytes actually extracted are
+    counted against ``max_bytes``, and a member whose data do not match its header (size,
+    checksum, compression) is refused.
+
     Raises:
-        InputError: not a zip, member paths leaving the folder, or more than ``max_bytes``
-            once extracted.
+        InputError: not a zip, member paths leaving the folder, a damaged or lying member,
+            or more than ``max_bytes`` once extracted.
     """
+    import zlib
+
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"{path.name}: not a readable zip file ({exc})") from None
+    too_big = InputError(f"{path.name}: more than {max_bytes / 2**20:.0f} MiB once extracted; this "
+                         f"server takes {max_bytes / 2**20:.0f} MiB")
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
-        total = sum(m.file_size for m in members)
-        if total > max_bytes:
-            raise InputError(f"{path.name}: {total / 2**20:.0f} MiB once extracted; this server takes "
-                             f"{max_bytes / 2**20:.0f} MiB")
+        if sum(m.file_size for m in members) > max_bytes:
+            raise too_big
         folder.mkdir(parents=True, exist_ok=True)
+        left = max_bytes
         for i, member in enumerate(members):
             parts = PurePosixPath(member.filename).parts
             if member.filename.startswith("/") or ".." in parts:
                 raise InputError(f"{path.name}: member {member.filename!r} points outside the archive")
             if parts[-1].startswith(".") or "__MACOSX" in parts:
                 continue
-            with archive.open(member) as src, open(folder / f"{i:06d}_{safe_name(parts[-1])}", "wb") as dst:
-                dst.write(src.read())
+            try:
+                with archive.open(member) as src, \
+                        open(folder / f"{i:06d}_{safe_name(parts[-1])}", "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        left -= len(chunk)
+                        if left < 0:
+                            raise too_big
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+                    ValueError) as exc:
+                raise InputError(f"{path.name}: member {member.filename!r} is damaged or does not "
+                                 f"match its header ({str(exc) or type(exc).__name__})") from None
     return folder
 
 
@@ -106,6 +123,27 @@ def viewer_nifti(image: np.ndarray, geometry: Geometry, path: Path) -> Path:
         fh.write(bytes(header) + data)
     os.replace(tmp, path)
     return path
+
+
+def public_message(text: str, root: Path) -> str:
+    """``text`` with every path under the server's folder ``root`` replaced by what the
+    user knows it as: an uploaded file by the name it was uploaded under (a zip member by
+    its own name), the upload folder (a DICOM series) as "the uploaded series". Error
+    responses never show the server's paths."""
+    import re
+
+    def named(match: re.Match) -> str:
+        parts = PurePosixPath(match.group(0)).parts
+        if "upload" not in parts:
+            return parts[-1] if len(parts) > len(PurePosixPath(root).parts) else "the server's files"
+        rest = parts[parts.index("upload") + 1:]
+        if rest[:1] == ("series",):
+            rest = rest[1:]
+        if not rest:
+            return "the uploaded series"
+        return re.sub(r"^\d{6}_", "", rest[-1])
+
+    return re.sub(re.escape(str(root)) + r"(/[^\s:'\",()]*)?", named, text)
 
 
 def describe_upload(names: list[str]) -> str:
