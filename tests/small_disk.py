@@ -40,10 +40,11 @@ def require_small_disk(tmp_path: Path) -> None:
 
 
 def run_on_small_disk(mount: Path, args: list, free_kib: int = 0, size_kib: int = 256,
-                      before: str = "", timeout: float = 600) -> DiskRun:
+                      before: str = "", after: str = "", timeout: float = 600) -> DiskRun:
     """Mount a ``size_kib`` tmpfs at ``mount`` with ``free_kib`` left free (rounded to
     pages), run ``before`` (shell) and then ``python -m medsam ARGS`` with this checkout's
-    sources, and list what is left on the disk."""
+    sources, list what is left on the disk, and run ``after`` (shell; to copy files out
+    before the mount goes)."""
     mount.mkdir(parents=True, exist_ok=True)
     logs = mount.parent / f".{mount.name}.logs"
     logs.mkdir(exist_ok=True)
@@ -56,7 +57,8 @@ def run_on_small_disk(mount: Path, args: list, free_kib: int = 0, size_kib: int 
               f"{medsam} >{logs}/out 2>{logs}/err\n"
               f"echo $? >{logs}/rc\n"
               f"cd {shlex.quote(str(mount))} && find . -mindepth 1 ! -name {FILLER} -type f "
-              f">{logs}/left\n")
+              f">{logs}/left\n"
+              f"{after}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"),
                                                        *filter(None, [os.environ.get("PYTHONPATH")])])}
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,

@@ -412,3 +412,23 @@ def _device(device: Union[str, torch.device, None]) -> torch.device:
 def _vit_summary() -> str:
     return ", ".join(f"{name} (width {c.encoder.embed_dim}, {c.encoder.depth} blocks)"
                      for name, c in MODEL_CONFIGS.items() if isinstance(c.encoder, ViTConfig))
+
+
+def save_torch_file(obj: Any, path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """``torch.save`` of plain values (tensors, numbers, strings, dicts) to ``path``,
+    atomically. The file is serialised in memory and written by Python: torch's own
+    writer turns a full disk into an unclear error, Python's into one that names it.
+
+    Raises:
+        InputError: ``path`` exists and ``overwrite`` is false.
+        OutputError: the file could not be written (a full disk).
+    """
+    import io
+
+    from .fileutil import atomic_path
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
+    return Path(path)

@@ -27,6 +27,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -352,9 +353,11 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
 @contextlib.contextmanager
 def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold ``folder`` (created if missing) for this run with a lock file naming the
-    process, host, start time and command; removed when the block ends.
+    process, host, start time and command; removed when the block ends (with the folder,
+    if this run made it and left it empty).
 
-    A lock left by a process that no longer runs (killed) is taken over.
+    A lock left by a process that no longer runs (killed) is taken over, and the
+    temporary files a killed run left in the folder are removed.
 
     Raises:
         InputError: another run that is still running holds the folder.
@@ -390,6 +393,8 @@ def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
             fh.write(json.dumps(record))
             fh.flush()
             os.fsync(fh.fileno())
+        for leftover in _temporaries(folder):   # of a run that was killed: no one writes them now
+            _remove(leftover)
     except OSError as exc:
         if fd >= 0:
             _remove(lock)
@@ -402,6 +407,22 @@ def output_lock(folder: str | os.PathLike) -> Iterator[Path]:
     finally:
         if (_read_lock(lock) or {}).get("pid") == os.getpid():
             _remove(lock)
+        if created:   # a run that wrote nothing leaves no folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+#: the temporary names :func:`atomic_path` and :func:`atomic_folder` make (``mkstemp``'s
+#: eight random characters), and the ``.old`` backups of :func:`committed_together`
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    """Temporary files and folders of this module left in ``folder`` (not below it)."""
+    try:
+        return [p for p in folder.iterdir() if _TEMPORARY.match(p.name)]
+    except OSError:
+        return []
 
 
 def _read_lock(lock: Path) -> dict | None:

@@ -316,16 +316,16 @@ class MedSAMPredictor:
         embedding, size, input_size = self._require_image()
         path = check_writable_output(path, overwrite)
         meta = self._metadata()
-        with atomic_path(path) as tmp:
-            if path.suffix == ".pt":
-                torch.save({**meta, "embedding": embedding.detach().cpu(),
-                            "original_size": list(size), "input_size": list(input_size)}, tmp)
-            else:
-                with open(tmp, "wb") as f:
-                    arrays = {"embedding": embedding.detach().cpu().numpy(),
-                              "original_size": np.array(size), "input_size": np.array(input_size),
-                              **{k: np.array(v) for k, v in meta.items()}}
-                    np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
+        if path.suffix == ".pt":
+            from .checkpoint import save_torch_file
+
+            return save_torch_file({**meta, "embedding": embedding.detach().cpu(),
+                                    "original_size": list(size), "input_size": list(input_size)}, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            arrays = {"embedding": embedding.detach().cpu().numpy(),
+                      "original_size": np.array(size), "input_size": np.array(input_size),
+                      **{k: np.array(v) for k, v in meta.items()}}
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
         return path
 
     def load_embedding(self, path: str | os.PathLike) -> None:

@@ -100,13 +100,13 @@ class EmbeddingStore:
         or read-only disk only means the embedding is not kept."""
         if self.max_bytes == 0:
             return
-        from ..errors import InputError
+        from ..errors import MedSAMError
 
         path = self.path_for(namespace, key)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             predictor.save_embedding(path, overwrite=True)
-        except (OSError, InputError):  # InputError: an unwritable folder
+        except (OSError, MedSAMError):  # an unwritable folder, a full disk
             return
         self.trim()
 

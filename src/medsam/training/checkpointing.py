@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..fileutil import atomic_path
 
 RESUME_NAME = "resume.pt"
 RESUME_FORMAT = "medsam-train-resume-1"
@@ -38,11 +37,10 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None
                  ) -> Path:
     """Write the model's weights (with ``metadata``, plain values) to ``path``, atomically."""
-    from ..checkpoint import with_metadata
+    from ..checkpoint import save_torch_file, with_metadata
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(with_metadata(plain_state_dict(model), metadata or {}), tmp)
+    save_torch_file(with_metadata(plain_state_dict(model), metadata or {}), path)
     return path
 
 
@@ -71,16 +69,19 @@ def set_rng_state(state: dict) -> None:
 
 def save_resume(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, step: int,
-                global_step: int, best: float | None, config: dict) -> Path:
+                global_step: int, best: float | None, config: dict,
+                epoch_stats: dict | None = None) -> Path:
     """Write the resume state. ``epoch``/``step``: the next optimizer step to run is
-    step ``step`` of epoch ``epoch``."""
+    step ``step`` of epoch ``epoch``; ``epoch_stats``: plain numbers of the epoch so far
+    (its loss sum and count, images, seconds) when that step is not the first."""
     path = Path(path)
     state = {"format": RESUME_FORMAT, "model": plain_state_dict(model),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "step": step, "global_step": global_step, "best": best,
-             "rng": rng_state(), "config": config}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+             "rng": rng_state(), "config": config, "epoch_stats": dict(epoch_stats or {})}
+    from ..checkpoint import save_torch_file
+
+    save_torch_file(state, path)
     return path
 
 

@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, Callable, Iterator, cast
 
 import torch
 import torch.nn as nn
@@ -110,7 +110,7 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path
     run = Path(config.out)
     existing = [name for name in RUN_FILES if (run / name).exists()]
     if resume:
-        if not (run / RESUME_NAME).is_file():
+        if not (run / RESUME_NAME).is_file() and not (run / "config.json").is_file():
             raise InputError(f"{run}: nothing to resume ({RESUME_NAME} not found)")
     elif existing and not overwrite:
         raise InputError(f"{run}: run folder already holds {', '.join(existing)}",
@@ -164,6 +164,8 @@ class _Run:
     best: float | None = None
     started: float = field(default_factory=time.perf_counter)
     out_of_time: bool = False
+    #: the interrupted epoch's statistics so far (all processes summed), when resuming mid-epoch
+    resumed_stats: dict = field(default_factory=dict)
 
     def budget_spent(self) -> bool:
         limit = self.config.max_minutes
@@ -183,8 +185,20 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     Every input problem (missing or empty manifest, unknown dataset, checkpoint that
     does not fit the variant, occupied run folder, missing tensorboard) raises
-    :class:`InputError` before the first step.
+    :class:`InputError` before the first step. The run folder is held (a lock file) while
+    the run lasts; ``resume`` continues a run from its last checkpoint exactly as if it
+    had not stopped (a run stopped before its first checkpoint starts again).
     """
+    import contextlib
+
+    from ..fileutil import output_lock
+
+    env = dist_utils.read_env()
+    with output_lock(config.out) if env.is_main else contextlib.nullcontext():
+        return _train(config, resume, overwrite)
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool) -> TrainResult:
     run = _start(config, resume, overwrite)
     result = TrainResult(run.folder, best_dsc=run.best)
     try:
@@ -227,7 +241,8 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
     if transform.image_size != sam.image_size:
         raise InputError(f"transform {transform.name!r} makes {transform.image_size}-pixel "
                          f"inputs but variant {config.variant!r} takes {sam.image_size}")
-    state = load_resume(folder / RESUME_NAME) if resume else None
+    # a run stopped before its first checkpoint resumes from the start
+    state = load_resume(folder / RESUME_NAME) if resume and (folder / RESUME_NAME).is_file() else None
     if state is not None:
         sam.load_state_dict(state["model"])
     writer = _tensorboard(folder) if (config.tensorboard and env.is_main) else None
@@ -236,7 +251,7 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
 
     dist_utils.init(env, device)
     if env.is_main:
-        _open_run_dir(config, folder, resume, overwrite)
+        _open_run_dir(config, folder, resume, overwrite, state)
     sam, step_module = _place_model(sam, config, env, device)
     params = [p for p in sam.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(config.betas[0], config.betas[1]),
@@ -256,6 +271,7 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
         scheduler.load_state_dict(state["scheduler"])
         run.epoch, run.step = state["epoch"], state["step"]
         run.global_step, run.best = state["global_step"], state["best"]
+        run.resumed_stats = dict(state.get("epoch_stats") or {})
         set_rng_state(state["rng"])
     return run
 
@@ -271,13 +287,42 @@ def _steps_per_epoch(config: TrainConfig, n_rows: int, world_size: int, accum: i
     return steps
 
 
-def _open_run_dir(config: TrainConfig, folder: Path, resume: bool, overwrite: bool) -> None:
+def _open_run_dir(config: TrainConfig, folder: Path, resume: bool, overwrite: bool,
+                  state: dict | None) -> None:
+    """Make the run folder. Starting over: remove the earlier run's files. Resuming: cut
+    ``steps.csv`` and ``log.csv`` back to the resume state (a run killed after its last
+    checkpoint logged steps that will run again; a kill mid-line leaves half a row)."""
     folder.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume:
+    if (overwrite and not resume) or (resume and state is None):
         for name in RUN_FILES:
             (folder / name).unlink(missing_ok=True)
         shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+    elif state is not None:
+        _trim_csv(folder / "steps.csv", STEP_COLUMNS, lambda r: int(r["global_step"]) <= state["global_step"])
+        _trim_csv(folder / "log.csv", EPOCH_COLUMNS, lambda r: int(r["epoch"]) < state["epoch"])
     save_config(config, folder / "config.json")
+
+
+def _trim_csv(path: Path, columns: tuple[str, ...], keep: Callable[[dict], bool]) -> None:
+    """Rewrite a log CSV with its complete rows that ``keep`` accepts."""
+    from ..fileutil import atomic_path
+
+    if not path.is_file():
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = []
+        for row in csv.DictReader(f):
+            try:
+                complete = None not in row and all(row.get(c) not in (None, "") or c == "tune_dsc"
+                                                   for c in columns)
+                if complete and keep(row):
+                    rows.append(row)
+            except (KeyError, ValueError):
+                continue
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({c: r[c] for c in columns} for r in rows)
 
 
 def _place_model(sam: Sam | BoxUNet, config: TrainConfig, env: dist_utils.DistEnv,
@@ -312,7 +357,11 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
                                                num_workers=config.workers))
     bar = tqdm(total=run.steps, initial=run.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                unit="step", disable=not (config.progress and env.is_main))
-    stats, t0 = _EpochStats(), time.perf_counter()
+    # resumed mid-epoch: the steps before the stop count in the epoch's loss (process 0
+    # carries the sums of all processes, which the end of the epoch adds up again)
+    carried = run.resumed_stats if (run.step > 0 and env.is_main) else {}
+    stats, t0 = _EpochStats(**carried), time.perf_counter()
+    run.resumed_stats = {}
     for step in range(run.step, run.steps):
         step_loss = _optimizer_step(run, batches, stats)
         stats.loss_sum, stats.loss_count = stats.loss_sum + step_loss, stats.loss_count + 1
@@ -323,12 +372,12 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
             _log_step(run, epoch, step, step_loss)
         if config.save_every and run.global_step % config.save_every == 0 \
                 and step + 1 < run.steps:
-            _save_checkpoint(run, epoch, step + 1)
+            _save_checkpoint(run, epoch, step + 1, stats, time.perf_counter() - t0)
         if run.budget_spent():
             run.out_of_time = True
             break
     bar.close()
-    stats.seconds = time.perf_counter() - t0
+    stats.seconds += time.perf_counter() - t0
     run.step = 0
     return stats
 
@@ -398,9 +447,20 @@ def _end_epoch(run: _Run, epoch: int, stats: _EpochStats) -> dict:
     return row
 
 
-def _save_checkpoint(run: _Run, epoch: int, step: int) -> None:
-    """last.pth and the resume state; ``epoch``/``step``: the next step to run."""
+def _save_checkpoint(run: _Run, epoch: int, step: int, stats: _EpochStats | None = None,
+                     elapsed: float = 0.0) -> None:
+    """last.pth and the resume state; ``epoch``/``step``: the next step to run; ``stats``:
+    the epoch's statistics so far (mid-epoch), summed over processes into the state."""
+    carried = None
+    if stats is not None:
+        loss_sum, loss_count, images = dist_utils.all_sum(
+            [stats.loss_sum, stats.loss_count, stats.images], run.device)
+        carried = {"loss_sum": loss_sum, "loss_count": int(loss_count), "images": int(images),
+                   "seconds": stats.seconds + elapsed}
     if run.env.is_main:
-        save_weights(run.sam, run.folder / "last.pth", run.metadata)
-        save_resume(run.folder / RESUME_NAME, run.sam, run.optimizer, run.scheduler, epoch, step,
-                    run.global_step, run.best, config_dict(run.config))
+        from ..fileutil import committed_together
+
+        with committed_together():   # the weights and the resume state: both, or the old pair
+            save_weights(run.sam, run.folder / "last.pth", run.metadata)
+            save_resume(run.folder / RESUME_NAME, run.sam, run.optimizer, run.scheduler, epoch, step,
+                        run.global_step, run.best, config_dict(run.config), carried)
