@@ -83,9 +83,12 @@ def check_series(folder: Path, files: Sequence[str], all_listed: Sequence[str],
         return
     headers = [_header(f) for f in files] if len(files) > 1 else [_header(files[0])]
     first = headers[0]
-    if first[_PIXEL_SPACING]:   # zero, negative or not finite: ITK would make up a size
-        check_spacing(_numbers(first[_PIXEL_SPACING], 2, files[0], "pixel spacing"), files[0],
-                      "PixelSpacing")
+    for path, h in zip(files, headers):   # zero, negative or not finite: ITK would make up a size
+        if h[_PIXEL_SPACING]:
+            check_spacing(_numbers(h[_PIXEL_SPACING], 2, path, "pixel spacing"), path, "PixelSpacing")
+        if h[_PIXEL_SPACING] != first[_PIXEL_SPACING]:
+            raise InputError(f"{path}: pixel spacing {h[_PIXEL_SPACING]!r} differs from the series' "
+                             f"{first[_PIXEL_SPACING]!r} ({files[0]})")
     if len(files) < 2:
         return
     orientation = _numbers(first[_ORIENTATION], 6, files[0], "image orientation")
