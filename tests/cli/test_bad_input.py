@@ -229,3 +229,18 @@ def test_tiny_and_extreme_images_segment(cli, tmp_path, checkpoint, shape, box):
     r = cli("segment", path, "--box", box, "--checkpoint", checkpoint, "-o", tmp_path / "s.png")
     assert r.returncode == 0, r.stderr
     assert io.read(tmp_path / "s.png")[0].shape == shape
+
+
+@pytest.mark.parametrize("command", ["segment", "evaluate", "volume"])
+def test_a_file_system_that_refuses_files_is_found_before_work(cli, shared_data, command):
+    """/proc is mounted read-write and root may write there, yet it creates no files: the
+    up-front check tries, so the model never runs for an output that cannot be written."""
+    masks = shared_data / "jsrt_scr_cxr/masks"
+    args = {"segment": [shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--box", "1,1,50,50",
+                        "-o", "/proc/a.png"],
+            "evaluate": ["--pred", masks, "--gt", masks, "-o", "/proc/r.csv", "--quiet"],
+            "volume": [shared_data / "totalseg/example_seg.nii.gz", "-o", "/proc/v.csv"]}[command]
+    r = cli(command, *args)
+    assert r.returncode == 2
+    one_error_line(r, "/proc/", "cannot be written: /proc refuses new files")
+    assert "model" not in r.stderr
