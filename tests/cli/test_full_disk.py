@@ -147,3 +147,46 @@ def test_tables_and_reports_onto_a_full_disk(disk, shared_data, table, command):
     one_error_line(run, "no space left on device")
     assert str(named) in run.stderr
     assert run.left == []
+
+
+def test_weights_download_onto_a_full_disk(disk):
+    """A full cache is named as such, not as a source that failed."""
+    from http_server import serve
+
+    home = disk / "home"
+    with serve({"/medsam_vit_b.pth": bytes(2_000_000)}) as base:
+        run = run_on_small_disk(disk, ["weights", "download", "medsam_vit_b", "--url",
+                                       base + "/medsam_vit_b.pth", "--quiet"],
+                                before=f"export MEDSAM_HOME={home}")
+    assert run.returncode == 2, run.stderr
+    one_error_line(run, home, "medsam_vit_b.pth: cannot be written: no space left on device")
+    assert "could not fetch" not in run.stderr and "offline" not in run.stderr
+    assert run.left == []
+
+
+def test_prepare_onto_a_full_disk(disk, shared_data, tmp_path):
+    import json
+
+    description = tmp_path / "description.json"
+    description.write_text(json.dumps({"seed": 0, "datasets": [{
+        "name": "jsrt", "modality": "xray", "images": str(shared_data / "jsrt_scr_cxr/images/*.png"),
+        "labels": str(shared_data / "jsrt_scr_cxr/masks_labels/{stem}.png"),
+        "classes": {"1": "right_lung", "2": "left_lung", "3": "heart"}}]}))
+    out = disk / "prepared"
+    run = run_on_small_disk(disk, ["prepare", description, "-o", out, "--no-progress"])
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    one_error_line(run, out, "no space left on device")
+    assert not [p for p in run.left if p.rsplit("/", 1)[-1].startswith(".")], run.left
+
+
+def test_benchmark_onto_a_full_disk(disk, checkpoint):
+    from pathlib import Path
+
+    description = Path(__file__).resolve().parents[2] / "examples/datasets/interactive_3d.json"
+    out = disk / "bench"
+    run = run_on_small_disk(disk, ["benchmark", "interactive", "--description", description,
+                                   "--datasets", "recist", "--max-cases", "1", "--clicks", "0",
+                                   "--checkpoint", checkpoint, "-o", out])
+    assert run.returncode == 2, run.stderr
+    one_error_line(run, out, "no space left on device")
+    assert run.left == []

@@ -11,11 +11,9 @@ source answered and which file to put where by hand.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import MedSAMError, WeightsDownloadError
@@ -125,18 +123,14 @@ def check_file(entry: WeightsEntry, path: Path, origin: str) -> None:
 
 def _fetch_one(entry: WeightsEntry, source: Source, final: Path, progress: bool,
                timeout: float) -> None:
-    """Fetch ``entry`` from ``source`` into ``final`` through a checked temporary file."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    """Fetch ``entry`` from ``source`` into ``final`` through a checked temporary file (the
+    package's one write path: a full disk is an OutputError naming ``final``, not a
+    failed source)."""
+    from ..fileutil import atomic_path
+
+    with atomic_path(final) as tmp:
         source.fetch(tmp, progress=progress, timeout=timeout, label=entry.filename)
         check_file(entry, tmp, source.describe())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def download(name: str | None = None, url: str | None = None, force: bool = False,
