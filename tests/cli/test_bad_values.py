@@ -224,11 +224,16 @@ def test_two_prompts_with_one_label_are_refused(cli, shared_data, tmp_path, suff
 @pytest.fixture
 def two_series(shared_data, tmp_path):
     """The TotalSegmentator CT series (anonymised: no SeriesInstanceUID) and a 3-slice MR
-    series written here, in one folder."""
+    series written here, in one folder. GDCM's DICOM writer sets the process's locale to
+    "C" (ASCII) and leaves it so: the locale is put back, or every later subprocess test
+    would fail to decode its output."""
+    import locale
+
     import SimpleITK as sitk
 
     folder = tmp_path / "two_series"
     shutil.copytree(shared_data / "totalseg/example_ct_dicom", folder)
+    ctype = locale.setlocale(locale.LC_CTYPE)
     volume = sitk.GetImageFromArray(np.zeros((3, 32, 32), np.int16))
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -242,6 +247,7 @@ def two_series(shared_data, tmp_path):
             s.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"mr{z}.dcm"))
         writer.Execute(s)
+    locale.setlocale(locale.LC_CTYPE, ctype)
     return folder
 
 
@@ -250,9 +256,13 @@ def test_a_series_without_an_id_can_be_picked_by_its_number(cli, two_series, tmp
     assert r.returncode == 2
     one_error_line(r, "holds 2 DICOM series", '"#1"', "#1 (no series id) (20 files, CT",
                    "#2 1.2.826.0.1.3680043.2.1125.42 (3 files, MR)")
+    import locale
+
+    ctype = locale.setlocale(locale.LC_CTYPE)
     image, _ = io.read(two_series, series_id="#1")
     assert image.shape == (20, 512, 512)
     assert io.read(two_series, series_id="#2")[0].shape == (3, 32, 32)
+    assert locale.setlocale(locale.LC_CTYPE) == ctype       # reading leaves the locale alone
     r = cli("segment", two_series, "--series", "#2", "--box", "2,2,20,20", "--slice", "1",
             "--modality", "mr", "--checkpoint", checkpoint, "-o", tmp_path / "mr.nii.gz")
     assert r.returncode == 0, r.stderr
