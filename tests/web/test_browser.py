@@ -98,6 +98,21 @@ def _red_fraction(png, region):
     return red.mean()
 
 
+def _screenshot_showing(page, path, region, minimum, timeout=20.0):
+    """A screenshot once the viewer has drawn the overlay: the labels are fetched and drawn
+    after the answer arrives, so a screenshot taken at once may precede them. Returns the
+    last red fraction (the caller asserts on it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        page.screenshot(path=str(path))
+        fraction = _red_fraction(path, region)
+        if fraction > minimum or time.monotonic() > deadline:
+            return fraction
+        time.sleep(0.1)
+
+
 def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path, cli):
     _open(page, shared_data / CT, modality="ct", window="abdomen")
     page.evaluate("window.medsamApp.goToSlice(9)")
@@ -114,11 +129,9 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     text = _wait_status(page, "segmenting")
     objects = page.evaluate("window.medsamApp.state.info.objects")
     assert len(objects) == 1, f"status {text!r}, objects {objects}"
-    after = tmp_path / "after.png"
-    page.screenshot(path=str(after))
     region = (canvas["x"] + corners[0], canvas["y"] + corners[1], canvas["x"] + corners[2], canvas["y"] + corners[3])
     assert _red_fraction(before, region) < 0.01
-    assert _red_fraction(after, region) > 0.3          # the mask shows over the kidney
+    assert _screenshot_showing(page, tmp_path / "after.png", region, 0.3) > 0.3   # the mask shows over the kidney
     objects = page.evaluate("window.medsamApp.state.info.objects")
     assert objects[0]["prompt"]["z_range"] == [9, 9] and objects[0]["slices"] == [9, 9]
 
