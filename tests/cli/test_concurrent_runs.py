@@ -2,7 +2,6 @@
 exactly one writes it, the other exits 2 saying the output exists, and the output is
 whole (never a mix of the two, never silently replaced). Generated over the commands."""
 
-import csv
 import os
 import subprocess
 import sys
@@ -19,18 +18,6 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 def start(*args):
     return subprocess.Popen([sys.executable, "-m", "medsam", *map(str, args)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("table") / "r.csv"
-    with open(path, "w", newline="") as fh:
-        csv.writer(fh).writerows([
-            ["task", "method", "case", "label", "dsc", "nsd", "hd95", "gt_voxels", "pred_voxels",
-             "gt_volume", "pred_volume", "volume_unit"],
-            *[["t", "m", f"c{i}", "1", f"0.{80 + i}", "0.8", "1.0", "10", "10", "1.0", "1.1", "mL"]
-              for i in range(6)]])
-    return path
 
 
 def _args(command, shared_data, table, out, checkpoint):

@@ -2,7 +2,6 @@
 one line naming the output and the reason, exit status 2, nothing left behind, and
 nothing that existed before lost. Generated over the commands and output formats."""
 
-import csv
 
 import pytest
 
@@ -30,18 +29,6 @@ def crop(shared_data, tmp_path_factory):
     image, geometry = io.read(shared_data / "totalseg/example_ct_sm.nii.gz")
     path = tmp_path_factory.mktemp("crop") / "crop.nii.gz"
     io.write(image[10:14, 20:84, 20:84], path, io.Geometry(spacing=geometry.spacing))
-    return path
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("table") / "r.csv"
-    with open(path, "w", newline="") as fh:
-        csv.writer(fh).writerows([
-            ["task", "method", "case", "label", "dsc", "nsd", "hd95", "gt_voxels", "pred_voxels",
-             "gt_volume", "pred_volume", "volume_unit"],
-            *[["t", "m", f"c{i}", "1", f"0.{80 + i}", "0.8", "1.0", "10", "10", "1.0", "1.1", "mL"]
-              for i in range(6)]])
     return path
 
 

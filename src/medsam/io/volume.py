@@ -11,6 +11,8 @@ unless ``series_id`` picks one.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,8 +185,6 @@ def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
 def _write_detached(image: Any, path: Path, overwrite: bool, compress: bool) -> Path:
     """Header + data file formats (.mhd, .nhdr): write both under their final names in a
     temporary folder beside ``path``, then commit the data file(s) and the header together."""
-    import tempfile
-
     from ..fileutil import committed_together, write_failure
 
     if path.exists() and not overwrite:
@@ -202,8 +202,6 @@ def _write_detached(image: Any, path: Path, overwrite: bool, compress: bool) -> 
                 with atomic_path(path.parent / f.name, overwrite) as tmp:
                     os.replace(f, tmp)
     finally:
-        import shutil
-
         shutil.rmtree(tmpdir, ignore_errors=True)
     return path
 
