@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from medsam import load_model
+from medsam.datasets.description import load_description
 from medsam.evaluation.accuracy import evaluate_dataset, median_table, table_markdown
 from medsam.segmentation import MedSAMSegmenter
-from medsam.training.description import load_description
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -50,12 +50,12 @@ def _dense_walk(seg, image, box, key, z_range, dense: bool) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     from medsam import load_model
+    from medsam.datasets.cases import find_dataset_cases, normalise, read_case, select_labels
+    from medsam.datasets.description import load_description
     from medsam.evaluation import interactive as ia
     from medsam.metrics import dice
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.propagation import DEFAULT_WALK
-    from medsam.training.curation import find_cases, normalise, read_case, select_labels
-    from medsam.training.description import load_description
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--description", default=str(ROOT / "examples/datasets/interactive_3d.json"))
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)} (n = {len(objects)} objects)")
     scores: dict[bool, list[float]] = {False: [], True: []}
     for spec in description.datasets:
-        for files in find_cases(spec):
+        for files in find_dataset_cases(spec):
             image, labels, geometry = read_case(spec, files)
             labels, image = select_labels(spec, labels), normalise(spec, image, geometry)
             rng = np.random.RandomState(ia.BOX_SEED)

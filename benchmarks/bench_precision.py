@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from medsam import load_model
+from medsam.datasets.description import load_description
 from medsam.evaluation.agreement import compare_modes, summarise
 from medsam.precision import GUARD_AGREEMENT, GUARD_DSC_POINTS, native_bf16, precision_context, resolve_precision
 from medsam.segmentation import MedSAMSegmenter
-from medsam.training.description import load_description
 
 ROOT = Path(__file__).resolve().parents[1]
 

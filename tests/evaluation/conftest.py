@@ -18,7 +18,7 @@ DESCRIPTION = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "s
 def description(shared_data):
     """The repository's description of the shared data, rooted at the shared data folder
     these tests use (MEDSAM_SHARED_DATA may move it)."""
-    from medsam.training.description import parse_description, read_structured_file
+    from medsam.datasets.description import parse_description, read_structured_file
 
     data = read_structured_file(DESCRIPTION)
     assert data.pop("root") == "../../../shared/data"

@@ -30,9 +30,9 @@ def test_steps_run_in_the_papers_order():
 
 
 def test_sam_runs_only_when_its_weights_are_at_hand(tmp_path, monkeypatch, lite_medsam_checkpoint):
+    from medsam.datasets.description import parse_dataset
     from medsam.protocol.config import PUBLISHED, SAM
     from medsam.protocol.steps import Methods
-    from medsam.training.description import parse_dataset
 
     monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "empty_cache"))
     spec = parse_dataset({"name": "x", "modality": "us", "images": "*.png"}, tmp_path, "test")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medsam.training.description import parse_description
+from medsam.datasets.description import parse_description
 from medsam.training.prepare import prepare
 
 

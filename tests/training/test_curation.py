@@ -1,8 +1,7 @@
 import numpy as np
-import pytest
 
-from medsam.errors import InputError
-from medsam.training.curation import clean_labels, remove_small_components, tile_origins
+from medsam.datasets.cases import remove_small_components
+from medsam.training.curation import clean_labels, tile_origins
 from medsam.training.manifest import assign_splits, split_counts
 
 
@@ -36,48 +35,3 @@ def test_splits_are_by_case_reproducible_and_independent_of_order():
     assert set(assign_splits(cases, "ds", 0, external=True).values()) == {"validation"}
     assert split_counts(3, (0.8, 0.1, 0.1)) == (1, 1, 1)
     assert split_counts(2, (0.8, 0.1, 0.1)) == (2, 0, 0)
-
-
-def test_non_integer_labels_need_a_threshold(tmp_path):
-    from medsam.training.curation import select_labels
-    from medsam.training.description import DatasetSpec
-
-    spec = DatasetSpec(name="x", modality="rgb", images="*", labels=None, root=tmp_path)
-    with pytest.raises(InputError, match="label_threshold"):
-        select_labels(spec, np.array([[0.0, 0.5]]))
-    soft = DatasetSpec(name="x", modality="rgb", images="*", labels=None, root=tmp_path,
-                       label_threshold=127)
-    assert select_labels(soft, np.array([[10, 200]])).tolist() == [[0, 1]]
-
-
-def test_one_mask_file_per_class(shared_data):
-    """SAM-Med2D's demo slices: one binary PNG per organ; a missing file is an absent organ."""
-    from PIL import Image
-
-    from medsam.training.curation import find_cases, read_case, select_labels
-    from medsam.training.description import parse_dataset
-
-    spec = parse_dataset({"name": "sammed2d", "modality": "ct", "intensity": "none",
-                          "images": "sammed2d_demo/images/*.png",
-                          "labels": "sammed2d_demo/masks/{stem}_{class}_000.png",
-                          "classes": {"1": "liver", "2": "spleen", "3": "aorta"}},
-                         shared_data, "test")
-    cases = {c.case: c for c in find_cases(spec)}
-    assert len(cases) == 5
-    assert [label for label, _ in cases["amos_0006_90"].class_files] == [1, 2, 3]
-    assert cases["s0619_32"].class_files == ()          # none of these organs on that slice
-    image, labels, _ = read_case(spec, cases["amos_0006_90"])
-    labels = select_labels(spec, labels)
-    spleen = np.asarray(Image.open(shared_data / "sammed2d_demo/masks/amos_0006_90_spleen_000.png")) > 0
-    assert labels.shape == image.shape[:2] and set(np.unique(labels)) == {0, 1, 2, 3}
-    assert np.array_equal(labels == 2, spleen & (labels != 3))   # the aorta, painted last, wins overlaps
-    _, empty, _ = read_case(spec, cases["s0619_32"])
-    assert not empty.any()
-
-
-def test_class_template_needs_classes(tmp_path):
-    from medsam.training.description import parse_dataset
-
-    with pytest.raises(InputError, match="needs 'classes'"):
-        parse_dataset({"name": "x", "modality": "ct", "images": "*.png", "labels": "{stem}_{class}.png"},
-                      tmp_path, "test")

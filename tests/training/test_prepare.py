@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from medsam.training.description import parse_description
+from medsam.datasets.description import parse_description
 from medsam.training.manifest import read_manifest
 from medsam.training.prepare import prepare
 

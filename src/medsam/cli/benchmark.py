@@ -48,10 +48,10 @@ def _model_options(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..datasets.description import load_description
     from ..errors import InputError
     from ..evaluation import interactive
     from ..fileutil import check_output_folder, committed_together
-    from ..training.description import load_description
 
     if args.clicks < 0:
         raise InputError(f"--clicks must be >= 0, got {args.clicks}")

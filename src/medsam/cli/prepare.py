@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..datasets.description import load_description
     from ..errors import InputError
-    from ..training.description import load_description
     from ..training.prepare import prepare
 
     if args.workers < 0:

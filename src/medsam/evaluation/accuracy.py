@@ -30,11 +30,13 @@ from typing import Any, Collection, Iterator, Sequence
 import numpy as np
 from scipy import ndimage
 
+from ..datasets.cases import remove_small_components
+from ..datasets.description import DatasetSpec
 from ..io.geometry import Geometry
 from ..metrics import dice, normalized_surface_distance
 from ..segmentation.boxes import mask_to_box, perturb_box
 from ..segmentation.prompts import BoxPrompt
-from ..training.curation import remove_small_components
+from ..segmentation.segmenter import Segmenter2D
 
 #: box settings: name -> maximum growth of each side, in pixels at 1024 (paper: 0-20 px)
 BOX_SETTINGS: dict[str, int] = {"tight": 0, "perturbed": 20}
@@ -158,7 +160,7 @@ def score_labels(predicted: np.ndarray, refs: ReferencePrompts, geometry: Geomet
     return rows
 
 
-def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[str] = ("tight",),
+def case_predictions(spec: DatasetSpec, segmenters: Sequence[Segmenter2D], settings: Sequence[str] = ("tight",),
                      max_cases: int | None = None, seed: int = 0, progress: bool = False,
                      cases: Collection[str] | None = None
                      ) -> Iterator[tuple[str, Geometry, str, ReferencePrompts, list[np.ndarray]]]:
@@ -171,14 +173,14 @@ def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[st
     """
     from tqdm.auto import tqdm
 
+    from ..datasets.cases import find_dataset_cases, read_case, select_labels
     from ..intensity import prepare_intensities
     from ..segmentation import segment
-    from ..training.curation import find_cases, read_case, select_labels
 
     unknown = [s for s in settings if s not in BOX_SETTINGS]
     if unknown:
         raise ValueError(f"unknown box settings {unknown}; known: {', '.join(BOX_SETTINGS)}")
-    chosen = [(index, files) for index, files in enumerate(find_cases(spec)[:max_cases])
+    chosen = [(index, files) for index, files in enumerate(find_dataset_cases(spec)[:max_cases])
               if cases is None or files.case in cases]
     for index, files in tqdm(chosen, desc=spec.name, unit="case", disable=not progress):
         image, raw, geometry = read_case(spec, files)
@@ -198,13 +200,13 @@ def case_predictions(spec: Any, segmenters: Sequence[Any], settings: Sequence[st
             yield files.case, geometry, setting, refs, predictions
 
 
-def evaluate_dataset(spec: Any, segmenter: Any, settings: Sequence[str] = ("tight", "perturbed"),
+def evaluate_dataset(spec: DatasetSpec, segmenter: Segmenter2D, settings: Sequence[str] = ("tight", "perturbed"),
                      max_cases: int | None = None, seed: int = 0,
                      progress: bool = False) -> list[AccuracyRow]:
     """Segment the cases of a dataset description entry from reference boxes and score them.
 
     Args:
-        spec: a :class:`medsam.training.description.DatasetSpec` (images, labels, modality,
+        spec: a :class:`medsam.datasets.description.DatasetSpec` (images, labels, modality,
             intensity, label selection, ``min_pixels``/``min_voxels``, ``prompt``).
         segmenter: a :class:`~medsam.segmentation.MedSAMSegmenter` (or any ``Segmenter2D``);
             a case's slice embeddings are reused across the box settings.

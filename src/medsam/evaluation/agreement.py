@@ -11,11 +11,13 @@ DSC moves by at most :data:`medsam.precision.GUARD_DSC_POINTS` percentage points
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ..datasets.description import DatasetSpec
 from ..precision import GUARD_AGREEMENT, GUARD_DSC_POINTS
+from ..segmentation.segmenter import Segmenter2D
 from .accuracy import case_predictions, score_labels
 
 
@@ -68,9 +70,9 @@ class GuardSummary:
                 and abs(self.dsc_change_points) <= GUARD_DSC_POINTS)
 
 
-def compare_modes(spec: Any, exact: Any, fast: Any, settings: Sequence[str] = ("tight",),
+def compare_modes(spec: DatasetSpec, exact: Segmenter2D, fast: Segmenter2D, settings: Sequence[str] = ("tight",),
                   max_cases: int | None = None, progress: bool = False) -> list[AgreementRow]:
-    """Segment a dataset's cases (a :class:`~medsam.training.description.DatasetSpec`)
+    """Segment a dataset's cases (a :class:`~medsam.datasets.description.DatasetSpec`)
     with the ``exact`` and the ``fast`` segmenter from the same reference boxes; one
     :class:`AgreementRow` per case and box setting."""
     rows = []

@@ -401,13 +401,13 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     """
     from tqdm.auto import tqdm
 
+    from ..datasets.cases import find_dataset_cases, normalise, read_case, select_labels
     from ..errors import InputError
-    from ..training.curation import find_cases, normalise, read_case, select_labels
 
     specs = choose_datasets(description, datasets)
     jobs = []
     for spec in specs:
-        files = find_cases(spec)
+        files = find_dataset_cases(spec)
         jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
     rows: list[StepRow] = []
     volumes = 0

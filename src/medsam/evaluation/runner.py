@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..datasets.description import case_id
 from ..errors import InputError, MedSAMError
 from ..io.geometry import Geometry
 from ..io.values import binarise
@@ -81,8 +82,9 @@ class EvaluationRun:
 
 def list_cases(folder: Path, role: str, pattern: re.Pattern | None = None) -> dict[str, Path]:
     """Case name -> mask file for the mask files of ``folder`` (hidden files and tables
-    ignored). The name is :func:`~medsam.segmentation.cases.case_name`, or the first group
-    of ``pattern`` (files it does not match are skipped). ``role`` names the folder in
+    ignored). The name is :func:`~medsam.datasets.description.case_id` of the file's
+    :func:`~medsam.segmentation.cases.case_name` and ``pattern`` (a file the pattern does
+    not match is an InputError). ``role`` names the folder in
     messages (``prediction``, ``reference``, a rater's ``'A'``)."""
     from ..fileutil import existing_folder
 
@@ -94,19 +96,12 @@ def list_cases(folder: Path, role: str, pattern: re.Pattern | None = None) -> di
                    if p.is_file() and not p.name.startswith(".") and is_supported(p))
     cases: dict[str, Path] = {}
     for p in files:
-        if pattern is None:
-            name = case_name(p)
-        else:
-            match = pattern.search(p.name)
-            if match is None:
-                continue
-            name = match.group(1) if match.groups() else match.group(0)
+        name = case_id(case_name(p), pattern, str(p))
         if name in cases:
             raise InputError(f"{folder}: two {role} files for case {name!r}: {cases[name].name} and {p.name}")
         cases[name] = p
     if not cases:
-        raise InputError(f"{folder}: {role} folder holds no mask files"
-                         + ("" if pattern is None else f" matching {pattern.pattern!r}"))
+        raise InputError(f"{folder}: {role} folder holds no mask files")
     return cases
 
 

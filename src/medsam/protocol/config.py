@@ -36,7 +36,7 @@ class ProtocolConfig:
     """One run of the protocol.
 
     Args:
-        description: the dataset description file (see :mod:`medsam.training.description`);
+        description: the dataset description file (see :mod:`medsam.datasets.description`);
             datasets marked ``external`` are never trained on.
         out: the results folder (created; an existing one is resumed).
         data_root: overrides the description's ``root`` folder.

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..datasets.description import Description
 from ..evaluation.report import ReportConfig, build_report, write_index
 from ..evaluation.results import ResultRow, read_results
 from ..evaluation.stats import paired_wilcoxon
-from ..training.description import Description
 from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig, category
 from .steps import evaluation_cases, manifest_rows, read_steps
 

@@ -9,15 +9,17 @@ one per 2D object, a 3D box or a key-slice box per 3D label), tight and with the
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Collection, Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
+from ..datasets.description import DatasetSpec
 from ..evaluation.accuracy import ReferencePrompts, case_predictions
 from ..evaluation.experts import ExpertScore, compare_with_experts
 from ..evaluation.results import ResultRow, rows_from_metrics
 from ..io.geometry import Geometry
 from ..metrics.case import evaluate_labels
+from ..segmentation.segmenter import Segmenter2D
 
 
 def reference_labels(predicted: np.ndarray, refs: ReferencePrompts) -> np.ndarray:
@@ -42,7 +44,7 @@ def score(predicted: np.ndarray, refs: ReferencePrompts, geometry: Geometry, tas
     return rows
 
 
-def evaluate_methods(spec: Any, segmenters: Mapping[str, Any], cases: Collection[str],
+def evaluate_methods(spec: DatasetSpec, segmenters: Mapping[str, Segmenter2D], cases: Collection[str],
                      settings: Sequence[str], seed: int = 0, tolerance: float = 2.0,
                      progress: bool = False) -> dict[str, list[ResultRow]]:
     """Rows per box setting for every method of ``segmenters`` (name -> segmenter) on
@@ -58,17 +60,17 @@ def evaluate_methods(spec: Any, segmenters: Mapping[str, Any], cases: Collection
     return out
 
 
-def rater_scores(spec: Any, segmenter: Any, model_name: str, max_cases: int | None = None,
+def rater_scores(spec: DatasetSpec, segmenter: Segmenter2D, model_name: str, max_cases: int | None = None,
                  tolerance: float = 2.0, progress: bool = False) -> list[ExpertScore]:
     """The model (tight boxes from the dataset's reference masks) against the dataset's
     raters (its ``raters`` masks, binarised at ``label_threshold``), every case; NSD in
     mm, or in pixels for images without a pixel size."""
+    from ..datasets.cases import find_dataset_cases, rater_files
     from ..io import read
-    from ..training.curation import find_cases, rater_files
 
     threshold = spec.label_threshold if spec.label_threshold is not None else 0
-    raters: dict[str, list[np.ndarray]] = {name: [] for name, _ in spec.raters}
-    files_of = {files.case: files for files in find_cases(spec)}
+    raters: dict[str, list[np.ndarray]] = {name: [] for name, _ in spec.raters or ()}
+    files_of = {files.case: files for files in find_dataset_cases(spec)}
     model: list[np.ndarray] = []
     names: list[str] = []
     spacings: list[tuple[float, ...]] = []

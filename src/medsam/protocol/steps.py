@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..datasets.description import DatasetSpec, Description, load_description, parse_description, read_structured_file
 from ..fileutil import atomic_path, existing_folder
-from ..training.description import DatasetSpec, Description, load_description, parse_description, read_structured_file
 from .config import FINETUNED, PUBLISHED, SAM, STEPS, UNET, ProtocolConfig, category
 
 STEPS_FILE = "steps.json"

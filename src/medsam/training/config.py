@@ -157,7 +157,7 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = (),
                 **explicit: Any) -> TrainConfig:
     """Settings from a YAML/JSON file (optional), then ``key=value`` overrides, then
     ``explicit`` keyword settings that are not None (command-line options)."""
-    from .description import read_structured_file
+    from ..datasets.description import read_structured_file
 
     values: dict[str, Any] = {}
     if path is not None:

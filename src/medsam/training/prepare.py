@@ -1,5 +1,5 @@
 """``medsam prepare``: curate datasets into a training set (see
-:mod:`~medsam.training.description`, :mod:`~medsam.training.curation`).
+:mod:`~medsam.datasets.description`, :mod:`~medsam.training.curation`).
 
 Output folder layout::
 
@@ -24,10 +24,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..datasets.cases import CaseFiles, find_dataset_cases
+from ..datasets.description import DatasetSpec, Description
 from ..errors import InputError
 from ..fileutil import atomic_path
-from .curation import CaseFiles, find_cases, process_case
-from .description import DatasetSpec, Description
+from .curation import process_case
 from .manifest import MANIFEST_NAME, SPLITS, assign_splits, write_manifest
 
 
@@ -91,7 +92,7 @@ def prepare(description: Description, out: str | os.PathLike, workers: int = 0,
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    cases = {spec.name: find_cases(spec) for spec in description.datasets}  # check all first
+    cases = {spec.name: find_dataset_cases(spec) for spec in description.datasets}  # check all first
     out.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, str], dict] = {}
     todo = []

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from medsam.datasets.description import load_description, parse_description
 from medsam.errors import InputError
-from medsam.training.description import load_description, parse_description
 
 
 def test_json_description_is_parsed_with_defaults(tmp_path):

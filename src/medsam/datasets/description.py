@@ -99,14 +99,9 @@ class DatasetSpec:
     raters: tuple[tuple[str, str], ...] | None = None
 
     def case_id(self, stem: str) -> str:
-        """The case id of an image called ``stem`` (see ``case_pattern``)."""
-        if self.case_pattern is None:
-            return stem
-        found = re.search(self.case_pattern, stem)
-        if found is None:
-            raise InputError(f"dataset {self.name!r}: case_pattern {self.case_pattern!r} does "
-                             f"not match {stem!r}")
-        return found.group(1) if found.groups() else found.group(0)
+        """The case id of an image called ``stem`` (see ``case_pattern`` and
+        :func:`case_id`)."""
+        return case_id(stem, self.case_pattern, f"dataset {self.name!r}")
 
     @property
     def per_class_labels(self) -> bool:
@@ -117,6 +112,27 @@ class DatasetSpec:
         if self.classes is None:
             return f"label_{label}"
         return dict(self.classes)[label]
+
+
+def case_id(name: str, pattern: str | re.Pattern | None, where: str) -> str:
+    """The case id in ``name`` (a case name: file name without its format extension).
+
+    The one case-pattern rule, for dataset descriptions and for folders of masks: with no
+    ``pattern``, ``name`` itself; else the first group of the pattern's first match in
+    ``name`` (the whole match when the pattern has no group).
+
+    Raises:
+        InputError: the pattern does not match ``name`` (a file the pattern does not
+            name is an error, never skipped); the message starts with ``where``.
+    """
+    if pattern is None:
+        return name
+    found = re.search(pattern, name)
+    if found is None:
+        text = pattern if isinstance(pattern, str) else pattern.pattern
+        raise InputError(f"{where}: case_pattern {text!r} does not match {name!r}",
+                         option="case_pattern")
+    return found.group(1) if found.groups() else found.group(0)
 
 
 @dataclass(frozen=True)
