@@ -1,5 +1,6 @@
 import os
 import stat
+import sys
 
 import pytest
 
@@ -18,6 +19,40 @@ def test_atomic_path_renames_on_success_with_normal_permissions(tmp_path):
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
     assert list(target.parent.iterdir()) == [target]
+
+
+def test_writes_leave_the_umask_of_other_threads_alone(tmp_path):
+    """The web server writes from several threads: a file another thread creates while
+    one of ours is written gets the process's usual mode, never 0666."""
+    import threading
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    stop = threading.Event()
+    theirs: list = []
+
+    def other_thread():
+        while not stop.is_set() and len(theirs) < 5000:
+            path = tmp_path / "theirs" / f"{len(theirs)}.txt"
+            with open(path, "w"):
+                pass
+            theirs.append(path)
+
+    (tmp_path / "theirs").mkdir()
+    worker = threading.Thread(target=other_thread)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)    # switch threads as often as possible
+    worker.start()
+    try:
+        for i in range(200):
+            with atomic_path(tmp_path / "ours" / f"{i}.bin") as tmp:
+                tmp.write_bytes(b"x")
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+    assert theirs and {stat.S_IMODE(p.stat().st_mode) for p in theirs} == {0o666 & ~mask}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ours").iterdir()} == {0o666 & ~mask}
 
 
 def test_atomic_path_leaves_nothing_on_error_and_keeps_old_file(tmp_path):
@@ -49,7 +84,7 @@ def _writers():
     import numpy as np
 
     from medsam import io
-    from medsam.evaluation.results import write_csv
+    from medsam.fileutil import write_csv
     from medsam.io import write_overlay_png
 
     volume = np.zeros((3, 8, 8), np.uint8)

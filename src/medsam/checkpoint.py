@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, first_line
 from .modeling.build import MODEL_CONFIGS, MODEL_REGISTRY, ViTConfig, build_model
 from .modeling.sam import Sam
 from .modeling.unet import UNET_VARIANT, BoxUNet, UNetConfig, build_unet
@@ -196,7 +196,7 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
     try:
         model = model.to(target)
     except (RuntimeError, AssertionError) as error:
-        raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
+        raise InputError(f"cannot use device {str(device)!r}: {first_line(error)}") from None
     model.preprocessing, model.preprocessing_source = _preprocessing(
         checkpoint, path, variant, metadata, transform)
     if model.preprocessing is not None:
@@ -218,7 +218,7 @@ def _load_unet(path: Path, state: StateDict, metadata: Dict[str, Any],
     try:
         model = model.to(_device(device))
     except (RuntimeError, AssertionError) as error:
-        raise InputError(f"cannot use device {str(device)!r}: {_first_line(error)}") from None
+        raise InputError(f"cannot use device {str(device)!r}: {first_line(error)}") from None
     if transform is not None:
         model.preprocessing, model.preprocessing_source = transform, "as requested"
     elif isinstance(metadata.get("transform"), str) and metadata["transform"]:
@@ -398,9 +398,6 @@ def _first(items: List[str]) -> str:
     return shown or "nothing"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _device(device: Union[str, torch.device, None]) -> torch.device:

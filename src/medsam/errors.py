@@ -7,8 +7,11 @@ The command line prints that message on one line and exits with status 2.
 
 from __future__ import annotations
 
-#: option -> how a Python caller fixes the problem; the command line names its own flag
-#: instead (``medsam.cli.OPTION_HINTS``)
+from typing import Mapping
+
+#: option -> how a Python caller fixes the problem; the command line and the web app
+#: pass their own hints to :meth:`MedSAMError.render` (``medsam.cli.CLI_HINTS``,
+#: ``medsam.web.app.WEB_HINTS``)
 OPTION_HINTS: dict[str, str] = {
     "overwrite": "pass overwrite=True to replace it",
     "threshold": "set a threshold to binarise it",
@@ -25,8 +28,8 @@ class MedSAMError(Exception):
     """Base class of the errors the command line reports as ``medsam: error: ...``.
 
     ``option`` names the setting that fixes the problem (a key of
-    :data:`OPTION_HINTS`): ``str(error)`` ends with the Python way to set it, and the
-    command line replaces that with its own flag. Messages never name a flag.
+    :data:`OPTION_HINTS`): ``str(error)`` ends with the Python way to set it;
+    :meth:`render` ends it with a front end's own way. Messages never name a flag.
     """
 
     def __init__(self, message: str = "", option: str | None = None) -> None:
@@ -34,10 +37,15 @@ class MedSAMError(Exception):
         self.message = message
         self.option = option
 
+    def render(self, hints: Mapping[str, str] = OPTION_HINTS) -> str:
+        """The message, then ``hints[option]`` (how the reader sets that option: the
+        command line's flag, the web page's control); no hint where ``hints`` has none
+        for it (a browser user is never told to pass a Python argument)."""
+        hint = hints.get(self.option) if self.option is not None else None
+        return f"{self.message}; {hint}" if hint else self.message
+
     def __str__(self) -> str:
-        if self.option is None:
-            return self.message
-        return f"{self.message}; {OPTION_HINTS[self.option]}"
+        return self.render()
 
     def __reduce__(self) -> tuple:  # picklable across worker processes, option included
         return (type(self), (self.message, self.option))
@@ -58,3 +66,24 @@ class CheckpointError(InputError):
 
 class WeightsDownloadError(MedSAMError):
     """Named weights could not be downloaded or verified."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an exception's text, else its type's name: the one
+    line a report shows of an exception that is not ours (a library's, the machine's)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def as_failure(error: BaseException, where: str) -> MedSAMError:
+    """One item of a batch that failed, as a :class:`MedSAMError` that names ``where``
+    (a case, a file): a ``MedSAMError`` keeps its message and option (``where`` put in
+    front unless the message names it); a ``ValueError`` is the input's fault; anything
+    else is reported with its type (a bug, or a library's failure), never dropped."""
+    if isinstance(error, MedSAMError):
+        if where in error.message:
+            return error
+        return MedSAMError(f"{where}: {error.message}", error.option)
+    if isinstance(error, ValueError):
+        return InputError(f"{where}: {first_line(error)}")
+    return MedSAMError(f"{where}: {type(error).__name__}: {first_line(error)}")

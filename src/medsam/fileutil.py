@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import csv
 import dataclasses
 import errno
+import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -34,9 +37,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, first_line
 
 #: the name of the lock file :func:`output_lock` keeps in an output folder
 LOCK_NAME = ".medsam.lock"
@@ -114,7 +117,7 @@ def _reason(exc: OSError) -> str:
     temporary name the user never gave)."""
     if exc.errno is not None:
         return os.strerror(exc.errno).lower()
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first_line(exc)
 
 
 def write_failure(path: str | os.PathLike, exc: OSError | None = None, reason: str | None = None
@@ -148,8 +151,17 @@ def disk_full(folder: str | os.PathLike) -> bool:
     return stat.f_bavail == 0
 
 
+@functools.cache
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read once: from ``/proc/self/status`` where the kernel shows
+    it (no change to the process), else by setting and restoring it once, at the first
+    write. Never flipped around each write: the web server writes from several threads,
+    and a file another thread created meanwhile would get mode 0666."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -454,3 +466,22 @@ def _alive(record: dict) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _csv_value(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else ("-inf" if value < 0 else "nan"))
+    return str(value)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """Write a CSV through :func:`atomic_path` (the file appears only when complete):
+    floats as ``repr`` (every digit; ``inf``, ``-inf``, ``nan``), other values as ``str``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow([_csv_value(v) for v in row])
+    return path

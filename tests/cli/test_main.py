@@ -32,12 +32,18 @@ def test_console_script_installed():
 
 
 def test_library_hints_become_flags_on_the_command_line():
-    """Library messages name the Python option; the command line names its flag."""
-    from medsam.cli import CLI_HINTS, cli_text
-    from medsam.errors import OPTION_HINTS, InputError
+    """Library messages name the Python option; the command line names its flag; a front
+    end without a hint for an option shows none (never the Python one)."""
+    from medsam.cli import CLI_HINTS
+    from medsam.errors import OPTION_HINTS, InputError, as_failure
 
     assert set(CLI_HINTS) == set(OPTION_HINTS)
     for option in OPTION_HINTS:
         error = InputError("x: something", option=option)
-        assert "--" not in str(error)
-        assert cli_text(f"case a: {error}") == f"case a: x: something; {CLI_HINTS[option]}"
+        assert "--" not in str(error) and str(error) == f"x: something; {OPTION_HINTS[option]}"
+        assert error.render(CLI_HINTS) == f"x: something; {CLI_HINTS[option]}"
+        assert error.render({}) == "x: something"
+        failure = as_failure(error, "case a")    # a batch item keeps its option
+        assert failure.render(CLI_HINTS) == f"case a: x: something; {CLI_HINTS[option]}"
+    assert as_failure(KeyError("k"), "case b").render() == "case b: KeyError: 'k'"
+    assert as_failure(ValueError(""), "case c").render() == "case c: ValueError"

@@ -13,7 +13,7 @@ def test_one_case_pattern_rule():
     assert case_id("21_manual1", None, "x") == "21_manual1"
     assert case_id("21_manual1", r"^(\d+)_", "x") == "21"
     assert case_id("21_manual1", re.compile(r"\d+"), "x") == "21"
-    with pytest.raises(InputError, match=r"^rater 'A': case_pattern .* does not match 'notes'; give a case pattern") as caught:
+    with pytest.raises(InputError, match=r"^rater 'A': case_pattern .* does not match 'notes'; give a") as caught:
         case_id("notes", r"^(\d+)_", "rater 'A'")
     assert caught.value.option == "case_pattern"
 

@@ -49,12 +49,10 @@ def test_report_html_renders_markdown_names_methods_and_is_readable_by_others(me
     real = plots.bland_altman_plot
     monkeypatch.setattr(plots, "bland_altman_plot",   # the real plot, recording which method it names
                         lambda *a, **k: titles.append(k.get("method")) or real(*a, **k))
-    old = os.umask(0o022)
-    try:
-        index = build_report(method_tables, tmp_path / "report", sources={"dilated": "a.csv", "shifted": "b.csv"})
-    finally:
-        os.umask(old)
+    index = build_report(method_tables, tmp_path / "report", sources={"dilated": "a.csv", "shifted": "b.csv"})
+    mask = os.umask(0o022)
+    os.umask(mask)
     html = index.read_text()
     assert "`" not in html and "<code>a.csv</code>" in html     # Markdown code, not literal backticks
-    assert stat.S_IMODE((tmp_path / "report").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "report").stat().st_mode) == 0o777 & ~mask   # not mkdtemp's 0700
     assert sorted(titles) == ["dilated", "shifted"]

@@ -318,6 +318,12 @@ def test_no_error_response_shows_a_server_path(server, http, shared_data, tmp_pa
         text = detail if isinstance(detail, str) else json.dumps(detail)
         assert "medsam-web-" not in text and tempfile.gettempdir() not in text, (name, text)
         assert "\n" not in text, (name, text)
+        assert "=True" not in text and "--" not in text, (name, text)   # no Python argument, no flag
+    from medsam.errors import OPTION_HINTS
+    from medsam.web.app import WEB_HINTS
+
+    no_modality = answers["no modality"].json()["detail"]
+    assert no_modality.endswith(f"; {WEB_HINTS['modality']}") and OPTION_HINTS["modality"] not in no_modality
     assert "lie.zip: member 'a.dcm' is damaged" in answers["lying zip"].json()["detail"]
     assert answers["nan voxels"].json()["detail"].startswith("nan.nii.gz: ")
     assert "zero_pixdim.nii: pixdim 0 " in answers["zero pixdim"].json()["detail"]

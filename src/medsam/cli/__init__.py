@@ -31,7 +31,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from .._version import __version__
-from ..errors import MedSAMError
+from ..errors import MedSAMError, first_line
 
 # subcommand name -> module (in the order shown by --help)
 SUBCOMMANDS: dict[str, str] = {
@@ -60,15 +60,6 @@ CLI_HINTS: dict[str, str] = {
     "resume": "--resume continues it, --overwrite starts again",
     "case_pattern": "see --case-pattern",
 }
-
-
-def cli_text(message: str) -> str:
-    """A library message with its Python hints replaced by the command line's flags."""
-    from ..errors import OPTION_HINTS
-
-    for option, hint in OPTION_HINTS.items():
-        message = message.replace(hint, CLI_HINTS.get(option, hint))
-    return message
 
 
 def finite_float(text: str) -> float:
@@ -123,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or EXIT_OK)
     except MedSAMError as exc:
-        print(f"medsam: error: {cli_text(str(exc))}", file=sys.stderr)
+        print(f"medsam: error: {exc.render(CLI_HINTS)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("medsam: interrupted", file=sys.stderr)
@@ -133,13 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except OSError as exc:  # the machine refused (a full disk, a file gone): not a bug of ours
         where = f"{exc.filename}: " if exc.filename else ""
-        reason = os.strerror(exc.errno).lower() if exc.errno else (str(exc) or type(exc).__name__)
+        reason = os.strerror(exc.errno).lower() if exc.errno else first_line(exc)
         print(f"medsam: error: {where}{reason}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # the last line of defence: a bug of ours or a library's
         if args.debug:
             raise
-        text = str(exc).strip().splitlines()
-        print(f"medsam: internal error: {type(exc).__name__}: {text[0] if text else ''} "
+        print(f"medsam: internal error: {type(exc).__name__}: {first_line(exc)} "
               f"(rerun with `medsam --debug {args.command} ...` for the traceback)", file=sys.stderr)
         return EXIT_FAILURE

@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         if args.processes:
             driver: interactive.Driver = interactive.ProcessDriver(Path(work), _model_options(args))
         else:
-            from .segment import _segmenter
+            from .segment import model_segmenter
 
-            driver = interactive.SessionDriver(_segmenter(args, args.device))
+            driver = interactive.SessionDriver(model_segmenter(args, args.device))
         rows = interactive.run_description(description, driver, datasets, args.max_cases, args.clicks,
                                            progress=sys.stderr.isatty())
     with committed_together(args.overwrite):

@@ -48,13 +48,13 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.results import write_csv, write_results
+    from ..evaluation.results import write_results
     from ..evaluation.runner import EvaluateConfig, evaluate_folders
     from ..evaluation.summary import summarize, summary_markdown, write_summary
-    from ..fileutil import check_writable_output, committed_together
+    from ..fileutil import check_writable_output, committed_together, write_csv
     from ..metrics.volumes import PIXEL_UNITS
     from ..segmentation.cases import folder_name
-    from . import cli_text
+    from . import CLI_HINTS
 
     config = EvaluateConfig(   # checks the values first
         task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
         check_writable_output(outputs[key], args.overwrite)
     run_ = evaluate_folders(args.pred, args.gt, config, progress=not args.quiet)
     if not run_.complete:
-        for case, message in run_.failures:
-            text = cli_text(message if case in message else f"case {case}: {message}")
-            print(f"medsam evaluate: failed: {text}", file=sys.stderr)
-        write_csv(outputs["failed"], ["case", "error"], run_.failures)
+        for _, error in run_.failures:
+            print(f"medsam evaluate: failed: {error.render(CLI_HINTS)}", file=sys.stderr)
+        write_csv(outputs["failed"], ["case", "error"],
+                  [(case, error.render(CLI_HINTS)) for case, error in run_.failures])
         written = ""
         if run_.rows:
             write_results(run_.rows, outputs["partial"])

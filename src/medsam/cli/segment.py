@@ -8,27 +8,24 @@ Examples (the default model is LiteMedSAM, fetched once on first use)::
     medsam segment cases/ -o segs/ --prompts boxes.csv      # a prompts file per case
     medsam segment cases/ -o segs/                         # npz files carry their boxes
 
-All the work is done by the library (``load_case``, ``prepare_intensities``, ``segment``,
-``label_volumes``); this module only reads options, names outputs and reports.
+All the work is done by the library (:mod:`medsam.segmentation.batch`: ``prepare_case``,
+``segment_prepared``, ``segment_folder``); this module only reads options and reports.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Sequence
 
 from . import finite_float
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
-    from ..distributed import DistEnv
-    from ..metrics.volumes import LabelVolume
-    from ..segmentation import BoxPrompt, Case, PromptsFile, Segmenter2D
+    from ..segmentation import BoxPrompt, PromptsFile, Segmenter2D
+    from ..segmentation.batch import CaseOptions, CaseResult, FolderResult
 
 HELP = "segment objects from boxes in 2D images, volumes and DICOM series (or a folder of them)"
 
@@ -102,25 +99,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "on this hardware (see docs/performance.md)")
 
 
-def _prompts(args: argparse.Namespace, case: Case, prompts_file: PromptsFile | None) -> list[BoxPrompt]:
-    """Prompts for one case: --prompts file, else --box options, else the npz's own boxes."""
-    from ..errors import InputError
-    from ..segmentation import BoxPrompt, parse_box_text, prompts_from_npz_boxes
-    from ..segmentation.prompts import prompts_from_interaction
-
-    if prompts_file is not None:
-        return prompts_file.for_case(case.name)
-    if args.box:
-        return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice,
-                          world=bool(args.world), frame=args.world or "LPS")
-                for i, text in enumerate(args.box)]
-    if case.interaction is not None:
-        return prompts_from_interaction(case.interaction)
-    if case.boxes is not None:
-        return prompts_from_npz_boxes(case.boxes)
-    raise InputError(f"{case.path}: no prompts: give --box or --prompts (npz files may carry 'boxes')")
-
-
 def _check_options(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
@@ -134,62 +112,42 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError(f"--margin must be >= 0, got {args.margin:g}")
 
 
-def _prepare_case(args: argparse.Namespace, path: Path, output: Path, prompts_file: PromptsFile | None
-                  ) -> tuple[Case, list[BoxPrompt], np.ndarray]:
-    """Read one case and check everything about it before any model work: output free,
-    prompts valid for this image, intensities normalisable. Returns (case, prompts, image)."""
-    from ..fileutil import check_writable_output
-    from ..intensity import prepare_intensities
-    from ..segmentation import load_case, resolve_prompts
+def _boxes(args: argparse.Namespace) -> list[BoxPrompt]:
+    """The --box options as prompts (labels 1, 2, ... in order)."""
+    from ..segmentation import BoxPrompt, parse_box_text
 
-    check_writable_output(output, args.overwrite)
-    if args.overlay:
-        check_writable_output(_overlay_path(output), args.overwrite)
-    case = load_case(path, series_id=args.series)
-    prompts = _prompts(args, case, prompts_file)
-    resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry, args.mode)
-    image = prepare_intensities(case.image, case.geometry, args.modality or case.modality,
-                                args.window, args.level, args.width)
-    return case, prompts, image
+    return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice, world=bool(args.world),
+                      frame=args.world or "LPS") for i, text in enumerate(args.box or ())]
 
 
-def _overlay_path(output: Path) -> Path:
-    from ..segmentation.cases import case_name
+def _options(args: argparse.Namespace) -> CaseOptions:
+    from ..segmentation.batch import CaseOptions
 
-    return output.with_name(case_name(output) + "_overlay.png")
-
-
-def _segment_case(args: argparse.Namespace, prepared: tuple[Case, list[BoxPrompt], np.ndarray], output: Path,
-                  segmenter: Segmenter2D) -> list[LabelVolume]:
-    """Segment a prepared case, write its label map (and overlay), print label volumes."""
-    from ..fileutil import committed_together
-    from ..io import write_labels, write_overlay_montage, write_overlay_png
-    from ..metrics import label_volumes
-    from ..segmentation import segment
-
-    case, prompts, image = prepared
-    labels = segment(image, case.geometry, prompts, segmenter, mode=args.mode, margin=args.margin,
-                     progress=sys.stderr.isatty())
-    with committed_together(args.overwrite):   # the label map and its overlay, or neither
-        write_labels(labels, output, case.geometry, overwrite=args.overwrite)
-        if args.overlay and case.geometry.ndim == 2:
-            write_overlay_png(case.image, labels, _overlay_path(output), overwrite=args.overwrite)
-        elif args.overlay:
-            write_overlay_montage(image, labels, _overlay_path(output), direction=case.geometry.direction,
-                                  overwrite=args.overwrite)
-    names = {p.label: p.name for p in prompts}
-    measures = label_volumes(labels, case.geometry.spacing, case.geometry.spacing_known)
-    print(f"{case.path} -> {output}" + (f" (overlay {_overlay_path(output)})" if args.overlay
-                                         else ""))
-    found = {m.label for m in measures}
-    for m in measures:
-        print("  " + m.describe(names.get(m.label, "")))
-    for label in sorted(set(names) - found):
-        print(f"  label {label}" + (f" ({names[label]})" if names[label] else "") + ": empty")
-    return measures
+    return CaseOptions(modality=args.modality, window=args.window, level=args.level, width=args.width,
+                       mode=args.mode, margin=args.margin, series=args.series, overlay=args.overlay,
+                       overwrite=args.overwrite)
 
 
-def _segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True,
+def _print_case(result: CaseResult) -> None:
+    """One case's output and label volumes (a failed case is reported at the end)."""
+    if not result.ok:
+        return
+    print(f"{result.path} -> {result.output}" + (f" (overlay {result.overlay})" if result.overlay else ""))
+    for m in result.volumes:
+        print("  " + m.describe(result.names.get(m.label, "")))
+    for label in sorted(set(result.names) - {m.label for m in result.volumes}):
+        print(f"  label {label}" + (f" ({result.names[label]})" if result.names[label] else "") + ": empty")
+
+
+def _print_failures(failed: Sequence[CaseResult]) -> None:
+    from . import CLI_HINTS
+
+    for result in failed:
+        assert result.error is not None
+        print(f"medsam: failed: {result.error.render(CLI_HINTS)}", file=sys.stderr)
+
+
+def model_segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True,
                disk_cache: bool = False) -> Segmenter2D:
     """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM),
     fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
@@ -224,103 +182,41 @@ def _segmenter(args: argparse.Namespace, device: str | torch.device, report: boo
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..errors import InputError
-    from ..fileutil import check_writable_output
     from ..segmentation import load_prompts
-    from ..segmentation.cases import case_name, check_output_clashes, find_cases, output_path_for
+    from ..segmentation.batch import prepare_case, segment_prepared
+    from ..segmentation.cases import find_cases, output_path_for
 
     _check_options(args)
     prompts_file = load_prompts(args.prompts) if args.prompts else None
     source = Path(args.input)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
-    cases = find_cases(source) if source.is_dir() else [source]
-    batch = source.is_dir() and cases != [source]
-    if batch:
-        out_dir = Path(args.output) if args.output else source.with_name(source.name + "_seg")
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError(f"{out_dir}: batch output must be a folder")
-        outputs = [output_path_for(c, out_dir) for c in cases]
-        check_output_clashes(cases, outputs)
-        check_writable_output(out_dir / "segment_times.csv", args.overwrite)
-        unknown = prompts_file.unknown_cases([case_name(c) for c in cases]) if prompts_file else []
-        if unknown:
-            raise InputError(f"{args.prompts}: case(s) not in {source}: {', '.join(unknown[:5])}"
-                             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
-    else:
-        outputs = [Path(args.output) if args.output else output_path_for(source)]
-
-    if not batch:
-        if not distributed.read_env().is_main:
-            return 0  # one case is one process's work: the others of a torchrun job stand by
-        prepared = _prepare_case(args, cases[0], outputs[0], prompts_file)  # fail before loading
-        _segment_case(args, prepared, outputs[0],
-                      _segmenter(args, args.device, disk_cache=prepared[0].interaction is not None))
-        return 0
-    return _segment_folder(args, list(zip(cases, outputs)), out_dir, prompts_file)
+    options, boxes = _options(args), _boxes(args)
+    if source.is_dir() and find_cases(source) != [source]:
+        return _run_folder(args, source, options, prompts_file, boxes)
+    if not distributed.read_env().is_main:
+        return 0  # one case is one process's work: the others of a torchrun job stand by
+    output = Path(args.output) if args.output else output_path_for(source)
+    prepared = prepare_case(source, output, options, prompts_file, boxes)   # fail before loading
+    segmenter = model_segmenter(args, args.device, disk_cache=prepared.case.interaction is not None)
+    _print_case(segment_prepared(prepared, segmenter, options, progress=sys.stderr.isatty()))
+    return 0
 
 
-def _segment_one(args: argparse.Namespace, case: Path, output: Path, prompts_file: PromptsFile | None,
-                 segmenter: Segmenter2D) -> tuple[str, str, float, str]:
-    """(case name, "ok" or "failed", seconds, error message) of one case of a folder."""
-    from ..errors import MedSAMError
-    from ..segmentation.cases import case_name
-
-    name, start = case_name(case), time.perf_counter()
-    try:
-        _segment_case(args, _prepare_case(args, case, output, prompts_file), output, segmenter)
-        return name, "ok", time.perf_counter() - start, ""
-    except MedSAMError as exc:
-        return name, "failed", time.perf_counter() - start, str(exc)
-    except Exception as exc:  # no failure of one case may stop the others
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return name, "failed", time.perf_counter() - start, f"{case}: {type(exc).__name__}: {first}"
-
-
-def _segment_folder(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,
-                    prompts_file: PromptsFile | None) -> int:
-    """Segment a folder's cases; under ``torchrun`` each process takes every WORLD_SIZE-th
-    case (on ``cuda:LOCAL_RANK`` where there are GPUs) and process 0 writes the times CSV.
-    Process 0 holds the output folder (a lock file) for the run."""
-    import contextlib
-
+def _run_folder(args: argparse.Namespace, source: Path, options: CaseOptions, prompts_file: PromptsFile | None,
+                boxes: list[BoxPrompt]) -> int:
+    """Every case of a folder (each process of a ``torchrun`` job takes its share)."""
     from .. import distributed
-    from ..fileutil import output_lock
+    from ..segmentation.batch import segment_folder
 
-    env = distributed.read_env()
-    with output_lock(out_dir) if env.is_main else contextlib.nullcontext():
-        return _segment_jobs(args, jobs, out_dir, prompts_file, env)
-
-
-def _segment_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Path]], out_dir: Path,
-                  prompts_file: PromptsFile | None, env: DistEnv) -> int:
-    from tqdm.auto import tqdm
-
-    from .. import distributed
-    from ..evaluation.results import write_csv
-    from ..fileutil import committed_together
-    from . import cli_text
-
-    device = distributed.device_for(env, args.device)
-    distributed.init(env, device)
-    try:
-        npz = any(case.suffix.lower() == ".npz" for case, _ in jobs)
-        segmenter = _segmenter(args, device, report=env.is_main, disk_cache=npz)
-        mine = list(enumerate(jobs))[env.rank::env.world_size]
-        bar = tqdm(mine, desc="cases", unit="case", disable=not (sys.stderr.isatty() and env.is_main))
-        done = [(index, _segment_one(args, case, output, prompts_file, segmenter))
-                for index, (case, output) in bar]
-        everyone = cast("list[list[tuple[int, tuple[str, str, float, str]]]]", distributed.gather(done))
-    finally:
-        distributed.shutdown()
-    rows = [row for _, row in sorted(item for part in everyone for item in part)]
-    failed = [error for _, status, _, error in rows if status == "failed"]
-    if env.is_main:
-        for line in failed:   # before the times table, which may fail to be written
-            print(f"medsam: failed: {cli_text(line)}", file=sys.stderr)
-        with committed_together(args.overwrite):
-            write_csv(out_dir / "segment_times.csv", ["case", "status", "seconds", "error"],
-                      [(name, status, round(seconds, 3), error) for name, status, seconds, error in rows])
-        workers = f" by {env.world_size} processes" if env.distributed else ""
-        print(f"segmented {len(rows) - len(failed)} of {len(rows)} cases into {out_dir}{workers} "
-              f"(times: {out_dir / 'segment_times.csv'})")
-    return 1 if failed else 0
+    main = distributed.read_env().is_main
+    npz = any(p.suffix.lower() == ".npz" for p in source.iterdir())   # challenge cases: embeddings on disk
+    done: FolderResult = segment_folder(
+        source, lambda device: model_segmenter(args, device, report=main, disk_cache=npz), args.output,
+        options, prompts_file, boxes, device=args.device, on_case=_print_case, on_failures=_print_failures,
+        progress=sys.stderr.isatty())
+    if main:
+        workers = f" by {done.processes} processes" if done.processes > 1 else ""
+        print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} cases into "
+              f"{done.output_dir}{workers} (times: {done.times})")
+    return 1 if done.failed else 0

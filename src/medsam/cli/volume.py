@@ -23,9 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _mask_volumes(args: argparse.Namespace) -> int:
-    from ..evaluation.results import write_csv
     from ..evaluation.volumes import file_volumes
-    from ..fileutil import check_writable_output, committed_together
+    from ..fileutil import check_writable_output, committed_together, write_csv
     from ..metrics.volumes import PIXEL_UNITS
 
     if args.output is not None:
@@ -50,9 +49,9 @@ def _mask_volumes(args: argparse.Namespace) -> int:
 
 def _agreement(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..evaluation.results import read_results, write_csv
+    from ..evaluation.results import read_results
     from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
-    from ..fileutil import check_writable_output, committed_together
+    from ..fileutil import check_writable_output, committed_together, write_csv
 
     if args.output is None:
         raise InputError("--agreement needs -o FOLDER for the statistics and plots")

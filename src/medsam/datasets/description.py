@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DATASET_KEYS = {"name", "modality", "images", "labels", "classes", "label_threshold",
@@ -158,7 +158,7 @@ def read_structured_file(path: str | os.PathLike) -> Any:
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"{path}: not valid YAML ({first_line(exc)})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -20,9 +20,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..fileutil import atomic_path
+from ..fileutil import atomic_path, write_csv
 from ..metrics.case import PERCENT_METRICS
-from .results import ResultRow, write_csv
+from .results import ResultRow
 from .stats import CORRECTION_NAMES, adjust_pvalues, paired_wilcoxon
 
 __all__ = ["ComparisonRow", "compare_methods", "comparison_markdown", "write_comparison", "paired_values"]

@@ -148,8 +148,7 @@ def write_expert_comparison(scores: Sequence[ExpertScore], folder: str | os.Path
                             plot: bool = True) -> list[Path]:
     """Write ``experts_scores.csv`` (every score), ``experts.csv`` and
     ``experts.md`` (the table) and ``experts.png`` (the plot) into ``folder``."""
-    from ..fileutil import atomic_path
-    from .results import write_csv
+    from ..fileutil import atomic_path, write_csv
 
     folder = Path(folder)
     table = expert_table(scores, model_name)

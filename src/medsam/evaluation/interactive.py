@@ -286,8 +286,7 @@ def write_results(rows: Sequence[StepRow], out_dir: Any) -> dict[str, Any]:
     Returns the paths and the medians over objects per step."""
     from pathlib import Path
 
-    from ..fileutil import atomic_path
-    from .results import write_csv
+    from ..fileutil import atomic_path, write_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

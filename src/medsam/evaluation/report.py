@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import InputError
-from ..fileutil import atomic_folder
+from ..fileutil import atomic_folder, write_csv
 from ..metrics.case import PERCENT_METRICS
 from .compare import compare_methods, comparison_markdown, write_comparison
 from .plots import box_plot
-from .results import ResultRow, write_csv
+from .results import ResultRow
 from .summary import metric_title, summarize, summary_markdown, write_summary
 from .volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
 

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import InputError
-from ..fileutil import atomic_path
+from ..fileutil import write_csv
 from ..metrics.case import CaseMetrics
 
-__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics",
-           "write_csv"]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,22 +57,6 @@ def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) ->
     return [ResultRow(task=task, method=method, **dataclasses.asdict(m)) for m in metrics]
 
 
-def _format(value: object) -> str:
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else ("-inf" if value < 0 else "nan"))
-    return str(value)
-
-
-def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
-    """Write a CSV atomically (the final file appears only when complete)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow([_format(v) for v in row])
-    return path
 
 
 def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:

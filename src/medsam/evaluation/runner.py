@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..datasets.description import case_id
-from ..errors import InputError, MedSAMError
+from ..errors import InputError, MedSAMError, as_failure
 from ..io.geometry import Geometry
 from ..io.values import binarise
 from ..metrics.case import evaluate_labels
@@ -68,11 +68,12 @@ class EvaluateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationRun:
-    """Rows of the cases that succeeded and ``(case, message)`` of those that
-    failed; ``complete`` only when nothing failed."""
+    """Rows of the cases that succeeded and ``(case, error)`` of those that failed
+    (each error names its case; :meth:`MedSAMError.render` words its hint);
+    ``complete`` only when nothing failed."""
 
     rows: list[ResultRow]
-    failures: list[tuple[str, str]]
+    failures: list[tuple[str, MedSAMError]]
     n_cases: int
 
     @property
@@ -106,11 +107,11 @@ def list_cases(folder: Path, role: str, pattern: re.Pattern | None = None) -> di
 
 
 def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
-                ) -> tuple[list[tuple[str, Path, Path]], list[tuple[str, str]]]:
+                ) -> tuple[list[tuple[str, Path, Path]], list[tuple[str, MedSAMError]]]:
     """Pair prediction and reference files by case name.
 
     Returns the matched ``(case, pred, gt)`` triples and the unmatched cases as
-    ``(case, message)`` failures. No match at all is an :class:`InputError`.
+    ``(case, error)`` failures. No match at all is an :class:`InputError`.
     """
     preds = list_cases(Path(pred_dir), "prediction")
     gts = list_cases(Path(gt_dir), "reference")
@@ -118,8 +119,9 @@ def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
     if not matched:
         raise InputError(f"no case names in common between {pred_dir} ({len(preds)} files) and "
                          f"{gt_dir} ({len(gts)} files)")
-    unmatched = [(c, f"no prediction in {pred_dir}") for c in sorted(set(gts) - set(preds))]
-    unmatched += [(c, f"no reference in {gt_dir}") for c in sorted(set(preds) - set(gts))]
+    unmatched: list[tuple[str, MedSAMError]] = [
+        (c, InputError(f"case {c}: no prediction in {pred_dir}")) for c in sorted(set(gts) - set(preds))]
+    unmatched += [(c, InputError(f"case {c}: no reference in {gt_dir}")) for c in sorted(set(preds) - set(gts))]
     return matched, unmatched
 
 
@@ -233,7 +235,7 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
         gt, gt_geometry, gt_placed = load_mask_geometry(gt_path, "reference")
         pred, gt = _to_labels(pred, pred_path, config), _to_labels(gt, gt_path, config)
     except MedSAMError as exc:
-        raise InputError(f"case {case}: {exc}") from None
+        raise InputError(f"case {case}: {exc.message}", option=exc.option) from None
     pred_spacing = tuple(pred_geometry.spacing) if pred_geometry.spacing_known else None
     gt_spacing = tuple(gt_geometry.spacing) if gt_geometry.spacing_known else None
     if pred.shape != gt.shape:
@@ -252,14 +254,12 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
     return rows_from_metrics(metrics, config.task, config.method)
 
 
-def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, str | None]:
+def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, MedSAMError | None]:
     case, pred_path, gt_path, config = args
     try:
         return case, evaluate_case(case, pred_path, gt_path, config), None
-    except (MedSAMError, ValueError) as exc:
-        return case, None, str(exc)
-    except Exception as exc:  # a bug or a library failure: report it with its type, never drop the case
-        return case, None, f"case {case}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # no failure of one case may stop the others, or be dropped
+        return case, None, as_failure(exc, f"case {case}")
 
 
 def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
@@ -288,12 +288,12 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     finally:
         bar.close()
     rows = [r for case in sorted(results) for r in results[case]]
-    return EvaluationRun(rows=rows, failures=sorted(failures), n_cases=n_cases)
+    return EvaluationRun(rows=rows, failures=sorted(failures, key=lambda f: f[0]), n_cases=n_cases)
 
 
-def _collect(case: str, rows: list[ResultRow] | None, error: str | None,
-             results: dict[str, list[ResultRow]], failures: list[tuple[str, str]]) -> None:
+def _collect(case: str, rows: list[ResultRow] | None, error: MedSAMError | None,
+             results: dict[str, list[ResultRow]], failures: list[tuple[str, MedSAMError]]) -> None:
     if rows is not None:
         results[case] = rows
     else:
-        failures.append((case, error or "failed"))
+        failures.append((case, error or MedSAMError(f"case {case}: failed")))

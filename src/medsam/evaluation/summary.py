@@ -9,9 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..fileutil import atomic_path
+from ..fileutil import atomic_path, write_csv
 from ..metrics.case import METRIC_NAMES, PERCENT_METRICS, MetricAccumulator, MetricSummary, length_unit
-from .results import ResultRow, write_csv
+from .results import ResultRow
 
 __all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
 

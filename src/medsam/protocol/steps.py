@@ -192,8 +192,9 @@ def step_predict(config: ProtocolConfig, description: Description) -> str:
 
 def step_volumes(config: ProtocolConfig, description: Description) -> str:
     """Volume agreement of each method on the 3D lesion datasets (key-slice prompts)."""
-    from ..evaluation.results import read_results, write_csv
+    from ..evaluation.results import read_results
     from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
+    from ..fileutil import write_csv
 
     folder = config.out / "volumes"
     folder.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,13 @@ NIIVUE_BUNDLE = "node_modules/@niivue/niivue/dist/index.js"
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
+#: how a page user sets the options errors name (``MedSAMError.render``); options the page
+#: has no control for get no hint (never a Python argument)
+WEB_HINTS: dict[str, str] = {
+    "modality": "choose the modality (CT, MR, X-ray, ...) before opening the image",
+}
+
+
 def niivue_bundle(viewer_dir: Path = VIEWER_DIR) -> Path:
     """The NiiVue ES module installed from the npm registry.
 
@@ -138,7 +145,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     @app.exception_handler(MedSAMError)
     async def medsam_error(request: Request, exc: MedSAMError) -> Any:
         status = exc.status if isinstance(exc, SessionError) else 400
-        return JSONResponse({"detail": public_message(str(exc), store.root)}, status_code=status)
+        return JSONResponse({"detail": public_message(exc.render(WEB_HINTS), store.root)}, status_code=status)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:

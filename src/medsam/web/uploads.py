@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..io import Geometry
 from ..io.dispatch import extension
 
@@ -82,7 +82,7 @@ def extract_zip(path: Path, folder: Path, max_bytes: int) -> Path:
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
                     ValueError) as exc:
                 raise InputError(f"{path.name}: member {member.filename!r} is damaged or does not "
-                                 f"match its header ({str(exc) or type(exc).__name__})") from None
+                                 f"match its header ({first_line(exc)})") from None
     return folder
 
 
