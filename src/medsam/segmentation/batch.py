@@ -108,7 +108,10 @@ class FolderResult:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class PreparedCase:
+    """A case read and checked by :func:`prepare_case`: its prompts, its image after the
+    intensity step, and where its label map goes."""
+
     case: Case
     prompts: list[BoxPrompt]
     image: np.ndarray
@@ -143,7 +146,7 @@ def overlay_path(output: str | os.PathLike) -> Path:
 
 
 def prepare_case(path: str | os.PathLike, output: str | os.PathLike, options: CaseOptions = CaseOptions(),
-                 prompts_file: PromptsFile | None = None, boxes: Sequence[BoxPrompt] = ()) -> _Prepared:
+                 prompts_file: PromptsFile | None = None, boxes: Sequence[BoxPrompt] = ()) -> PreparedCase:
     """Read one case and check everything about it before any model work: outputs free,
     prompts valid for this image, intensities normalisable.
 
@@ -163,10 +166,10 @@ def prepare_case(path: str | os.PathLike, output: str | os.PathLike, options: Ca
     resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry, options.mode)
     image = prepare_intensities(case.image, case.geometry, options.modality or case.modality,
                                 options.window, options.level, options.width)
-    return _Prepared(case, prompts, image, output)
+    return PreparedCase(case, prompts, image, output)
 
 
-def segment_prepared(prepared: _Prepared, segmenter: Segmenter2D, options: CaseOptions = CaseOptions(),
+def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: CaseOptions = CaseOptions(),
                      progress: bool = False) -> CaseResult:
     """Segment a case from :func:`prepare_case` and write its label map (and overlay)."""
     from ..fileutil import committed_together
