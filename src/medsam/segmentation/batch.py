@@ -243,8 +243,9 @@ def _segment_one(case: Path, output: Path, segmenter: Segmenter2D, options: Case
         done = segment_prepared(prepare_case(case, output, options, prompts_file, boxes), segmenter, options)
         return replace(done, seconds=time.perf_counter() - start)   # reading included
     except Exception as exc:  # no failure of one case may stop the others
-        return CaseResult(case_name(case), case, output, seconds=time.perf_counter() - start,
-                          error=as_failure(exc, str(case)))
+        # our errors name their file (the input, or the output that could not be written)
+        error = exc if isinstance(exc, MedSAMError) else as_failure(exc, str(case))
+        return CaseResult(case_name(case), case, output, seconds=time.perf_counter() - start, error=error)
 
 
 def segment_folder(folder: str | os.PathLike, segmenter_for: Callable[[str | torch.device], Segmenter2D],
