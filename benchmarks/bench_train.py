@@ -43,7 +43,7 @@ def child(variant: str, batch: int, args: argparse.Namespace) -> dict:
 
     import torch
 
-    from medsam.modeling.build import build_model
+    from medsam.modeling import build_model
     from medsam.training.losses import dice_bce_loss
     from medsam.training.step import SegmentationStep, autocast_context, set_train_mode
 

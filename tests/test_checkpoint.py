@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import medsam
-from medsam.checkpoint import infer_variant, load_model, load_state_dict
+from medsam.checkpoint import load_state_dict
 from medsam.errors import CheckpointError, InputError, MedSAMError
+from medsam.loading import infer_variant, load_model
 from medsam.modeling import build_model
 
 from reference_sam import load_reference
@@ -236,16 +237,18 @@ def test_registered_names_carry_their_preprocessing(tmp_path):
     """Named weights carry the transform of their registry entry (SAM's for Meta's
     files); a file is not judged by its name: one called like Meta's SAM file, with
     other contents, gets the variant's default."""
-    from medsam.checkpoint import _preprocessing
+    from medsam.loading import _preprocessing
+    from medsam.modeling import model_kind
 
     nowhere = tmp_path / "not_read.pth"
-    assert _preprocessing("sam_vit_b", nowhere, "vit_b", {}, None) == (
+    vit_b = model_kind("vit_b")
+    assert _preprocessing("sam_vit_b", nowhere, vit_b, {}, None) == (
         "sam", "registered weights sam_vit_b")
-    assert _preprocessing("medsam_vit_b", nowhere, "vit_b", {}, None)[0] == "medsam"
+    assert _preprocessing("medsam_vit_b", nowhere, vit_b, {}, None)[0] == "medsam"
     impostor = tmp_path / "sam_vit_b_01ec64.pth"
     impostor.write_bytes(b"PK\x03\x04 not Meta's file")
-    assert _preprocessing(str(impostor), impostor, "vit_b", {}, None) == (
-        None, "the variant's default")
+    assert _preprocessing(str(impostor), impostor, vit_b, {}, None) == (
+        "medsam", "the variant's default")
 
 
 def _register(monkeypatch, path, name="test_sam_file", variant="vit_b", transform="sam"):
@@ -319,7 +322,7 @@ def test_lite_checkpoint_loads_with_default_preprocessing(tmp_path):
     path = tmp_path / "trained.pth"
     torch.save(medsam.build_model("lite").state_dict(), path)
     model = medsam.load_model(path)
-    assert model.preprocessing is None
+    assert (model.preprocessing, model.preprocessing_source) == ("litemedsam", "the variant's default")
     assert MedSAMPredictor(model).transform.name == "litemedsam"
 
 
@@ -341,7 +344,7 @@ def test_odd_records_in_a_checkpoint_are_ignored(tmp_path, lite_state):
     path = tmp_path / "odd.pth"
     torch.save(with_metadata(lite_state, {"variant": ["lite"], "transform": 3}), path)
     model = load_model(path)
-    assert model.variant == "lite" and model.preprocessing is None
+    assert model.variant == "lite" and model.preprocessing == "litemedsam"
 
 
 def test_loading_leaves_the_random_state_alone(lite_file):

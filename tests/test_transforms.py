@@ -13,7 +13,6 @@ from medsam.transforms import (
     get_transform,
     longest_side_shape,
     spline_resize,
-    transform_for_variant,
 )
 
 # a few real 2D images of different modalities, sizes and aspect ratios
@@ -182,7 +181,5 @@ def test_sam_boxes_and_postprocess():
 def test_registry():
     assert set(TRANSFORMS) == {"medsam", "litemedsam", "sam"}
     assert isinstance(get_transform("sam"), SAMTransform)
-    assert transform_for_variant("lite") == "litemedsam"
-    assert transform_for_variant("vit_b") == "medsam"
     with pytest.raises(ValueError, match="unknown transform 'x'"):
         get_transform("x")

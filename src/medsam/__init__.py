@@ -13,8 +13,8 @@ from ._version import __version__
 
 # public name -> module that defines it
 _LAZY = {
-    "build_model": "medsam.modeling.build",
-    "load_model": "medsam.checkpoint",
+    "build_model": "medsam.modeling.registry",
+    "load_model": "medsam.loading",
     "MedSAMPredictor": "medsam.predictor",
     "segment_image": "medsam.segmentation.medsam_segmenter",
 }

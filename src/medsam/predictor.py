@@ -25,7 +25,7 @@ from .fileutil import atomic_path, check_writable_output
 from .intensity import prepare_intensities, to_three_channels
 from .modeling.sam import decode_prompts
 from .precision import precision_context, resolve_precision
-from .transforms import Transform, get_transform, transform_for_variant
+from .transforms import Transform, get_transform
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
 #: prompts per mask-decoder call on a CPU (``benchmarks/bench_model.py``: per-prompt time
@@ -53,6 +53,14 @@ def model_variant(model: torch.nn.Module) -> str:
         return "lite"
     proj = getattr(getattr(model.image_encoder, "patch_embed", None), "proj", None)
     return _VIT_WIDTHS.get(int(getattr(proj, "out_channels", 0) or 0), "vit")
+
+
+def _default_transform(variant: str) -> str:
+    """The registered default transform of ``variant`` (MedSAM's for an unknown ViT)."""
+    from .modeling.registry import MODEL_REGISTRY
+
+    kind = MODEL_REGISTRY.get(variant)
+    return kind.transform if kind is not None else "medsam"
 
 
 def _size2(values: Iterable) -> tuple[int, int]:
@@ -135,8 +143,9 @@ class MedSAMPredictor:
     ``model``: a ``Sam`` (``image_encoder``, ``prompt_encoder``, ``mask_decoder``).
     ``transform``: a name in :data:`medsam.transforms.TRANSFORMS`, a transform
     object, or None for the one the model's weights were trained with
-    (``model.preprocessing``, set by :func:`medsam.load_model` for registered
-    weights, e.g. ``sam`` for Meta's SAM files), else the variant's default. ``device``: ``cpu``,
+    (``model.preprocessing``, set by :func:`medsam.load_model` and
+    :func:`medsam.build_model`, e.g. ``sam`` for Meta's SAM files), else (a model
+    built elsewhere, such as Meta's) the variant's default. ``device``: ``cpu``,
     ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is. ``precision``:
     ``"exact"`` (float32), ``"bf16"`` or ``"auto"`` (the fastest mode that keeps the
     accuracy guard, today ``"exact"``; see :mod:`medsam.precision`); :attr:`precision`
@@ -151,8 +160,8 @@ class MedSAMPredictor:
         self.device = next(model.parameters()).device
         self.variant = model_variant(model)
         self.precision = resolve_precision(precision, self.device)
-        if transform is None:
-            transform = getattr(model, "preprocessing", None) or transform_for_variant(self.variant)
+        if transform is None:  # ours always say; Meta's Sam gets its variant's default
+            transform = getattr(model, "preprocessing", None) or _default_transform(self.variant)
         self.transform: Transform = get_transform(transform) if isinstance(transform, str) else transform
         size = model_image_size(model)
         if self.transform.image_size != size:
@@ -168,7 +177,7 @@ class MedSAMPredictor:
         LiteMedSAM), with the transform those weights were trained with (``sam`` for
         Meta's SAM files). ``download``: fetch the file when it is not cached yet
         (``progress``: say so on stderr)."""
-        from .checkpoint import load_model
+        from .loading import load_model
         from .weights import DEFAULT_WEIGHTS, get_entry, get_weights_path
 
         entry = get_entry(name or DEFAULT_WEIGHTS)

@@ -367,9 +367,3 @@ def get_transform(name: str) -> Transform:
     except KeyError:
         raise ValueError(f"unknown transform {name!r}; choose one of {sorted(TRANSFORMS)}") \
             from None
-
-
-def transform_for_variant(variant: str) -> str:
-    """Default transform name for a model variant: ``lite`` and ``unet`` (the box-cropped
-    U-Net, at LiteMedSAM's 256 input) -> ``litemedsam``, ViTs -> ``medsam``."""
-    return "litemedsam" if variant in ("lite", "unet") else "medsam"

@@ -50,9 +50,9 @@ def test_state_dict_layout_matches_reference(meta_models, variant):
 
 
 def test_registry_and_attributes():
-    assert set(MODEL_REGISTRY) == {"vit_b", "vit_l", "vit_h", "lite"}
+    assert set(MODEL_REGISTRY) == {"vit_b", "vit_l", "vit_h", "lite", "unet"}
     with torch.device("meta"):
-        for name in MODEL_REGISTRY:
+        for name in MODEL_CONFIGS:
             model = build_model(name)
             assert isinstance(model, Sam)
             assert model.variant == name
@@ -80,6 +80,6 @@ def test_top_level_api_is_wired():
 
     with torch.device("meta"):
         assert medsam.build_model("vit_b").variant == "vit_b"
-    from medsam.checkpoint import load_model
+    from medsam.loading import load_model
 
     assert medsam.load_model is load_model

@@ -155,7 +155,7 @@ def test_checkpoint_round_trip_and_output_shapes(lite, tmp_path, randomize):
     """Save a randomised model, load it back strictly through load_model (the
     variant inferred from the keys), and get the same outputs; embeddings are
     (B, 256, 64, 64) for 256x256 input."""
-    from medsam.checkpoint import load_model
+    from medsam.loading import load_model
 
     randomize(lite, seed=13, std=0.02)
     path = tmp_path / "lite.pth"

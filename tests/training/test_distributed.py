@@ -38,7 +38,7 @@ def test_two_gloo_processes_match_one_process(prepared_jsrt, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     one = torch.load(tmp_path / "one" / "last.pth", weights_only=True)
     two = torch.load(tmp_path / "two" / "last.pth", weights_only=True)
-    from medsam.modeling.build import build_model
+    from medsam.modeling import build_model
 
     torch.manual_seed(0)
     start = build_model("lite").state_dict()

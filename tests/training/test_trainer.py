@@ -98,7 +98,7 @@ def test_resume_continues_exactly(prepared_jsrt, tmp_path, one_thread):
 
 def test_bad_inputs_fail_before_training(prepared_jsrt, tmp_path):
     lite = tmp_path / "lite.pth"
-    from medsam.modeling.build import build_model
+    from medsam.modeling import build_model
 
     torch.save(build_model("lite").state_dict(), lite)
     with pytest.raises(CheckpointError, match="does not fit model variant 'vit_b'"):

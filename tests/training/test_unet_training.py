@@ -58,7 +58,7 @@ def test_unet_checkpoint_loads_and_segments_with_the_cli(unet_run, prepared_jsrt
 
 
 def test_unet_settings_that_do_not_apply_are_refused(prepared_jsrt, tmp_path):
-    with pytest.raises(InputError, match="U-Net"):
+    with pytest.raises(InputError, match="are for SAM models; 'unet' has no separate image encoder"):
         settings(prepared_jsrt, tmp_path / "r", freeze_image_encoder=True)
     with pytest.raises(InputError, match="max_minutes"):
         settings(prepared_jsrt, tmp_path / "r", max_minutes=0)
@@ -73,12 +73,13 @@ def test_a_sam_checkpoint_is_not_a_unet_start(prepared_jsrt, tmp_path, lite_meds
 
 def test_unet_box_covers_the_object_boxes_of_the_data(prepared_jsrt):
     """The samples the U-Net trains on are the SAM samples: same rows, same boxes."""
+    from medsam.modeling import model_kind
     from medsam.training.data import PreparedDataset
     from medsam.training.manifest import read_manifest
-    from medsam.transforms import get_transform, transform_for_variant
+    from medsam.transforms import get_transform
 
     rows = [r for r in read_manifest(prepared_jsrt) if r["split"] == "train"][:3]
-    data = PreparedDataset(prepared_jsrt, rows, get_transform(transform_for_variant("unet")), perturb=False)
+    data = PreparedDataset(prepared_jsrt, rows, get_transform(model_kind("unet").transform), perturb=False)
     for i in range(3):
         sample = data[i]
         assert sample["image"].shape == (3, 256, 256) and sample["mask"].shape == (1, 256, 256)

@@ -108,8 +108,6 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
     if args.world and not args.box:
         raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
-    if args.margin is not None and args.margin < 0:
-        raise InputError(f"--margin must be >= 0, got {args.margin:g}")
 
 
 def _boxes(args: argparse.Namespace) -> list[BoxPrompt]:
@@ -154,8 +152,7 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
     model, preprocessing and precision."""
     from .. import load_model
     from ..errors import WeightsDownloadError
-    from ..segmentation.unet_segmenter import make_segmenter
-    from ..transforms import transform_for_variant
+    from ..segmentation.segmenter import make_segmenter
     from ..weights import DEFAULT_WEIGHTS
 
     source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
@@ -171,9 +168,8 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
         store = EmbeddingStore()
     segmenter = make_segmenter(model, precision=args.precision, store=store)
     default = "" if (args.checkpoint or args.weights) else ", the default"
-    transform = model.preprocessing or transform_for_variant(model.variant)
     if report:
-        print(f"medsam: model {source} ({model.variant}{default}; {transform} preprocessing) on "
+        print(f"medsam: model {source} ({model.variant}{default}; {model.preprocessing} preprocessing) on "
               f"{model.device}, {getattr(segmenter, 'precision', 'exact')} precision [preprocessing: "
               f"{model.preprocessing_source}]", file=sys.stderr)
     return segmenter

@@ -1,7 +1,6 @@
-"""Model configurations and builders.
-
-``MODEL_REGISTRY`` maps a variant name to a builder function returning a
-randomly initialised :class:`~medsam.modeling.sam.Sam` in eval mode. Variants:
+"""SAM-architecture configurations and builders (registered in
+:data:`medsam.modeling.registry.MODEL_REGISTRY`). Each builder returns a randomly
+initialised :class:`~medsam.modeling.sam.Sam` in eval mode. Variants:
 
 ``vit_b``, ``vit_l``, ``vit_h``
     SAM's ViT encoders at 1024x1024 (MedSAM is ``vit_b``).
@@ -14,11 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple, Union
+from typing import Dict, Tuple, Union
 
 from torch import nn
 
-from ..errors import InputError
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
@@ -159,37 +157,3 @@ def build_sam(config: ModelConfig) -> Sam:
         variant=config.variant,
     )
     return model.eval()
-
-
-def _builder(variant: str) -> Callable[[], Sam]:
-    def build() -> Sam:
-        return build_sam(MODEL_CONFIGS[variant])
-
-    build.__name__ = f"build_{variant}"
-    build.__doc__ = f"Build a randomly initialised {variant!r} model (eval mode)."
-    return build
-
-
-build_vit_b = _builder("vit_b")
-build_vit_l = _builder("vit_l")
-build_vit_h = _builder("vit_h")
-build_lite = _builder("lite")
-
-MODEL_REGISTRY: Dict[str, Callable[[], Sam]] = {
-    "vit_b": build_vit_b,
-    "vit_l": build_vit_l,
-    "vit_h": build_vit_h,
-    "lite": build_lite,
-}
-
-
-def build_model(variant: str) -> Sam:
-    """Build a randomly initialised model of ``variant`` (a ``MODEL_REGISTRY``
-    key), in eval mode. Raises :class:`~medsam.errors.InputError` for an
-    unknown name. Build under ``with torch.device("meta"):`` to get the
-    structure without allocating weights."""
-    builder = MODEL_REGISTRY.get(variant)
-    if builder is None:
-        raise InputError(f"unknown model variant {variant!r}; choose one of "
-                         f"{', '.join(MODEL_REGISTRY)}")
-    return builder()

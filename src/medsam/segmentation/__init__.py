@@ -7,6 +7,8 @@
 * :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)``;
 * :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
   and ``segment_image(image, geometry, prompts, model)``;
+* :mod:`.unet_segmenter` - the box-cropped U-Net as a ``Segmenter2D``
+  (``make_segmenter(model)`` picks the one a model's registry entry names);
 * :mod:`.cases` - cases on disk (files, DICOM folders, npz with boxes), output names.
 
 The intensity step is :func:`medsam.intensity.prepare_intensities`; label volumes are
@@ -29,7 +31,16 @@ from .prompts import (
                       read_prompts_file,
                       resolve_prompt,
 )
-from .segmenter import CallableSegmenter, PointSegmenter2D, Segmenter2D, SliceCache, as_segmenter, segment_object
+from .segmenter import (
+                        CallableSegmenter,
+                        PointSegmenter2D,
+                        Segmenter2D,
+                        SliceCache,
+                        as_segmenter,
+                        make_segmenter,
+                        segment_object,
+)
+from .unet_segmenter import BoxUNetSegmenter
 
 __all__ = [
     "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
@@ -38,6 +49,6 @@ __all__ = [
     "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
     "SliceCache",
     "as_segmenter", "propagate_3d", "segment", "Case",
-    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter",
+    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter",
     "segment_image",
 ]

@@ -123,15 +123,14 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
 
 def check_config(c: TrainConfig) -> None:
     """InputError for settings out of range."""
-    from ..modeling.build import MODEL_REGISTRY
-    from ..modeling.unet import UNET_VARIANT
+    from ..modeling.registry import MODEL_REGISTRY
 
-    variants = [*MODEL_REGISTRY, UNET_VARIANT]
-    if c.variant not in variants:
-        raise InputError(f"variant {c.variant!r} unknown; choose one of {', '.join(variants)}")
-    if c.variant == UNET_VARIANT and (c.freeze_image_encoder or c.cache_embeddings):
-        raise InputError("freeze_image_encoder and cache_embeddings are for SAM models; the "
-                         "U-Net has no separate image encoder")
+    kind = MODEL_REGISTRY.get(c.variant)
+    if kind is None:
+        raise InputError(f"variant {c.variant!r} unknown; choose one of {', '.join(MODEL_REGISTRY)}")
+    if not kind.promptable and (c.freeze_image_encoder or c.cache_embeddings):
+        raise InputError(f"freeze_image_encoder and cache_embeddings are for SAM models; {c.variant!r} "
+                         f"has no separate image encoder")
     if c.max_minutes is not None and c.max_minutes <= 0:
         raise InputError(f"max_minutes must be positive, got {c.max_minutes}")
     for name in ("epochs", "batch_size"):

@@ -5,10 +5,12 @@ Used by :mod:`medsam.training.trainer` and ``benchmarks/bench_train.py``."""
 from __future__ import annotations
 
 import contextlib
+from typing import cast
 
 import torch
 import torch.nn as nn
 
+from ..modeling.registry import model_kind
 from ..modeling.sam import Sam, decode_prompts
 from ..modeling.unet import BoxUNet
 from ..precision import precision_context
@@ -19,14 +21,16 @@ def box_logits(model: Sam | BoxUNet, images: torch.Tensor | None, boxes: torch.T
                ) -> torch.Tensor:
     """Low-res logits (B, 1, 256, 256) of one box per image: images (B, 3, S, S) (or a
     SAM model's precomputed ``embeddings``), boxes (B, 4) XYXY in the input frame. A
-    :class:`~medsam.modeling.unet.BoxUNet` takes the images and boxes directly."""
-    if isinstance(model, BoxUNet):
+    model that is not promptable (the U-Net; see :class:`~medsam.modeling.registry.ModelKind`)
+    takes the images and boxes directly."""
+    if not model_kind(model.variant).promptable:
         assert images is not None
         return model(images, boxes)
+    sam = cast(Sam, model)
     if embeddings is None:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_image_encoder):
-            embeddings = model.image_encoder(images)
-    low, _ = decode_prompts(model, embeddings, boxes=boxes)
+            embeddings = sam.image_encoder(images)
+    low, _ = decode_prompts(sam, embeddings, boxes=boxes)
     return low
 
 
@@ -73,11 +77,11 @@ def set_train_mode(sam: Sam | BoxUNet, freeze_bn: bool, freeze_image_encoder: bo
     """Training mode, with a SAM model's prompt encoder (frozen), and if asked BatchNorm
     or the whole image encoder, in eval mode."""
     sam.train()
-    if isinstance(sam, BoxUNet):
+    if not model_kind(sam.variant).promptable:
         return
-    sam.prompt_encoder.eval()
+    cast(Sam, sam).prompt_encoder.eval()
     if freeze_image_encoder:
-        sam.image_encoder.eval()
+        cast(Sam, sam).image_encoder.eval()
     if freeze_bn:
         for module in sam.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -31,8 +31,9 @@ import torch.nn as nn
 
 from .. import distributed as dist_utils
 from ..errors import InputError
+from ..modeling.registry import model_kind
 from ..modeling.sam import Sam
-from ..modeling.unet import UNET_VARIANT, BoxUNet
+from ..modeling.unet import BoxUNet
 from ..transforms import Transform
 from .checkpointing import RESUME_NAME, load_resume, save_resume, save_weights, set_rng_state
 from .config import TrainConfig, config_dict, save_config
@@ -62,13 +63,12 @@ def build_initial_model(config: TrainConfig) -> Sam | BoxUNet:
     """The model to train: random (``init: scratch``, seeded) or loaded from any
     checkpoint :func:`medsam.load_model` reads; CheckpointError when it does not fit
     ``variant``."""
-    from ..checkpoint import load_model
-    from ..modeling.build import build_model
-    from ..modeling.unet import build_unet
+    from ..loading import load_model
+    from ..modeling.registry import build_model
 
     torch.manual_seed(config.seed)
     if config.init in ("scratch", "", None):
-        return build_unet() if config.variant == UNET_VARIANT else build_model(config.variant)
+        return build_model(config.variant)
     return load_model(config.init, variant=config.variant)
 
 
@@ -223,20 +223,21 @@ def weights_metadata(config: TrainConfig, transform: Transform, train_rows: list
     record = {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
               "image_size": int(transform.image_size), "init": str(config.init or "scratch"),
               "trained_on": sorted({str(r["dataset"]) for r in train_rows})}
-    if isinstance(model, BoxUNet):
-        record[UNET_VARIANT] = model.config.record()
+    kind = model_kind(config.variant)
+    if model is not None and kind.architecture is not None:
+        record[kind.name] = kind.architecture(model)
     return record
 
 
 def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
     """Check every input, then build the model, optimizer and data of the run."""
-    from ..transforms import get_transform, transform_for_variant
+    from ..transforms import get_transform
 
     env = dist_utils.read_env()
     device = dist_utils.device_for(env, config.device)
     folder = _prepare_run_dir(config, resume, overwrite)
     train_rows, tune_rows = select_rows(config)
-    transform = get_transform(config.transform or transform_for_variant(config.variant))
+    transform = get_transform(config.transform or model_kind(config.variant).transform)
     sam = build_initial_model(config)
     if transform.image_size != sam.image_size:
         raise InputError(f"transform {transform.name!r} makes {transform.image_size}-pixel "
@@ -329,10 +330,10 @@ def _place_model(sam: Sam | BoxUNet, config: TrainConfig, env: dist_utils.DistEn
                  device: torch.device) -> tuple[Sam | BoxUNet, nn.Module]:
     """Freeze what the paper freezes, move to ``device``, wrap for DDP:
     (the model, the module a training step calls)."""
-    if isinstance(sam, Sam):
-        sam.prompt_encoder.requires_grad_(False)
+    if model_kind(sam.variant).promptable:
+        cast(Sam, sam).prompt_encoder.requires_grad_(False)
         if config.freeze_image_encoder:
-            sam.image_encoder.requires_grad_(False)
+            cast(Sam, sam).image_encoder.requires_grad_(False)
     sam.to(device)
     if env.distributed and device.type == "cuda" and not config.freeze_bn:
         sam = cast(Sam, nn.SyncBatchNorm.convert_sync_batchnorm(sam))
