@@ -32,7 +32,7 @@ def test_steps_run_in_the_papers_order():
 def test_sam_runs_only_when_its_weights_are_at_hand(tmp_path, monkeypatch, lite_medsam_checkpoint):
     from medsam.datasets.description import parse_dataset
     from medsam.protocol.config import PUBLISHED, SAM
-    from medsam.protocol.steps import Methods
+    from medsam.protocol.methods import Methods
 
     monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "empty_cache"))
     spec = parse_dataset({"name": "x", "modality": "us", "images": "*.png"}, tmp_path, "test")
@@ -44,3 +44,11 @@ def test_sam_runs_only_when_its_weights_are_at_hand(tmp_path, monkeypatch, lite_
     with_sam = ProtocolConfig(Path("d.json"), tmp_path / "out", published=str(lite_medsam_checkpoint),
                               sam_weights=str(lite_medsam_checkpoint), device="cpu")
     assert list(Methods(with_sam).for_dataset(spec)) == [PUBLISHED, SAM]
+
+
+def test_every_step_has_an_entry_and_only_the_page_is_always_rebuilt():
+    from medsam.protocol.config import STEPS
+    from medsam.protocol.steps import STEP_TABLE
+
+    assert tuple(STEP_TABLE) == STEPS
+    assert [name for name, step in STEP_TABLE.items() if step.always] == ["report"]

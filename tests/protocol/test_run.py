@@ -10,27 +10,7 @@ from medsam.evaluation.results import read_results
 from medsam.protocol import ProtocolConfig, run_protocol
 from medsam.protocol.config import FINETUNED, PUBLISHED, UNET
 
-
-def small_description(folder, shared_data):
-    datasets = [
-        {"name": "jsrt", "modality": "xray", "images": "jsrt_scr_cxr/images/*.png",
-         "labels": "jsrt_scr_cxr/masks_labels/{stem}.png",
-         "classes": {"1": "right_lung", "2": "left_lung", "3": "heart"}},
-        {"name": "drive", "modality": "fundus", "images": "drive_fundus/test/images/*.tif",
-         "case_pattern": "^(\\d+)_", "labels": "drive_fundus/test/1st_manual/{case}_manual1.gif",
-         "label_threshold": 127, "classes": {"1": "vessels"},
-         "raters": {"1st": "drive_fundus/test/1st_manual/{case}_manual1.gif",
-                    "2nd": "drive_fundus/test/2nd_manual/{case}_manual2.gif"}},
-        {"name": "busi", "modality": "us", "images": "busi_breast_us/images/*.png",
-         "labels": "busi_breast_us/masks/{stem}.png", "label_threshold": 127,
-         "classes": {"1": "lesion"}, "external": True},
-        {"name": "recist", "modality": "ct", "intensity": "none", "images": "medsam2_recist/*.npz",
-         "classes": {"1": "lesion"}, "min_pixels": 10, "min_voxels": 100, "prompt": "key_slice",
-         "external": True},
-    ]
-    path = folder / "protocol.json"
-    path.write_text(json.dumps({"root": str(shared_data), "seed": 0, "datasets": datasets}))
-    return path
+from .descriptions import small_description
 
 
 @pytest.fixture(scope="module")

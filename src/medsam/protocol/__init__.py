@@ -9,9 +9,11 @@ of fine-tuning on internal and external tasks, tumour-volume agreement and the
 comparison with human raters, on one results page.
 
 * :mod:`.config` - :class:`ProtocolConfig`, the steps and the image categories;
+* :mod:`.layout` - the output folder, and reading what earlier steps left there;
+* :mod:`.methods` - the compared methods' weights and segmenters (each model loaded once);
 * :mod:`.predict` - every method on a dataset's evaluation cases, scored;
-* :mod:`.steps` - the steps and :func:`run_protocol` (resumable);
-* :mod:`.page` - the results page.
+* :mod:`.page` - the results page;
+* :mod:`.steps` - the steps and :func:`run_protocol` (resumable).
 """
 
 from .config import STEPS, ProtocolConfig, category

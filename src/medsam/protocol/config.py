@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..datasets.description import Description
 from ..errors import InputError
 from ..evaluation.accuracy import BOX_SETTINGS
 from ..intensity import RGB_MODALITIES
@@ -85,3 +86,17 @@ class ProtocolConfig:
             raise InputError("training budgets must be positive minutes")
         if self.max_cases is not None and self.max_cases < 1:
             raise InputError(f"max_cases must be at least 1, got {self.max_cases}")
+
+
+def load_protocol_description(config: ProtocolConfig) -> Description:
+    """The description, with its root replaced by ``config.data_root`` when given."""
+    from ..datasets.description import load_description, parse_description, read_structured_file
+    from ..fileutil import existing_folder
+
+    if config.data_root is None:
+        return load_description(config.description)
+    data = read_structured_file(config.description)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "root"}
+    existing_folder(config.data_root, "data folder")
+    return parse_description(data, Path(config.data_root), source=Path(config.description))

@@ -16,7 +16,8 @@ from ..evaluation.report import ReportConfig, build_report, write_index
 from ..evaluation.results import ResultRow, read_results
 from ..evaluation.stats import paired_wilcoxon
 from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig, category
-from .steps import evaluation_cases, manifest_rows, read_steps
+from .layout import evaluation_cases, manifest_rows, read_steps, unet_folder, weights_file
+from .methods import Methods
 
 Section = tuple[str, str, list[str]]
 
@@ -138,8 +139,6 @@ def _data_section(config: ProtocolConfig, description: Description) -> Section:
 
 
 def _methods_section(config: ProtocolConfig, description: Description) -> Section:
-    from .steps import Methods, weights_file
-
     steps = read_steps(config.out)
     sam = (f"{SAM}: zero-shot with `{config.sam_weights}`." if Methods(config).sam_available() else
            f"{SAM}: **not run: weights absent** (`{config.sam_weights}` is not in the weights "
@@ -157,7 +156,7 @@ def _methods_section(config: ProtocolConfig, description: Description) -> Sectio
         f"- {sam}",
     ]
     untrained = sorted({category(s.modality) for s in description.datasets
-                        if weights_file(config.out / "train" / f"unet_{category(s.modality)}") is None})
+                        if weights_file(unet_folder(config.out, s.modality)) is None})
     if untrained:
         lines.insert(3, f"- No {UNET} for {', '.join(untrained)}: no training data of that category, "
                         f"so its tasks have no {UNET} scores (n/a).")

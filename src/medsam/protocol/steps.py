@@ -1,78 +1,24 @@
 """The steps of ``medsam reproduce`` and the resumable run that chains them.
 
-Output folder::
-
-    prepared/                  medsam prepare's output (split 80/10/10 by case; external
-                               datasets are all validation)
-    train/finetune/            LiteMedSAM fine-tuned (medsam train's run folder)
-    train/unet_<category>/     one U-Net per image category with training data
-    results/<setting>/<dataset>.csv   every method's rows (medsam evaluate's columns)
-    volumes/  raters/<dataset>/        tumour-volume agreement, model against raters
-    report/<setting>/          medsam report's folder per box setting
-    steps.json                 each finished step's time and note
-    index.html, index.md       everything on one page (:mod:`medsam.protocol.page`)
-
-A step recorded in ``steps.json`` is not run again (``redo`` runs it again); within a
-step, training resumes from its ``resume.pt`` and prediction skips the datasets whose
-results exist for the same methods, so an interrupted run continues where it stopped.
+Each step writes its part of the output folder (:mod:`.layout`). A step recorded in
+``steps.json`` is not run again (``redo`` runs it again), except the steps marked
+``always`` (the results page, rebuilt from whatever is there); within a step, training
+resumes from its ``resume.pt`` and prediction skips the datasets whose results exist
+for the same methods, so an interrupted run continues where it stopped.
 """
-
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from ..datasets.description import DatasetSpec, Description, load_description, parse_description, read_structured_file
-from ..fileutil import atomic_path, existing_folder
-from .config import FINETUNED, PUBLISHED, SAM, STEPS, UNET, ProtocolConfig, category
-
-STEPS_FILE = "steps.json"
-
-
-def load_protocol_description(config: ProtocolConfig) -> Description:
-    """The description, with its root replaced by ``config.data_root`` when given."""
-    if config.data_root is None:
-        return load_description(config.description)
-    data = read_structured_file(config.description)
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k != "root"}
-    existing_folder(config.data_root, "data folder")
-    return parse_description(data, Path(config.data_root), source=Path(config.description))
-
-
-def read_steps(out: Path) -> dict[str, dict]:
-    """Each finished step's record (seconds, note, finished) from ``steps.json``."""
-    path = out / STEPS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
-
-
-def manifest_rows(out: Path) -> list[dict]:
-    from ..training.manifest import read_manifest
-
-    return read_manifest(out / "prepared")
-
-
-def evaluation_cases(rows: list[dict], dataset: str) -> list[str]:
-    """A dataset's validation cases (all of an external dataset's)."""
-    return sorted({r["case"] for r in rows if r["dataset"] == dataset and r["split"] == "validation"})
-
-
-def train_datasets(rows: list[dict], description: Description) -> dict[str, list[str]]:
-    """Category -> the datasets with training objects (external ones have none)."""
-    trained = {r["dataset"] for r in rows if r["split"] == "train"}
-    out: dict[str, list[str]] = {}
-    for spec in description.datasets:
-        if spec.name in trained:
-            out.setdefault(category(spec.modality), []).append(spec.name)
-    return out
+from ..datasets.description import Description
+from .config import PUBLISHED, STEPS, ProtocolConfig, load_protocol_description
+from .layout import STEPS_FILE, evaluation_cases, manifest_rows, read_steps, train_datasets, write_json
+from .methods import Methods
+from .page import write_page
 
 
 def _train(config: ProtocolConfig, folder: Path, settings: dict) -> str:
@@ -117,48 +63,6 @@ def step_unet(config: ProtocolConfig, description: Description) -> str:
     return "; ".join(notes)
 
 
-def weights_file(folder: Path) -> Path | None:
-    """A run folder's best.pth, else last.pth (no tuning data), else None."""
-    for name in ("best.pth", "last.pth"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-class Methods:
-    """The methods' segmenters, each model loaded once, on first use."""
-
-    def __init__(self, config: ProtocolConfig) -> None:
-        self.config = config
-        self._models: dict[str, Any] = {}
-
-    def segmenter(self, source: str) -> Any:
-        """A fresh segmenter on the model of ``source`` (weights name or file)."""
-        from ..checkpoint import load_model
-        from ..segmentation.unet_segmenter import make_segmenter
-
-        if source not in self._models:
-            self._models[source] = load_model(source, device=self.config.device, progress=False)
-        return make_segmenter(self._models[source], precision="exact")
-
-    def sam_available(self) -> bool:
-        """SAM's weights are cached (a registered name) or are a file at hand."""
-        from ..weights import WEIGHTS, is_cached
-
-        name = self.config.sam_weights
-        return is_cached(name) if name in WEIGHTS else Path(name).is_file()
-
-    def for_dataset(self, spec: DatasetSpec) -> dict[str, Any]:
-        """Method name -> a fresh segmenter for ``spec`` (methods without weights left out)."""
-        train = self.config.out / "train"
-        sources = {PUBLISHED: self.config.published,
-                   FINETUNED: weights_file(train / "finetune"),
-                   UNET: weights_file(train / f"unet_{category(spec.modality)}"),
-                   SAM: self.config.sam_weights if self.sam_available() else None}
-        return {name: self.segmenter(str(source)) for name, source in sources.items()
-                if source is not None}
-
-
 def step_predict(config: ProtocolConfig, description: Description) -> str:
     from ..evaluation.results import write_results
     from .predict import evaluate_methods
@@ -184,7 +88,7 @@ def step_predict(config: ProtocolConfig, description: Description) -> str:
             path.parent.mkdir(parents=True, exist_ok=True)
             if result_rows:  # none when no case kept an object big enough for a box
                 write_results(result_rows, path)
-        _write_json(record, wanted)
+        write_json(record, wanted)
         done.append(spec.name)
     return (f"{len(done)} datasets scored" +
             (f"; no evaluation case in {', '.join(skipped)} (training only)" if skipped else ""))
@@ -238,15 +142,20 @@ def step_raters(config: ProtocolConfig, description: Description) -> str:
     return "; ".join(notes) or "no dataset has raters"
 
 
-def step_report(config: ProtocolConfig, description: Description) -> str:
-    from .page import write_page
+@dataclass(frozen=True)
+class Step:
+    """A step of the protocol: ``run(config, description)`` -> a one-line note;
+    ``always``: run even when ``steps.json`` records it as done."""
 
-    return write_page(config, description)
+    run: Callable[[ProtocolConfig, Description], str]
+    always: bool = False
 
 
-STEP_FUNCTIONS: dict[str, Callable[[ProtocolConfig, Description], str]] = {
-    "prepare": step_prepare, "finetune": step_finetune, "unet": step_unet, "predict": step_predict,
-    "volumes": step_volumes, "raters": step_raters, "report": step_report,
+#: the steps, by name, in :data:`~medsam.protocol.config.STEPS` order
+STEP_TABLE: dict[str, Step] = {
+    "prepare": Step(step_prepare), "finetune": Step(step_finetune), "unet": Step(step_unet),
+    "predict": Step(step_predict), "volumes": Step(step_volumes), "raters": Step(step_raters),
+    "report": Step(write_page, always=True),
 }
 
 
@@ -259,14 +168,14 @@ def run_protocol(config: ProtocolConfig, redo: bool = False,
     record = read_steps(config.out)
     say = log or (lambda line: None)
     for step in STEPS:
-        if step not in config.steps or (step in record and not redo and step != "report"):
+        if step not in config.steps or (step in record and not redo and not STEP_TABLE[step].always):
             continue
         say(f"{step}: running")
         start = time.perf_counter()
-        note = STEP_FUNCTIONS[step](config, description)
+        note = STEP_TABLE[step].run(config, description)
         seconds = time.perf_counter() - start
         record = {**read_steps(config.out), step: {"seconds": round(seconds, 1), "note": note,
                                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")}}
-        _write_json(config.out / STEPS_FILE, record)
+        write_json(config.out / STEPS_FILE, record)
         say(f"{step}: {note} ({seconds / 60:.1f} min)")
     return config.out / "index.html"
