@@ -44,6 +44,20 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
 
 
 @pytest.fixture
+def same_place():
+    """``same_place(a, b, atol=1e-4)``: two Geometries place voxels at the same world
+    positions (same dimension; spacing, origin and direction equal to ``atol``)."""
+    import numpy as np
+
+    def close(a, b, atol: float = 1e-4) -> bool:
+        return (a.ndim == b.ndim and np.allclose(a.spacing, b.spacing, atol=atol)
+                and np.allclose(a.origin, b.origin, atol=atol)
+                and np.allclose(a.direction, b.direction, atol=atol))
+
+    return close
+
+
+@pytest.fixture
 def cli():
     return run_cli
 

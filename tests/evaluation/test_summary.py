@@ -55,7 +55,7 @@ def test_metric_titles_carry_the_unit():
     from medsam.evaluation.summary import metric_title
 
     def row(unit):
-        return ResultRow("t", "m", "c", 1, 0.9, 0.8, 1.0, 10, 10, 10.0, 10.0, unit)
+        return ResultRow("c", 1, 0.9, 0.8, 1.0, 10, 10, 10.0, 10.0, unit, task="t", method="m")
 
     assert metric_title("dsc") == "DSC (%)"
     assert metric_title("hd95", [row("mL")]) == "HD95 (mm)"

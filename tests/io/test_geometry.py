@@ -24,7 +24,7 @@ def test_index_world_matches_itk(shared_data, rel):
     np.testing.assert_allclose(g.world_to_index(world), idx, atol=1e-9)
 
 
-def test_permuted_direction_from_npz(shared_data):
+def test_permuted_direction_from_npz(same_place, shared_data):
     # RECIST npz geometry swaps x/y and flips z: a non-diagonal direction matrix.
     data = np.load(shared_data / "medsam2_recist/CT_Lesion_000001_02_01_008-023.npz")
     g = Geometry(spacing=data["spacing"][::-1], origin=data["origin"], direction=data["direction"])
@@ -32,7 +32,7 @@ def test_permuted_direction_from_npz(shared_data):
     g.apply_to(img)
     p = img.TransformContinuousIndexToPhysicalPoint((3.0, 2.0, 1.0))
     np.testing.assert_allclose(g.index_to_world([1, 2, 3]), p, atol=1e-9)
-    assert Geometry.from_sitk(img).isclose(g)
+    assert same_place(Geometry.from_sitk(img), g)
 
 
 def test_2d_and_sitk_roundtrip():
@@ -43,7 +43,6 @@ def test_2d_and_sitk_roundtrip():
     rgb = g.to_sitk(np.zeros((4, 6, 3), np.uint8))
     assert rgb.GetNumberOfComponentsPerPixel() == 3 and rgb.GetDimension() == 2
     assert Geometry.default(2).spacing_known is False
-    assert g.voxel_volume_mm3 == pytest.approx(0.125)
 
 
 @pytest.mark.parametrize("kwargs", [

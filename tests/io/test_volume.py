@@ -11,10 +11,6 @@ from medsam.io.volume import list_dicom_series, read_dicom_series
 DICOM = "totalseg/example_ct_dicom"
 
 
-def _assert_same_geometry(a, b, atol=1e-4):
-    assert a.isclose(b, atol=atol), (a, b)
-
-
 @pytest.mark.parametrize("image_rel,label_rel,ext", [
     ("totalseg/example_ct_sm.nii.gz", "totalseg/example_seg.nii.gz", ".nii.gz"),
     ("monai_testing/reoriented_anat_moved.nii", "monai_testing/reoriented_anat_moved_label.nii.gz", ".nii"),
@@ -24,7 +20,7 @@ def _assert_same_geometry(a, b, atol=1e-4):
     ("monai_testing/anatomical.nii", "monai_testing/anatomical_label.nii.gz", ".mhd"),
     ("pyradiomics_nrrd/breast1_image.nrrd", "pyradiomics_nrrd/breast1_label.nrrd", ".nhdr"),
 ])
-def test_volume_roundtrip(shared_data, tmp_path, image_rel, label_rel, ext):
+def test_volume_roundtrip(same_place, shared_data, tmp_path, image_rel, label_rel, ext):
     image, g = io.read(shared_data / image_rel)
     ref = sitk.ReadImage(str(shared_data / image_rel))
     assert image.shape == ref.GetSize()[::-1]
@@ -32,16 +28,16 @@ def test_volume_roundtrip(shared_data, tmp_path, image_rel, label_rel, ext):
     assert g.origin == pytest.approx(ref.GetOrigin())
     assert g.direction == pytest.approx(ref.GetDirection())
     labels, lg = io.read(shared_data / label_rel)
-    _assert_same_geometry(g, lg)
+    assert same_place(g, lg), (g, lg)
     out = io.write_labels(labels, tmp_path / f"mask{ext}", g)
     back, bg = io.read(out)
     assert back.shape == image.shape and back.dtype in (np.uint8, np.uint16)
     np.testing.assert_array_equal(back, labels)
-    _assert_same_geometry(bg, g)
+    assert same_place(bg, g), (bg, g)
     # the image itself round-trips too (intensities and geometry)
     img_back, ig = io.read(io.write(image, tmp_path / f"image{ext}", g))
     np.testing.assert_array_equal(img_back, image)
-    _assert_same_geometry(ig, g)
+    assert same_place(ig, g), (ig, g)
     # nothing else is left in the folder (detached headers name their final data file)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert not [n for n in names if n.startswith(".")], names
@@ -67,7 +63,7 @@ def test_dicom_series_sorted_by_position(shared_data):
     assert -1100 <= ct.min() < -900 and ct.max() > 1000  # Hounsfield units (rescale applied)
 
 
-def test_dicom_mask_matches_seg_in_physical_space(shared_data, tmp_path):
+def test_dicom_mask_matches_seg_in_physical_space(same_place, shared_data, tmp_path):
     """A mask written from the DICOM series keeps the series' grid; TotalSegmentator's
     example_seg_dicom stores the same space with y flipped. Compared in world space, its
     bones fall on our bone voxels and all its organs inside our body mask; ignoring the
@@ -79,10 +75,10 @@ def test_dicom_mask_matches_seg_in_physical_space(shared_data, tmp_path):
     out = io.write_labels(ours, tmp_path / "ct_mask.nii.gz", g)
     mask, mg = io.read(out)
     assert mask.shape == ct.shape
-    assert mg.isclose(g)
+    assert same_place(mg, g)
 
     seg, sg = io.read(shared_data / "totalseg/example_seg_dicom.nii.gz")
-    assert sg.matrix[1, 1] == -1 and not sg.isclose(g)
+    assert sg.matrix[1, 1] == -1 and not same_place(sg, g)
     bone_ids = [*range(25, 51), *range(69, 75), *range(92, 118)]
 
     def scores(seg_on_ours):

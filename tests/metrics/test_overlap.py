@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from medsam.metrics import dice, volume_ml, voxel_volume_mm
+from medsam.metrics import dice, voxel_volume_mm
 
 
 def test_dice_known_value():
@@ -26,12 +26,8 @@ def test_dice_shape_mismatch():
         dice(np.zeros((3, 3)), np.zeros((3, 4)))
 
 
-def test_volume_ml():
-    m = np.zeros((10, 10, 10), bool)
-    m[:4, :5, :5] = True  # 100 voxels
-    assert volume_ml(m, (2.0, 0.5, 0.5)) == pytest.approx(100 * 0.5 / 1000)
+def test_voxel_volume():
+    assert voxel_volume_mm((2.0, 0.5, 0.5)) == 0.5
     assert voxel_volume_mm((0.5, 0.25)) == 0.125
-    with pytest.raises(ValueError):
-        volume_ml(m, (1.0, 1.0))
     with pytest.raises(ValueError):
         voxel_volume_mm((1.0, 0.0, 1.0))

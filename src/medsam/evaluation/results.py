@@ -26,21 +26,13 @@ __all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_
 
 
 @dataclasses.dataclass(frozen=True)
-class ResultRow:
-    """One row of a result table (see the module docstring for units)."""
+class ResultRow(CaseMetrics):
+    """One row of a result table: a case's :class:`~medsam.metrics.case.CaseMetrics`
+    with the task and the method they belong to (see the module docstring for units).
+    Every metric is a field of ``CaseMetrics`` alone; the table has a column for each."""
 
-    task: str
-    method: str
-    case: str
-    label: int
-    dsc: float
-    nsd: float
-    hd95: float
-    gt_voxels: int
-    pred_voxels: int
-    gt_volume: float
-    pred_volume: float
-    volume_unit: str
+    task: str = dataclasses.field(kw_only=True)
+    method: str = dataclasses.field(kw_only=True)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -48,15 +40,14 @@ class ResultRow:
         return (self.task, self.label, self.case)
 
 
-#: the columns of a result CSV: the fields of :class:`ResultRow`, in order
-RESULT_COLUMNS = tuple(f.name for f in dataclasses.fields(ResultRow))
+#: the columns of a result CSV: task, method, then the fields of :class:`CaseMetrics` in order
+RESULT_COLUMNS = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)))
 _TYPES = {f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(ResultRow)}
 
 
 def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) -> list[ResultRow]:
+    """Each of ``metrics`` as a row of ``task`` and ``method``."""
     return [ResultRow(task=task, method=method, **dataclasses.asdict(m)) for m in metrics]
-
-
 
 
 def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:

@@ -101,21 +101,9 @@ class Geometry:
         """The direction matrix as a ``(d, d)`` array (columns = index axes x, y[, z])."""
         return np.asarray(self.direction, dtype=float).reshape(self.ndim, self.ndim)
 
-    @property
-    def voxel_volume_mm3(self) -> float:
-        """Volume of one voxel in mm^3 (area in mm^2 for 2D)."""
-        return float(np.prod(self.spacing))
-
     def with_spacing(self, spacing: Sequence[float], spacing_known: bool = True) -> "Geometry":
         """A copy with a new spacing (array axis order)."""
         return replace(self, spacing=tuple(spacing), spacing_known=spacing_known)
-
-    def isclose(self, other: "Geometry", atol: float = 1e-4) -> bool:
-        """True when both geometries place voxels at the same world positions (to ``atol``)."""
-        return (self.ndim == other.ndim
-                and np.allclose(self.spacing, other.spacing, atol=atol)
-                and np.allclose(self.origin, other.origin, atol=atol)
-                and np.allclose(self.direction, other.direction, atol=atol))
 
     def check_shape(self, shape: Sequence[int], what: str = "array") -> None:
         """Raise ValueError unless ``shape`` is a ``ndim``-D grid, optionally with a

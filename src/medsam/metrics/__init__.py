@@ -5,7 +5,7 @@ always passed explicitly in array axis order, mm: (z, y, x) or (y, x).
 """
 
 from .case import CaseMetrics, MetricAccumulator, MetricSummary, evaluate_labels, present_labels, summarize_values
-from .overlap import dice, volume_ml, voxel_volume_mm
+from .overlap import dice, voxel_volume_mm
 from .surface import (
     SurfaceDistances,
     average_surface_distance,
@@ -31,6 +31,5 @@ __all__ = [
     "normalized_surface_distance",
     "present_labels",
     "surface_distances",
-    "volume_ml",
     "voxel_volume_mm",
 ]

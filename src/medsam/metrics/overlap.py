@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["dice", "voxel_volume_mm", "volume_ml", "ML_PER_MM3"]
+__all__ = ["dice", "voxel_volume_mm", "ML_PER_MM3"]
 
 ML_PER_MM3 = 1e-3
 
@@ -38,12 +38,3 @@ def voxel_volume_mm(spacing: Sequence[float]) -> float:
     if not spacing or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"spacing {tuple(spacing)} must be positive and finite (mm)")
     return float(np.prod(spacing))
-
-
-def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
-    """Volume of the foreground of a 3D ``mask`` in millilitres (1 mL = 1000 mm^3);
-    ``spacing`` (z, y, x) mm."""
-    mask = np.asarray(mask)
-    if mask.ndim != 3 or len(spacing) != 3:
-        raise ValueError(f"volume needs a 3D mask and 3 spacings, got shape {mask.shape} and {tuple(spacing)}")
-    return int(np.count_nonzero(mask)) * voxel_volume_mm(spacing) * ML_PER_MM3
