@@ -21,6 +21,7 @@ OPTION_HINTS: dict[str, str] = {
     "modality": "give the modality (ct, mr, xray, us, ...) to normalise them",
     "resume": "resume=True continues it, overwrite=True starts again",
     "case_pattern": "give a case pattern that finds the case name in every file name",
+    "margin": "give a margin of 0 or more",
 }
 
 

@@ -1,6 +1,10 @@
 """Values that would make a result silently wrong, tried on every path that takes them:
 each is refused with one line naming the file (or option) and the problem, exit 2 (1 for
-the cases of a batch), and nothing is written. Generated over formats and fields."""
+the cases of a batch), and nothing is written. Generated over formats and fields.
+
+Each error path is run once as a real ``medsam`` process (exit status, the one line);
+the variants of it (every format, field, value) are checked in-process, against the
+library function that refuses them or the parser, which is where the work is."""
 
 import csv
 import json
@@ -27,16 +31,27 @@ def one_error_line(result, *parts):
 
 # --- number options: never NaN or infinite ---------------------------------------------
 
+def test_a_non_finite_number_option_is_one_line_and_exit_2(cli, tmp_path):
+    r = cli("segment", "--margin=nan", "x", cwd=tmp_path)
+    assert r.returncode == 2
+    one_error_line(r, "argument --margin: expected a finite number, got 'nan'")
+    assert "usage:" not in r.stderr            # one line, not argparse's usage block
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
 @pytest.mark.parametrize("command,option", [("evaluate", "--tolerance"), ("experts", "--tolerance"),
                                             ("compare", "--alpha"), ("segment", "--margin"),
                                             ("serve", "--max-memory-gb"), ("volume", "--confidence")])
-def test_non_finite_number_options_are_refused(cli, tmp_path, command, option, value):
-    r = cli(command, f"{option}={value}", "x")
-    assert r.returncode == 2
-    one_error_line(r, f"argument {option}: expected a finite number, got '{value}'")
-    assert "usage:" not in r.stderr            # one line, not argparse's usage block
-    assert list(tmp_path.iterdir()) == []
+def test_non_finite_number_options_are_refused(capsys, command, option, value):
+    from medsam.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, f"{option}={value}", "x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"medsam {command}: error: argument {option}: expected a finite number, got '{value}' "
+                   f"(see `medsam {command} --help`)\n")
 
 
 def test_a_nan_tolerance_scores_nothing(cli, shared_data, tmp_path):
@@ -110,20 +125,30 @@ def _write_bad(fmt, path, value):
         _npz(path, value)
 
 
+def test_a_voxel_size_of_zero_is_one_line_and_exit_2(cli, tmp_path):
+    path = tmp_path / "bad.nii"
+    _write_bad(".nii", path, 0.0)
+    r = cli("volume", path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    one_error_line(r, path, "not a voxel size")
+    assert "mL" not in r.stdout
+
+
 @pytest.mark.parametrize("kind", list(BAD_SPACINGS))
 @pytest.mark.parametrize("fmt", [".nii", ".mha", ".nrrd", ".npz"])
-def test_a_voxel_size_that_is_not_one_is_refused(cli, tmp_path, fmt, kind):
+def test_a_voxel_size_that_is_not_one_is_refused(tmp_path, fmt, kind):
+    from medsam.errors import InputError
+
     path = tmp_path / f"bad{fmt}"
     _write_bad(fmt, path, BAD_SPACINGS[kind])
-    r = cli("volume", path)
     if fmt == ".nrrd" and kind == "negative":   # the axis vector (-2,0,0): a flipped axis, 2 mm
-        assert r.returncode == 0, r.stderr
         assert io.read(path)[1].spacing == (1.0, 1.0, 2.0)
         return
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    one_error_line(r, path)
-    assert "not a voxel size" in r.stderr or "malformed" in r.stderr or "not a list of" in r.stderr
-    assert "mL" not in r.stdout
+    with pytest.raises(InputError) as error:
+        io.read(path)
+    message = str(error.value)
+    assert str(path) in message and "\n" not in message
+    assert "not a voxel size" in message or "malformed" in message or "not a list of" in message
 
 
 def test_a_dicom_pixel_spacing_of_zero_is_refused(cli, shared_data, tmp_path):
@@ -170,20 +195,33 @@ def _table(path, bad_column=None, bad_value=None, extra=False):
     return path
 
 
-@pytest.mark.parametrize("column,value,words", [
-    ("dsc", "2.5", "dsc 2.5 is outside [0, 1]"), ("dsc", "-0.1", "dsc -0.1 is outside [0, 1]"),
-    ("nsd", "85", "divide percentages by 100"), ("dsc", "nan", "dsc nan is outside"),
-    ("hd95", "-1", "hd95 -1 is not a size"), ("gt_volume", "nan", "gt_volume nan is not a size")])
 @pytest.mark.parametrize("command", ["compare", "report"])
-def test_metric_values_out_of_range_are_refused(cli, tmp_path, command, column, value, words):
-    bad = _table(tmp_path / "bad.csv", column, value)
+def test_a_metric_out_of_range_is_one_line_and_exit_2(cli, tmp_path, command):
+    bad = _table(tmp_path / "bad.csv", "nsd", "85")
     good = _table(tmp_path / "good.csv")
     args = [bad, good, "--names", "a,b", "-o", tmp_path / "out"] if command == "compare" \
         else [bad, "-o", tmp_path / "out"]
     r = cli(command, *args)
     assert r.returncode == 2, r.stdout
-    one_error_line(r, f"{bad}, line 5", words)
+    one_error_line(r, f"{bad}, line 5", "nsd 85 is outside [0, 1]; medsam tables hold fractions: "
+                                        "divide percentages by 100")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("column,value,words", [
+    ("dsc", "2.5", "dsc 2.5 is outside [0, 1]"), ("dsc", "-0.1", "dsc -0.1 is outside [0, 1]"),
+    ("nsd", "85", "divide percentages by 100"), ("dsc", "nan", "dsc nan is outside"),
+    ("hd95", "-1", "hd95 -1 is not a size"), ("gt_volume", "nan", "gt_volume nan is not a size")])
+def test_metric_values_out_of_range_are_refused(tmp_path, column, value, words):
+    from medsam.errors import InputError
+    from medsam.evaluation.results import load_tables, read_results
+
+    bad = _table(tmp_path / "bad.csv", column, value)
+    good = _table(tmp_path / "good.csv")
+    for read in (lambda: read_results(bad), lambda: load_tables([bad, good], ["a", "b"])):
+        with pytest.raises(InputError) as error:
+            read()
+        assert str(error.value).startswith(f"{bad}, line 5: ") and words in str(error.value)
 
 
 def test_a_result_row_with_extra_values_is_refused(cli, tmp_path):
@@ -205,18 +243,33 @@ def test_a_prompts_row_with_extra_values_is_refused(cli, shared_data, tmp_path):
     assert not (tmp_path / "s.png").exists()
 
 
-@pytest.mark.parametrize("suffix", [".json", ".csv"])
-def test_two_prompts_with_one_label_are_refused(cli, shared_data, tmp_path, suffix):
-    prompts = tmp_path / f"p{suffix}"
-    if suffix == ".json":
-        prompts.write_text(json.dumps([{"box": [10, 10, 100, 100], "label": 2},
-                                       {"box": [200, 200, 300, 300], "label": 2}]))
+def _one_label_twice(path):
+    if path.suffix == ".json":
+        path.write_text(json.dumps([{"box": [10, 10, 100, 100], "label": 2},
+                                    {"box": [200, 200, 300, 300], "label": 2}]))
     else:
-        prompts.write_text("case,x0,y0,x1,y1,label\nJPCLN001,10,10,100,100,2\nJPCLN001,200,200,300,300,2\n")
+        path.write_text("case,x0,y0,x1,y1,label\nJPCLN001,10,10,100,100,2\nJPCLN001,200,200,300,300,2\n")
+    return path
+
+
+def test_two_prompts_with_one_label_are_one_line_and_exit_2(cli, shared_data, tmp_path):
+    prompts = _one_label_twice(tmp_path / "p.json")
     r = cli("segment", shared_data / "jsrt_scr_cxr/images/JPCLN001.png", "--prompts", prompts,
             "-o", tmp_path / "s.png")
     assert r.returncode == 2
     one_error_line(r, prompts, "prompts 1 and 2 both have label 2")
+    assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_two_prompts_with_one_label_are_refused(tmp_path, suffix):
+    from medsam.errors import InputError
+    from medsam.segmentation import load_prompts
+
+    prompts = _one_label_twice(tmp_path / f"p{suffix}")
+    with pytest.raises(InputError, match="prompts 1 and 2 both have label 2") as error:
+        load_prompts(prompts).for_case("JPCLN001")
+    assert str(prompts) in str(error.value)
 
 
 # --- messages: a DICOM series without an id, a file where a folder belongs -------------------

@@ -1,5 +1,7 @@
 import shutil
 
+import pytest
+
 import medsam
 from medsam.cli import main
 
@@ -15,12 +17,17 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "usage: medsam" in capsys.readouterr().out
 
 
-def test_import_does_not_import_torch():
+@pytest.mark.parametrize("code", ["import medsam",
+                                  "from medsam.cli import build_parser; build_parser()"])
+def test_import_and_the_parser_do_not_import_torch(code):
+    """``import medsam`` does no work, and neither does building the command line's
+    parser: an option error is reported in well under a second, not after importing
+    torch (a U-Net segmenter once imported it at module level)."""
     import subprocess
     import sys
 
-    code = "import sys, medsam; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print('torch' in sys.modules)"],
+                         capture_output=True, text=True,
                          env={"PYTHONPATH": str(__import__('pathlib').Path(medsam.__file__).parents[1])})
     assert out.stdout.strip() == "False", out.stderr
 

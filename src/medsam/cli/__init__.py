@@ -59,6 +59,7 @@ CLI_HINTS: dict[str, str] = {
     "modality": "give --modality (ct, mr, xray, us, ...) to normalise them",
     "resume": "--resume continues it, --overwrite starts again",
     "case_pattern": "see --case-pattern",
+    "margin": "see --margin",
 }
 
 

@@ -70,7 +70,7 @@ class CaseOptions:
 
     def __post_init__(self) -> None:
         if self.margin is not None and not (np.isfinite(self.margin) and self.margin >= 0):
-            raise InputError(f"margin must be a number >= 0, got {self.margin:g}")
+            raise InputError(f"margin must be a number >= 0, got {self.margin:g}", option="margin")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""Batch segmentation in the library (what ``medsam segment`` calls): one file, odd image
+shapes, and a folder with a broken case, with the real LiteMedSAM on real radiographs."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from medsam import io
+from medsam.errors import InputError
+from medsam.metrics import dice
+from medsam.segmentation import BoxPrompt, make_segmenter, mask_to_box
+from medsam.segmentation.batch import TIMES_NAME, CaseOptions, segment_file, segment_folder
+
+JSRT = "jsrt_scr_cxr"
+
+
+@pytest.fixture(scope="module")
+def segmenter(lite_medsam_model):
+    return make_segmenter(lite_medsam_model, precision="exact")
+
+
+def heart_box(shared_data, case):
+    heart, _ = io.read(shared_data / JSRT / "masks_heart" / f"{case}.png")
+    return BoxPrompt(tuple(float(v) for v in mask_to_box(heart > 0)), label=1, name="heart"), heart > 0
+
+
+def test_one_file_is_segmented_into_its_output(segmenter, shared_data, tmp_path):
+    prompt, heart = heart_box(shared_data, "JPCLN001")
+    result = segment_file(shared_data / JSRT / "images/JPCLN001.png", segmenter, tmp_path / "heart.png",
+                          CaseOptions(overlay=True), boxes=[prompt])
+    assert result.ok and result.case == "JPCLN001" and result.output == tmp_path / "heart.png"
+    labels, _ = io.read(result.output)
+    assert labels.shape == heart.shape and set(np.unique(labels)) == {0, 1}
+    assert dice(labels == 1, heart) > 0.75   # the published weights find the heart (0.79 on this case)
+    assert result.volumes[0].voxels == int((labels == 1).sum()) and result.names == {1: "heart"}
+    assert result.overlay is not None and result.overlay.is_file()
+    with pytest.raises(InputError, match="heart.png: output exists; pass overwrite=True"):   # never replaced unasked
+        segment_file(shared_data / JSRT / "images/JPCLN001.png", segmenter, tmp_path / "heart.png",
+                     boxes=[prompt])
+
+
+@pytest.mark.parametrize("shape,box", [((1, 1), (0, 0, 1, 1)), ((3, 7), (0, 0, 3, 2)),
+                                       ((1, 5000), (0, 0, 4000, 1)), ((5000, 2), (0, 0, 2, 4000))])
+def test_tiny_and_extreme_images_segment(segmenter, tmp_path, shape, box):
+    from PIL import Image
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.full(shape, 200, np.uint8)).save(path)
+    result = segment_file(path, segmenter, tmp_path / "s.png", boxes=[BoxPrompt(box)])
+    assert result.ok and io.read(tmp_path / "s.png")[0].shape == shape
+
+
+def test_a_folder_goes_on_past_a_broken_case(segmenter, shared_data, tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    for case in ("JPCLN001", "JPCLN002"):
+        shutil.copy(shared_data / JSRT / f"images/{case}.png", cases)
+    (cases / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    seen, failures = [], []
+    done = segment_folder(cases, lambda device: segmenter, tmp_path / "segs", boxes=[BoxPrompt((100, 80, 200, 200))],
+                          device="cpu", on_case=seen.append, on_failures=failures.extend)
+    assert [c.case for c in done.cases] == ["JPCLN001", "JPCLN002", "broken"] == [c.case for c in seen]
+    assert [c.case for c in done.failed] == ["broken"] == [c.case for c in failures]
+    assert str(cases / "broken.png") in str(done.failed[0].error)
+    assert sorted(p.name for p in done.output_dir.iterdir()) == ["JPCLN001.png", "JPCLN002.png", TIMES_NAME]
+    with open(done.times, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["case"], r["status"]) for r in rows] == [("JPCLN001", "ok"), ("JPCLN002", "ok"), ("broken", "failed")]
+    assert rows[2]["error"] and all(float(r["seconds"]) > 0 for r in rows)
+    with pytest.raises(InputError, match=TIMES_NAME):     # a second run does not replace them unasked
+        segment_folder(cases, lambda device: segmenter, tmp_path / "segs", boxes=[BoxPrompt((100, 80, 200, 200))])
+
+
+@pytest.mark.parametrize("margin", [-1.0, float("nan")])
+def test_a_negative_or_missing_margin_is_refused(margin):
+    with pytest.raises(InputError, match="margin must be a number >= 0") as error:
+        CaseOptions(margin=margin)
+    assert error.value.option == "margin"
