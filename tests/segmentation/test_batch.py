@@ -78,3 +78,41 @@ def test_a_negative_or_missing_margin_is_refused(margin):
     with pytest.raises(InputError, match="margin must be a number >= 0") as error:
         CaseOptions(margin=margin)
     assert error.value.option == "margin"
+
+
+MR = "monai_testing/anatomical.nii"
+
+
+@pytest.mark.parametrize("name,box,slice_,modality,message", [
+    ("missing.nii.gz", "1,1,5,5", None, None, "missing.nii.gz"),
+    ("notes.txt", "1,1,5,5", None, None, "unsupported file type"),
+    ("bad.nii.gz", "1,1,5,5", 0, None, "bad.nii.gz"),
+    ("empty_dir", "1,1,5,5", None, None, "no images to segment"),
+    (JSRT + "/images/JPCLN001.png", "0,0,2000,50", None, None, "outside the image"),
+    (JSRT + "/images/JPCLN001.png", "10,10,10,50", None, None, "zero"),
+    (MR, "1,1,5,5", 25, "mr", "slice 25 is out of range"),
+    (MR, "1,1,5,5", None, "mr", "needs a slice"),
+    (JSRT + "/images/JPCLN001.png", None, None, None, "not valid JSON"),
+    (MR, "1,1,0,5,5,2", None, None, "modality"),
+    (MR, "1,1,0,5,5,2", None, "xyz", "xyz"),
+])
+def test_bad_input_is_refused_before_any_work(shared_data, tmp_path, name, box, slice_, modality, message):
+    """Every problem of a case is found by prepare_case (plan_folder for a folder) before a
+    model is loaded, and nothing is written."""
+    from medsam.segmentation import load_prompts, parse_box_text
+    from medsam.segmentation.batch import plan_folder, prepare_case
+
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "bad.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "bad.json").write_text("{oops")
+    path = (tmp_path if not name.startswith((JSRT, "monai")) else shared_data) / name
+    out = tmp_path / "out" / "mask.nii.gz"
+    with pytest.raises(InputError, match=message):
+        if path.is_dir():
+            plan_folder(path, tmp_path / "out")
+        else:
+            prompts = load_prompts(tmp_path / "bad.json") if box is None else None
+            boxes = [BoxPrompt(parse_box_text(box), slice=slice_)] if box else []
+            prepare_case(path, out, CaseOptions(modality=modality), prompts, boxes)
+    assert not (tmp_path / "out").exists()
