@@ -60,9 +60,9 @@ def train_datasets(rows: list[dict], description: Description) -> dict[str, list
     return out
 
 
-def unet_folder(out: Path, modality: str) -> Path:
-    """The run folder of the U-Net of ``modality``'s image category."""
-    return out / "train" / f"unet_{category(modality)}"
+def unet_folder(out: Path, image_category: str) -> Path:
+    """The run folder of the U-Net of an image category (:func:`~.config.category`)."""
+    return out / "train" / f"unet_{image_category}"
 
 
 def weights_file(folder: Path) -> Path | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..datasets.description import DatasetSpec
 from ..segmentation.segmenter import Segmenter2D
-from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig
+from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig, category
 from .layout import unet_folder, weights_file
 
 
@@ -40,7 +40,7 @@ class Methods:
         out = self.config.out
         return {PUBLISHED: self.config.published,
                 FINETUNED: weights_file(out / "train" / "finetune"),
-                UNET: weights_file(unet_folder(out, spec.modality)),
+                UNET: weights_file(unet_folder(out, category(spec.modality))),
                 SAM: self.config.sam_weights if self.sam_available() else None}
 
     def for_dataset(self, spec: DatasetSpec) -> dict[str, Segmenter2D]:

@@ -156,7 +156,7 @@ def _methods_section(config: ProtocolConfig, description: Description) -> Sectio
         f"- {sam}",
     ]
     untrained = sorted({category(s.modality) for s in description.datasets
-                        if weights_file(unet_folder(config.out, s.modality)) is None})
+                        if weights_file(unet_folder(config.out, category(s.modality))) is None})
     if untrained:
         lines.insert(3, f"- No {UNET} for {', '.join(untrained)}: no training data of that category, "
                         f"so its tasks have no {UNET} scores (n/a).")

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..datasets.description import Description
 from .config import PUBLISHED, STEPS, ProtocolConfig, load_protocol_description
-from .layout import STEPS_FILE, evaluation_cases, manifest_rows, read_steps, train_datasets, write_json
+from .layout import STEPS_FILE, evaluation_cases, manifest_rows, read_steps, train_datasets, unet_folder, write_json
 from .methods import Methods
 from .page import write_page
 
@@ -56,7 +56,7 @@ def step_unet(config: ProtocolConfig, description: Description) -> str:
     """One U-Net per image category that has training data, from scratch."""
     notes = []
     for name, datasets in train_datasets(manifest_rows(config.out), description).items():
-        note = _train(config, config.out / "train" / f"unet_{name}", {
+        note = _train(config, unet_folder(config.out, name), {
             "variant": "unet", "init": "scratch", "datasets": ",".join(datasets),
             "batch_size": config.unet_batch, "lr": 1e-3, "max_minutes": config.unet_minutes})
         notes.append(f"{name} ({', '.join(datasets)}): {note}")
