@@ -69,6 +69,13 @@ class WeightsDownloadError(MedSAMError):
     """Named weights could not be downloaded or verified."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install an optional extra: ``pip install 'medsam-toolkit[web]'``."""
+    from ._version import DISTRIBUTION
+
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 def first_line(error: BaseException) -> str:
     """The first non-blank line of an exception's text, else its type's name: the one
     line a report shows of an exception that is not ours (a library's, the machine's)."""

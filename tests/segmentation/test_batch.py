@@ -41,6 +41,15 @@ def test_one_file_is_segmented_into_its_output(segmenter, shared_data, tmp_path)
                      boxes=[prompt])
 
 
+def test_a_volume_written_as_seg_nrrd_carries_the_prompts_names(segmenter, shared_data, tmp_path):
+    boxes = [BoxPrompt((70, 29, 0, 92, 51, 18), label=1, name="kidney right"), BoxPrompt((26, 30, 5, 50, 52, 14),
+                                                                                         label=3)]
+    result = segment_file(shared_data / "totalseg/example_ct_sm.nii.gz", segmenter, tmp_path / "ct.seg.nrrd",
+                          CaseOptions(modality="ct"), boxes=boxes)
+    assert io.read_segments(result.output) == [io.Segment(1, "kidney right", io.label_colour(1)),
+                                               io.Segment(3, "label 3", io.label_colour(3))]
+
+
 @pytest.mark.parametrize("shape,box", [((1, 1), (0, 0, 1, 1)), ((3, 7), (0, 0, 3, 2)),
                                        ((1, 5000), (0, 0, 4000, 1)), ((5000, 2), (0, 0, 2, 4000))])
 def test_tiny_and_extreme_images_segment(segmenter, tmp_path, shape, box):

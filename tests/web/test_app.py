@@ -99,6 +99,13 @@ def test_ct_session_objects_undo_export_and_replay(server, http, shared_data, tm
                                         "--window", "abdomen")
     np.testing.assert_array_equal(replayed, labels)
     assert replay_geometry == geometry
+    # the nrrd export is a 3D Slicer segmentation: named, coloured segments
+    slicer = http.get(f"{url}/labels", params={"format": "nrrd"})
+    assert slicer.headers["content-disposition"].endswith('filename="example_ct_sm.seg.nrrd"')
+    (tmp_path / "web.seg.nrrd").write_bytes(slicer.content)
+    assert io.read_segments(tmp_path / "web.seg.nrrd") == [
+        io.Segment(1, "right kidney", io.label_colour(1)), io.Segment(2, "left kidney", io.label_colour(2))]
+    np.testing.assert_array_equal(io.read(tmp_path / "web.seg.nrrd")[0], labels)
 
     gone = http.delete(f"{url}/objects/1").json()["objects"]
     assert [o["label"] for o in gone] == [2]

@@ -1,6 +1,7 @@
 """Upload handling and the viewer's NIfTI, without a server."""
 
 import gzip
+import shutil
 import struct
 import zipfile
 
@@ -67,9 +68,33 @@ def test_viewer_nifti_rgb24_keeps_the_pixels_and_the_geometry_of_the_labels(tmp_
 def test_a_missing_viewer_is_named_with_how_to_install_it(tmp_path):
     from medsam.errors import MedSAMError
     from medsam.web import create_app
+    from medsam.web.assets import VIEWER_DIR
 
-    with pytest.raises(MedSAMError, match=f"NiiVue viewer is not installed in {tmp_path}.*npm ci --prefix"):
+    with pytest.raises(MedSAMError, match=f"NiiVue viewer is not installed in {tmp_path}: it has no package.json"):
         create_app(lambda: None, viewer_dir=tmp_path)
+    shutil.copyfile(VIEWER_DIR / "package.json", tmp_path / "package.json")
+    with pytest.raises(MedSAMError, match=f"not installed in {tmp_path} \\(@niivue/niivue/dist/index.js is "
+                                          f"missing\\): .*npm ci --prefix {tmp_path}`, or install a built wheel"):
+        create_app(lambda: None, viewer_dir=tmp_path)
+
+
+def test_the_viewer_is_found_where_a_wheel_or_npm_ci_put_it(tmp_path):
+    """A wheel's flat ``assets/`` (by served name) or a checkout's ``node_modules``."""
+    from medsam.web import viewer_files
+    from medsam.web.assets import VIEWER_DIR, served_paths
+
+    shutil.copyfile(VIEWER_DIR / "package.json", tmp_path / "package.json")
+    served = served_paths(tmp_path)
+    assert set(served) == {"niivue.js", "swagger-ui-bundle.js", "swagger-ui.css"}
+    (tmp_path / "assets").mkdir()
+    for name in served:
+        (tmp_path / "assets" / name).write_text(name)
+    assert viewer_files(tmp_path) == {name: tmp_path / "assets" / name for name in served}
+    (tmp_path / "assets" / "niivue.js").unlink()
+    module = tmp_path / "node_modules" / served["niivue.js"]
+    module.parent.mkdir(parents=True)
+    module.write_text("bundle")
+    assert viewer_files(tmp_path)["niivue.js"] == module
 
 
 def _lying_zip(path):

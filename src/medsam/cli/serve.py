@@ -60,9 +60,9 @@ def _replay_options(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
+    from ..errors import InputError, install_hint
     from ..segmentation import MedSAMSegmenter
-    from ..web import ServerLimits, create_app, niivue_bundle
+    from ..web import ServerLimits, create_app, viewer_files
     from .segment import model_segmenter
 
     for name in ("max_sessions", "idle_minutes", "max_upload_mb", "max_memory_gb"):
@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be positive")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: not a port number (0..65535)")
-    niivue_bundle()  # fail before loading the model when the viewer is missing
+    viewer_files()  # fail before loading the model when the viewer is missing
     try:
         import uvicorn
     except ImportError:
-        raise InputError("medsam serve needs FastAPI and uvicorn: pip install 'medsam[web]'") from None
+        raise InputError(f"medsam serve needs FastAPI and uvicorn: {install_hint('web')}") from None
     token = args.token
     if not _loopback(args.host):
         token = token or secrets.token_urlsafe(16)

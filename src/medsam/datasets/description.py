@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, first_line
+from ..errors import InputError, first_line, install_hint
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DATASET_KEYS = {"name", "modality", "images", "labels", "classes", "label_threshold",
@@ -153,7 +153,7 @@ def read_structured_file(path: str | os.PathLike) -> Any:
         try:
             import yaml
         except ImportError:
-            raise InputError(f"{path}: reading YAML needs PyYAML: pip install 'medsam[train]' "
+            raise InputError(f"{path}: reading YAML needs PyYAML: {install_hint('train')} "
                              f"(or write the file as JSON)") from None
         try:
             return yaml.safe_load(text)

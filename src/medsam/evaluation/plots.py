@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import MedSAMError
+from ..errors import MedSAMError, install_hint
 from ..fileutil import atomic_path
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _figure(figsize: tuple[float, float], ncols: int = 1, layout: Literal["const
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise MedSAMError("plots need matplotlib: pip install 'medsam[plots]'") from None
+        raise MedSAMError(f"plots need matplotlib: {install_hint('plots')}") from None
     fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols)

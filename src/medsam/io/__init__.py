@@ -14,6 +14,7 @@ from .geometry import Geometry
 from .npz import NpzCase, read_npz, write_npz
 from .overlay import overlay_montage_rgb, overlay_rgb, write_overlay_montage, write_overlay_png
 from .resample import resample
+from .segments import LABEL_COLOURS, TISSUE, Code, Segment, label_colour, read_segments, segments_of
 from .volume import DicomSeries, list_dicom_series, read_dicom_series
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "extension", "is_supported", "NpzCase", "read_npz", "write_npz", "overlay_rgb",
     "overlay_montage_rgb", "write_overlay_montage",
     "write_overlay_png", "resample", "DicomSeries", "list_dicom_series", "read_dicom_series",
+    "Segment", "Code", "TISSUE", "LABEL_COLOURS", "segments_of", "read_segments", "label_colour",
 ]

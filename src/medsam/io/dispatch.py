@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -142,6 +143,22 @@ def as_label_map(mask: np.ndarray) -> np.ndarray:
 
 
 def write_labels(labels: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,
-                 overwrite: bool = False) -> Path:
-    """Write a label map (0 = background) as uint8/uint16 in ``geometry`` (see :func:`write`)."""
-    return write(as_label_map(labels), path, geometry, overwrite=overwrite)
+                 overwrite: bool = False, names: Mapping[int, str] | None = None) -> Path:
+    """Write a label map (0 = background) as uint8/uint16 in ``geometry`` (see :func:`write`).
+
+    A ``.seg.nrrd`` also carries 3D Slicer's segment fields (:mod:`.segments`): each label's
+    name (``names[label]``, else ``label <n>``), colour, label value, layer and extent.
+    """
+    label_map = as_label_map(labels)
+    if Path(path).name.lower().endswith(".seg.nrrd"):
+        from .segments import segments_of, slicer_fields
+
+        if label_map.ndim != 3:
+            raise InputError(f"{path}: a .seg.nrrd holds a 3D segmentation (3D Slicer's format); write a "
+                             f"2D label map as .png or .nrrd")
+        if geometry is None:
+            geometry = Geometry.default(3)
+        geometry.check_shape(label_map.shape)
+        return write_volume(label_map, path, geometry, overwrite=overwrite,
+                            fields=slicer_fields(label_map, segments_of(label_map, names)))
+    return write(label_map, path, geometry, overwrite=overwrite)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -55,6 +55,9 @@ def image_to_array(image: Any, path: str | os.PathLike) -> tuple[np.ndarray, Geo
         raise InputError(f"{path}: {dim}D images are not supported (only 2D and 3D)")
     channels = image.GetNumberOfComponentsPerPixel()
     if channels != 1 and not (dim == 2 and channels in (3, 4)):
+        if str(path).lower().endswith(".seg.nrrd"):
+            raise InputError(f"{path}: a 3D Slicer segmentation with {channels} layers (overlapping segments); "
+                             f"medsam reads one-layer label maps: in Slicer, export it as a labelmap volume")
         raise InputError(f"{path}: images with {channels} components per voxel are not supported")
     array = _sitk().GetArrayFromImage(image)
     if channels == 4:  # RGBA -> RGB
@@ -162,9 +165,10 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
 
 
 def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
-                 overwrite: bool = False, compress: bool = True) -> Path:
+                 overwrite: bool = False, compress: bool = True, fields: Mapping[str, str] | None = None) -> Path:
     """Write ``array`` (array axis order) with ``geometry`` to a SimpleITK format chosen by
     the extension of ``path``, atomically, and check that the file reads back the same.
+    ``fields`` are extra header key/values (NRRD's ``key:=value``: Slicer's segments).
 
     Raises:
         InputError: ``path`` exists and ``overwrite`` is false, or ITK refuses the data.
@@ -174,6 +178,8 @@ def write_volume(array: np.ndarray, path: str | os.PathLike, geometry: Geometry,
     if array.dtype == bool:
         array = array.astype(np.uint8)
     image = geometry.to_sitk(array)
+    for key, value in (fields or {}).items():
+        image.SetMetaData(key, value)
     path = Path(path)
     if str(path).lower().endswith(DETACHED_EXTENSIONS):
         return _write_detached(image, path, overwrite, compress)

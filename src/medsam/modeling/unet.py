@@ -16,7 +16,7 @@ what the SAM decoder takes and gives exactly what it gives:
 
 So the trainer, the tuning metric, the predictor's post-processing and every tool
 that segments with a :class:`~medsam.segmentation.segmenter.Segmenter2D` work on it
-unchanged. MONAI is an optional dependency (``pip install 'medsam[unet]'``), imported
+unchanged. MONAI is an optional dependency (``pip install 'medsam-toolkit[unet]'``), imported
 when a network is built.
 """
 
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, install_hint
 
 #: the variant name of box-cropped U-Nets in checkpoints and on the command line
 UNET_VARIANT = "unet"
@@ -77,7 +77,7 @@ def _dynunet(config: UNetConfig) -> nn.Module:
     try:
         from monai.networks.nets import DynUNet
     except ImportError:
-        raise InputError("the U-Net needs MONAI: pip install 'medsam[unet]'") from None
+        raise InputError(f"the U-Net needs MONAI: {install_hint('unet')}") from None
     levels = len(config.filters)
     strides = [[1, 1]] + [[2, 2]] * (levels - 1)
     return DynUNet(spatial_dims=2, in_channels=3, out_channels=1, kernel_size=[[3, 3]] * levels,

@@ -183,7 +183,8 @@ def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: Ca
                      margin=options.margin, progress=progress)
     overlay = overlay_path(output) if options.overlay else None
     with committed_together(options.overwrite):   # the label map and its overlay, or neither
-        write_labels(labels, output, case.geometry, overwrite=options.overwrite)
+        write_labels(labels, output, case.geometry, overwrite=options.overwrite,
+                     names={p.label: p.name for p in prepared.prompts})
         if overlay is not None and case.geometry.ndim == 2:
             write_overlay_png(case.image, labels, overlay, overwrite=options.overwrite)
         elif overlay is not None:

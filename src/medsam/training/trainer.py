@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from .. import distributed as dist_utils
-from ..errors import InputError
+from ..errors import InputError, install_hint
 from ..modeling.registry import model_kind
 from ..modeling.sam import Sam
 from ..modeling.unet import BoxUNet
@@ -132,7 +132,7 @@ def _tensorboard(run: Path) -> Any:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise InputError("tensorboard logging needs the tensorboard package: "
-                         "pip install 'medsam[tensorboard]' (or set tensorboard: false)") from None
+                         f"{install_hint('tensorboard')} (or set tensorboard: false)") from None
     return SummaryWriter(str(run / "tensorboard"))
 
 

@@ -35,18 +35,14 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import InputError, MedSAMError
+from ..errors import InputError, MedSAMError, install_hint
+from .assets import VIEWER_DIR, viewer_files
 from .limits import ServerLimits, SessionError
 from .sessions import Session, prompt_from_request
 from .store import SessionStore
 from .uploads import case_path, describe_upload, public_message, safe_name, save_upload
 
 STATIC = Path(__file__).parent / "static"
-#: where ``npm ci`` installs the viewer (``package.json`` and its lockfile live here)
-VIEWER_DIR = Path(__file__).parent / "viewer"
-NIIVUE_BUNDLE = "node_modules/@niivue/niivue/dist/index.js"
-#: Swagger UI's files for the API's ``/docs`` page, served here rather than from a CDN
-SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 #: how a page user sets the options errors name (``MedSAMError.render``); options the page
@@ -54,19 +50,6 @@ SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 WEB_HINTS: dict[str, str] = {
     "modality": "choose the modality (CT, MR, X-ray, ...) before opening the image",
 }
-
-
-def niivue_bundle(viewer_dir: Path = VIEWER_DIR) -> Path:
-    """The NiiVue ES module installed from the npm registry.
-
-    Raises:
-        MedSAMError: it is not installed.
-    """
-    path = Path(viewer_dir) / NIIVUE_BUNDLE
-    if not path.is_file():
-        raise MedSAMError(f"the NiiVue viewer is not installed in {viewer_dir}: install it from the npm "
-                          f"registry with `npm ci --prefix {viewer_dir}`")
-    return path
 
 
 @contextlib.contextmanager
@@ -105,7 +88,7 @@ def _import_fastapi() -> Any:
     try:
         import fastapi
     except ImportError:
-        raise MedSAMError("the web app needs FastAPI and uvicorn: pip install 'medsam[web]'") from None
+        raise MedSAMError(f"the web app needs FastAPI and uvicorn: {install_hint('web')}") from None
     return fastapi
 
 
@@ -121,7 +104,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         token: required on every API request when set (servers reachable from other machines).
         model_name: what ``/api/health`` reports.
         replay_options: what the page adds to the replay command to name the same model.
-        viewer_dir: where the NiiVue package was installed (``npm ci``).
+        viewer_dir: the viewer's folder (:mod:`.assets`: built into a wheel, or ``npm ci``).
         root: folder for session files (default: a new temporary folder, removed at shutdown).
     """
     fastapi = _import_fastapi()
@@ -130,7 +113,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     from fastapi import Request
     from fastapi.responses import JSONResponse
 
-    niivue_bundle(viewer_dir)   # fail early when the viewer is missing
+    viewer = viewer_files(viewer_dir)   # fail early when the viewer is missing
     store = SessionStore(make_segmenter, limits, root)
 
     @asynccontextmanager
@@ -164,13 +147,14 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
                                                f"{limits.max_upload_bytes / 2**20:.0f} MiB"}, status_code=413)
         return await call_next(request)
 
-    _page_routes(app, niivue_bundle(viewer_dir), Path(viewer_dir) / "node_modules/swagger-ui-dist")
+    _page_routes(app, viewer)
     _api_routes(app, store, limits, model_name, replay_options)
     return app
 
 
-def _page_routes(app: Any, bundle: Path, swagger: Path) -> None:
-    """The page, its static files (NiiVue from npm), and the API's ``/docs`` page."""
+def _page_routes(app: Any, viewer: dict[str, Path]) -> None:
+    """The page, its static files (``viewer``: NiiVue and Swagger UI from npm), and the API's
+    ``/docs`` page."""
     from fastapi.responses import FileResponse
 
     @app.get("/", include_in_schema=False)
@@ -185,8 +169,7 @@ def _page_routes(app: Any, bundle: Path, swagger: Path) -> None:
                                    swagger_js_url="/static/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger-ui.css")
 
-    files = {"niivue.js": bundle, **{n: swagger / n for n in SWAGGER_FILES if (swagger / n).is_file()},
-             **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
+    files = {**viewer, **{p.name: p for p in STATIC.iterdir() if p.suffix in (".js", ".css")}}
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Any:
@@ -227,9 +210,11 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         from .. import __version__
+        from ..io import LABEL_COLOURS
 
         return {"status": "ok", "version": __version__, "model": model_name, "sessions": len(store),
-                "max_sessions": limits.max_sessions, "replay_options": replay_options}
+                "max_sessions": limits.max_sessions, "replay_options": replay_options,
+                "label_colours": LABEL_COLOURS}
 
     @app.post("/api/sessions", status_code=201)
     def create_session() -> dict[str, Any]:

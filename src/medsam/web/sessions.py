@@ -33,7 +33,8 @@ from .uploads import viewer_nifti
 
 #: bytes of one cached LiteMedSAM / SAM image embedding (256 x 64 x 64 float32)
 EMBEDDING_BYTES = 256 * 64 * 64 * 4
-LABEL_FORMATS = {"nii.gz": ".nii.gz", "nrrd": ".nrrd", "png": ".png"}
+#: export format -> the file name's tail after the case name (nrrd: 3D Slicer's named, coloured segments)
+LABEL_FORMATS = {"nii.gz": "_seg.nii.gz", "nrrd": ".seg.nrrd", "png": "_seg.png"}
 
 
 @dataclass
@@ -207,7 +208,8 @@ class Session:
 
     def labels_file(self, fmt: str) -> Path:
         """The label map written in the image's geometry as ``fmt`` (``nii.gz``, ``nrrd``,
-        ``png``), in the session's folder; the file name is the case's with ``_seg``."""
+        ``png``), in the session's folder, named by the case (:data:`LABEL_FORMATS`); objects
+        keep their names (in a ``.seg.nrrd``, as 3D Slicer segments)."""
         from ..io import write_labels
 
         case = self.require_image()
@@ -216,8 +218,9 @@ class Session:
         if fmt == "png" and case.geometry.ndim == 3:
             raise SessionError("png holds 2D label maps; export a volume as nii.gz or nrrd")
         assert self.labels is not None
-        out = self.workdir / "export" / (case_name(case.path) + "_seg" + LABEL_FORMATS[fmt])
-        return write_labels(self.labels, out, case.geometry, overwrite=True)
+        out = self.workdir / "export" / (case_name(case.path) + LABEL_FORMATS[fmt])
+        names = {p.label: p.name for p in self._require_objects().prompts()}
+        return write_labels(self.labels, out, case.geometry, overwrite=True, names=names)
 
     def info(self) -> dict[str, Any]:
         """What the client needs: the image's shape, spacing and dimension, the objects,

@@ -8,7 +8,7 @@ const state = { session: null, info: null, health: null, selected: null, version
 
 const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isRadiologicalConvention: true,
                         crosshairColor: [1, 1, 0, 0.35], crosshairWidth: 0.5, dragAndDropEnabled: false,
-                        logLevel: "error" });
+                        logLevel: "error", loadingText: "no scan open: choose a file on the left and press Open" });
 nv.opts.dragModePrimary = nv.dragModes.roiSelection;   // left drag: a box
 nv.drawOpacity = 0.45;
 
@@ -183,6 +183,16 @@ async function show(info) {
   $("undo").disabled = !info.can_undo;
 }
 
+// Draw label k in the server's colour of label k (the colours of .seg.nrrd and DICOM SEG exports).
+function useLabelColours(colours) {
+  const cmap = { R: [0], G: [0], B: [0], A: [0], I: [0] };
+  for (let k = 1; k < 256; k++) {
+    const [r, g, b] = colours[(k - 1) % colours.length];
+    cmap.R.push(r); cmap.G.push(g); cmap.B.push(b); cmap.A.push(255); cmap.I.push(k);
+  }
+  nv.setDrawColormap(cmap);
+}
+
 function colour(label) {
   const lut = nv.drawLut.lut;
   const i = (label % 256) * 4;
@@ -304,6 +314,7 @@ async function main() {
     $("location").textContent = is3D() ? `slice ${z} (x ${x}, y ${y})` : `x ${x}, y ${y}`;
   };
   state.health = await api("/api/health");
+  useLabelColours(state.health.label_colours);
   $("open").addEventListener("click", open);
   $("new").addEventListener("click", () => { state.selected = null; if (state.info) renderObjects(); });
   $("undo").addEventListener("click", () => work("undoing", async () =>
@@ -316,5 +327,5 @@ async function main() {
   status(`ready: model ${state.health.model}`);
 }
 
-window.medsamApp = { nv, state, canvasPoint, goToSlice };
+window.medsamApp = { nv, state, canvasPoint, goToSlice, colour };
 main().catch((err) => status(err.message, "error"));
