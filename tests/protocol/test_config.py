@@ -6,6 +6,7 @@ import pytest
 
 from medsam.errors import InputError
 from medsam.protocol import STEPS, ProtocolConfig, category
+from medsam.protocol.config import training_estimate
 
 
 @pytest.mark.parametrize("modality, expected", [("ct", "CT"), ("mr", "MR"), ("xray", "grey"),
@@ -52,3 +53,14 @@ def test_every_step_has_an_entry_and_only_the_page_is_always_rebuilt():
 
     assert tuple(STEP_TABLE) == STEPS
     assert [name for name, step in STEP_TABLE.items() if step.always] == ["report"]
+
+
+def test_the_estimate_counts_the_budgets_of_the_selected_steps(description):
+    """Two image categories train a U-Net (the external sets train nothing)."""
+    config = ProtocolConfig(Path("d.json"), Path("out"), finetune_minutes=30, unet_minutes=5)
+    assert training_estimate(config, description) == ("about 40 min of training budgets (fine-tune 30 min + "
+                                                       "2 U-Nets (RGB, grey) x 5 min), plus prediction and scoring")
+    only_unet = ProtocolConfig(Path("d.json"), Path("out"), steps=("prepare", "unet"), unet_minutes=5)
+    assert training_estimate(only_unet, description).startswith("about 10 min of training budgets (2 U-Nets")
+    assert training_estimate(ProtocolConfig(Path("d.json"), Path("out"), steps=("report",)),
+                             description) == "no training in the selected steps"

@@ -91,6 +91,8 @@ def test_results_page_shows_tables_tests_plots_volumes_and_raters(protocol_run):
 def test_a_second_run_resumes_instead_of_redoing(protocol_run):
     config, _, lines, again, seconds = protocol_run
     assert any(line.startswith("finetune:") for line in lines)
+    assert lines[0] == ("estimate: about 0.3 min of training budgets (fine-tune 0.1 min + 2 U-Nets (RGB, grey) "
+                        "x 0.1 min), plus prediction and scoring")
     assert [line.split(":")[0] for line in again] == ["report", "report"]
     assert seconds < 60
 

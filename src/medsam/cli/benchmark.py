@@ -12,7 +12,6 @@ picks the driver and prints the summary.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
             driver = interactive.SessionDriver(model_segmenter(args, args.device))
         rows = interactive.run_description(description, driver, datasets, args.max_cases, args.clicks,
-                                           progress=sys.stderr.isatty())
+                                           progress=True)
     with committed_together(args.overwrite):
         result = interactive.write_results(rows, out)
     print(interactive.summary_markdown(result["objects"]), end="")

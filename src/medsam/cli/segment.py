@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else output_path_for(source)
     prepared = prepare_case(source, output, options, prompts_file, boxes)   # fail before loading
     segmenter = model_segmenter(args, args.device, disk_cache=prepared.case.interaction is not None)
-    _print_case(segment_prepared(prepared, segmenter, options, progress=sys.stderr.isatty()))
+    _print_case(segment_prepared(prepared, segmenter, options, progress=True))
     return 0
 
 
@@ -210,7 +210,7 @@ def _run_folder(args: argparse.Namespace, source: Path, options: CaseOptions, pr
     done: FolderResult = segment_folder(
         source, lambda device: model_segmenter(args, device, report=main, disk_cache=npz), args.output,
         options, prompts_file, boxes, device=args.device, on_case=_print_case, on_failures=_print_failures,
-        progress=sys.stderr.isatty())
+        progress=True)
     if main:
         workers = f" by {done.processes} processes" if done.processes > 1 else ""
         print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} cases into "

@@ -171,10 +171,9 @@ def case_predictions(spec: DatasetSpec, segmenters: Sequence[Segmenter2D], setti
     ``cases``: only these case ids (of the first ``max_cases``); a case's boxes do not
     depend on which others are chosen. Other arguments as for :func:`evaluate_dataset`.
     """
-    from tqdm.auto import tqdm
-
     from ..datasets.cases import find_dataset_cases, read_case, select_labels
     from ..intensity import prepare_intensities
+    from ..progress import progress_bar
     from ..segmentation import segment
 
     unknown = [s for s in settings if s not in BOX_SETTINGS]
@@ -182,7 +181,7 @@ def case_predictions(spec: DatasetSpec, segmenters: Sequence[Segmenter2D], setti
         raise ValueError(f"unknown box settings {unknown}; known: {', '.join(BOX_SETTINGS)}")
     chosen = [(index, files) for index, files in enumerate(find_dataset_cases(spec)[:max_cases])
               if cases is None or files.case in cases]
-    for index, files in tqdm(chosen, desc=spec.name, unit="case", disable=not progress):
+    for index, files in progress_bar(chosen, desc=spec.name, unit="case", enabled=progress):
         image, raw, geometry = read_case(spec, files)
         labels = select_labels(spec, raw)
         intensity = spec.intensity

@@ -398,10 +398,9 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     Raises:
         InputError: a named dataset is not in the description, or none is 3D.
     """
-    from tqdm.auto import tqdm
-
     from ..datasets.cases import find_dataset_cases, normalise, read_case, select_labels
     from ..errors import InputError
+    from ..progress import progress_bar
 
     specs = choose_datasets(description, datasets)
     jobs = []
@@ -410,7 +409,7 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
         jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
     rows: list[StepRow] = []
     volumes = 0
-    for spec, files in tqdm(jobs, desc="cases", unit="case", disable=not progress):
+    for spec, files in progress_bar(jobs, desc="cases", unit="case", enabled=progress):
         image, labels, geometry = read_case(spec, files)
         if geometry.ndim != 3:
             continue

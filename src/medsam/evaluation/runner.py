@@ -265,14 +265,14 @@ def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, MedSAMError | No
 def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                      config: EvaluateConfig = EvaluateConfig(), progress: bool = True) -> EvaluationRun:
     """Evaluate every matched case (see the module docstring)."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     matched, failures = match_cases(pred_dir, gt_dir)
     n_cases = len(matched) + len(failures)
     jobs = [(c, p, g, config) for c, p, g in matched]
     workers = config.workers or min(os.cpu_count() or 1, len(jobs))
     results: dict[str, list[ResultRow]] = {}
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="case", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="evaluate", unit="case", enabled=progress)
     try:
         if workers <= 1:
             outcomes = map(_run_one, jobs)

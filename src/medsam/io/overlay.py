@@ -1,4 +1,5 @@
-"""Colour overlay PNGs of a label map on its image, for people to look at."""
+"""Colour overlay PNGs of a label map on its image, for people to look at (each label in
+its :func:`~.segments.label_colour`, as the web app and the Slicer and DICOM SEG exports)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileutil import atomic_path
-
-#: RGB colour of label ``k`` is ``PALETTE[(k - 1) % len(PALETTE)]``
-PALETTE = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
-)
+from .segments import label_colour
 
 
 def display_uint8(image: np.ndarray) -> np.ndarray:
@@ -59,7 +53,7 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, alpha: float = 0.35) -> n
         if label == 0:
             continue
         mask = labels == label
-        colour = np.asarray(PALETTE[(int(label) - 1) % len(PALETTE)], dtype=np.float64)
+        colour = np.asarray(label_colour(int(label)), dtype=np.float64)
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * colour
         edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
         rgb[edge] = colour
@@ -91,6 +85,24 @@ def montage_slices(labels: np.ndarray, max_slices: int = 16) -> list[int]:
     return [int(holding[i]) for i in np.unique(picks)]
 
 
+#: height in pixels of the montage's caption band (which slices it shows)
+CAPTION_HEIGHT = 14
+
+
+def montage_caption(labels: np.ndarray, slices: list[int]) -> str:
+    """What a montage of ``slices`` shows of ``labels``: all the slices that hold labels, or
+    which of them it leaves out (slice numbers 0-based, as on the tiles)."""
+    labels = np.asarray(labels)
+    holding = [int(z) for z in np.flatnonzero(labels.reshape(labels.shape[0], -1).any(axis=1))]
+    if not holding:
+        return f"no labels: slice z={slices[0]} of {labels.shape[0]} shown" if slices else "no labels"
+    if len(slices) == len(holding):
+        return f"all {len(holding)} slices holding labels shown (z={holding[0]}-{holding[-1]})"
+    left = [z for z in holding if z not in set(slices)]
+    listed = ", ".join(map(str, left[:12])) + (", ..." if len(left) > 12 else "")
+    return f"{len(slices)} of {len(holding)} slices holding labels shown; left out z={listed}"
+
+
 def radiological_flips(direction: tuple[float, ...] | None) -> tuple[bool, bool]:
     """(flip rows, flip columns) that show a slice of a volume with ITK/LPS ``direction``
     (row-major 3x3, see :class:`~medsam.io.geometry.Geometry`) in the radiological
@@ -105,7 +117,9 @@ def overlay_montage_rgb(volume: np.ndarray, labels: np.ndarray, max_slices: int 
                         alpha: float = 0.35, direction: tuple[float, ...] | None = None,
                         min_tile: int = 192) -> np.ndarray:
     """A grid of :func:`overlay_rgb` tiles, one per slice holding a label (see
-    :func:`montage_slices`), each tile numbered with its slice (0-based, top left).
+    :func:`montage_slices`), each tile numbered with its slice (0-based, top left), under
+    a caption band (:data:`CAPTION_HEIGHT` pixels) saying which slices are shown and
+    which are left out (:func:`montage_caption`).
 
     Args:
         volume: ``(z, y, x)`` image, shown with one display range for all slices
@@ -132,14 +146,18 @@ def overlay_montage_rgb(volume: np.ndarray, labels: np.ndarray, max_slices: int 
     flip_rows, flip_cols = radiological_flips(direction)
     scale = max(1, -(-min_tile // max(volume.shape[1:])))
     h, w = volume.shape[1] * scale, volume.shape[2] * scale
-    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
+    band = Image.new("RGB", (columns * w, CAPTION_HEIGHT))
+    ImageDraw.Draw(band).text((3, 1), montage_caption(labels, slices), fill=(255, 255, 255))
+    canvas = np.zeros((CAPTION_HEIGHT + rows * h, columns * w, 3), dtype=np.uint8)
+    canvas[:CAPTION_HEIGHT] = np.asarray(band)
     for i, z in enumerate(slices):
         rgb = overlay_rgb(shown[z], labels[z], alpha=alpha)
         rgb = rgb[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
         tile = Image.fromarray(np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1))
         ImageDraw.Draw(tile).text((3, 2), f"z={z}", fill=(255, 255, 0))
         r, c = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = np.asarray(tile)
+        top = CAPTION_HEIGHT + r * h
+        canvas[top:top + h, c * w:(c + 1) * w] = np.asarray(tile)
     return canvas
 
 

@@ -100,3 +100,20 @@ def load_protocol_description(config: ProtocolConfig) -> Description:
         data = {k: v for k, v in data.items() if k != "root"}
     existing_folder(config.data_root, "data folder")
     return parse_description(data, Path(config.data_root), source=Path(config.description))
+
+
+def training_estimate(config: ProtocolConfig, description: Description) -> str:
+    """What the selected training steps will take: their budgets (the fine-tune, and one
+    U-Net per image category of the datasets that are not external), in one line."""
+    categories = sorted({category(spec.modality) for spec in description.datasets if not spec.external})
+    parts = []
+    if "finetune" in config.steps:
+        parts.append(f"fine-tune {config.finetune_minutes:g} min")
+    if "unet" in config.steps and categories:
+        parts.append(f"{len(categories)} U-Nets ({', '.join(categories)}) x {config.unet_minutes:g} min")
+    total = (config.finetune_minutes if "finetune" in config.steps else 0) + \
+        (len(categories) * config.unet_minutes if "unet" in config.steps else 0)
+    if not parts:
+        return "no training in the selected steps"
+    return f"about {total:g} min of training budgets ({' + '.join(parts)}), plus prediction and scoring"
+

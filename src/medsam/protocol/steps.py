@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..datasets.description import Description
-from .config import PUBLISHED, STEPS, ProtocolConfig, load_protocol_description
+from .config import PUBLISHED, STEPS, ProtocolConfig, load_protocol_description, training_estimate
 from .layout import STEPS_FILE, evaluation_cases, manifest_rows, read_steps, train_datasets, unet_folder, write_json
 from .methods import Methods
 from .page import write_page
@@ -167,6 +167,8 @@ def run_protocol(config: ProtocolConfig, redo: bool = False,
     config.out.mkdir(parents=True, exist_ok=True)
     record = read_steps(config.out)
     say = log or (lambda line: None)
+    if any(s in config.steps and (redo or s not in record) for s in ("finetune", "unet")):
+        say(f"estimate: {training_estimate(config, description)}")
     for step in STEPS:
         if step not in config.steps or (step in record and not redo and not STEP_TABLE[step].always):
             continue

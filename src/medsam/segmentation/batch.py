@@ -287,9 +287,8 @@ def _run_jobs(jobs: list[tuple[Path, Path]], segmenter_for: Callable[[str | torc
               options: CaseOptions, prompts_file: PromptsFile | None, boxes: Sequence[BoxPrompt], device: str,
               on_case: Callable[[CaseResult], None] | None, progress: bool,
               env: DistEnv) -> list[CaseResult]:
-    from tqdm.auto import tqdm
-
     from .. import distributed
+    from ..progress import progress_bar
 
     run_on = distributed.device_for(env, device)
     distributed.init(env, run_on)
@@ -297,7 +296,8 @@ def _run_jobs(jobs: list[tuple[Path, Path]], segmenter_for: Callable[[str | torc
         segmenter = segmenter_for(run_on)
         mine = list(enumerate(jobs))[env.rank::env.world_size]
         done = []
-        for index, (case, output) in tqdm(mine, desc="cases", unit="case", disable=not (progress and env.is_main)):
+        for index, (case, output) in progress_bar(mine, desc="cases", unit="case",
+                                                     enabled=progress and env.is_main):
             result = _segment_one(case, output, segmenter, options, prompts_file, boxes)
             if on_case is not None:
                 on_case(result)

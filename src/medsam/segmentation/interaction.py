@@ -186,7 +186,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
         cache_key: passed to ``set_slice`` as ``(cache_key, z)`` so a caching segmenter can
             reuse per-slice work across objects; :data:`CONTENT`: each slice is keyed by
             its contents (:func:`~medsam.segmentation.segmenter.content_key`); None: no keys.
-        progress: show a tqdm bar over slices.
+        progress: show a progress bar over slices (:func:`medsam.progress.progress_bar`).
         points, point_labels: clicks ``(x, y)`` on the key slice (1 foreground, 0
             background), applied after the box (:meth:`VolumeObject.add_click`). ``label``
             names the object in errors.
@@ -263,6 +263,6 @@ class _Counting:
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc="slices", unit="slice", disable=not enabled, leave=False)
+    return progress_bar(total=total, desc="slices", unit="slice", enabled=enabled, leave=False)

@@ -73,14 +73,14 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
             default): each slice is keyed by its contents, so a segmenter passed to
             several calls reuses the embeddings of slices it has seen (its cache is
             bounded, least recently used first out).
-        progress: tqdm bar over objects.
+        progress: a progress bar over objects (:func:`medsam.progress.progress_bar`).
     Returns:
         label map with the image's spatial shape (uint8, or uint16 for labels > 255);
         0 = background; where objects overlap, the later prompt wins.
     Raises:
         InputError: a prompt does not fit the image (box outside, zero size, bad slice, ...).
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -104,7 +104,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
 
     out = []
-    for p in tqdm(resolved, desc="objects", unit="object", disable=not progress, leave=False):
+    for p in progress_bar(resolved, desc="objects", unit="object", enabled=progress, leave=False):
         if mode == "plain":
             mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
                                 mode=mode, label=p.label, config=config,

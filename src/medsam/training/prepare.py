@@ -82,7 +82,7 @@ def prepare(description: Description, out: str | os.PathLike, workers: int = 0,
     processing (no matching image, missing label file) and labels absent from every
     mask raise :class:`InputError`; unreadable cases are listed in ``failures.csv``.
     """
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     out = Path(out)
     if overwrite and out.exists():
@@ -105,7 +105,7 @@ def prepare(description: Description, out: str | os.PathLike, workers: int = 0,
             else:
                 todo.append((spec, files))
     reused = len(results)
-    bar = tqdm(total=len(todo), desc="prepare", unit="case", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="prepare", unit="case", enabled=progress)
     if workers > 0 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_run_case, spec, files, out): (spec.name, files.case)

@@ -348,7 +348,7 @@ def _place_model(sam: Sam | BoxUNet, config: TrainConfig, env: dist_utils.DistEn
 
 def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
     """The optimizer steps of one epoch (from ``run.step`` when resuming mid-epoch)."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     config, env = run.config, run.env
     run.dataset.set_epoch(epoch)
@@ -356,8 +356,8 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
                                 env.rank, env.world_size, run.accum, start=run.step * run.accum)
     batches = iter(torch.utils.data.DataLoader(run.dataset, batch_sampler=sampler,
                                                num_workers=config.workers))
-    bar = tqdm(total=run.steps, initial=run.step, desc=f"epoch {epoch + 1}/{config.epochs}",
-               unit="step", disable=not (config.progress and env.is_main))
+    bar = progress_bar(total=run.steps, initial=run.step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       unit="step", enabled=config.progress and env.is_main)
     # resumed mid-epoch: the steps before the stop count in the epoch's loss (process 0
     # carries the sums of all processes, which the end of the epoch adds up again)
     carried = run.resumed_stats if (run.step > 0 and env.is_main) else {}
