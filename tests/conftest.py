@@ -81,3 +81,23 @@ def lite_medsam_model(lite_medsam_checkpoint):
     from medsam import load_model
 
     return load_model(lite_medsam_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def pacs_ct_series(tmp_path_factory, shared_data):
+    """The real CT series of ``totalseg/example_ct_dicom`` as a PACS exports it: the shared
+    copy is anonymised, with its study, series and SOP instance UIDs emptied; here they are
+    filled in (the SOP instance and class from each file's own meta header), pixel data
+    untouched."""
+    import pydicom
+
+    folder = tmp_path_factory.mktemp("pacs") / "ct"
+    folder.mkdir()
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for f in sorted((shared_data / "totalseg/example_ct_dicom").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        meta = ds.file_meta
+        ds.SOPInstanceUID, ds.SOPClassUID = meta.MediaStorageSOPInstanceUID, meta.MediaStorageSOPClassUID
+        ds.save_as(folder / f.name)
+    return folder

@@ -354,6 +354,10 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
             os.replace(tmp, path)
         except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not overwrite:
+                # another run put its folder there between the check above and the rename
+                raise InputError(f"{path}: output exists (written while this run worked)",
+                                 option="overwrite") from None
             raise write_failure(path, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -106,6 +106,7 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
     model.preprocessing, model.preprocessing_source = _preprocessing(checkpoint, path, kind, metadata, transform)
     _check_transform(model.preprocessing, model.image_size, path)
     model.metadata = metadata
+    model.weights_name, model.weights_file = str(checkpoint), str(path)
     return model.eval()
 
 

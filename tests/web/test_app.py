@@ -147,6 +147,37 @@ def test_dicom_series_as_a_zip_and_as_files(server, http, shared_data):
         assert info["image"]["spacing"] == pytest.approx(list(geometry.spacing))
 
 
+def test_a_dicom_upload_downloads_a_dicom_seg_that_opens_again(server, http, pacs_ct_series, shared_data,
+                                                                 tmp_path, same_place):
+    url = _session(http, server)
+    info = _upload(http, url, *sorted(pacs_ct_series.iterdir()), modality="ct").json()
+    assert list(info["image"]["exports"]) == ["nii.gz", "nrrd", "dcm"]
+    assert info["image"]["exports"]["dcm"] == info["image"]["case"] + "_seg.dcm"
+    box = {"box": [300, 150, 8, 400, 260, 10], "label": 2, "name": "liver", "category":
+           "SCT^123037004^Anatomical Structure", "type": "SCT^10200004^Liver"}
+    assert http.post(f"{url}/segment", json=box).status_code == 200
+    nifti, geometry = _labels(http, url, tmp_path)
+    seg, seg_geometry = _labels(http, url, tmp_path, "dcm")
+    np.testing.assert_array_equal(seg, nifti)
+    assert same_place(seg_geometry, geometry) and (seg == 2).sum() > 500
+    import highdicom as hd
+
+    described = hd.seg.segread(str(tmp_path / "web_labels.dcm")).SegmentSequence[0]
+    assert (described.SegmentLabel, described.SegmentedPropertyTypeCodeSequence[0].CodeMeaning) == ("liver", "Liver")
+    # the SEG opens in the app as a scan of its own (the viewer path), on the same grid
+    again = _session(http, server)
+    opened = _upload(http, again, tmp_path / "web_labels.dcm").json()
+    assert opened["image"]["shape"] == info["image"]["shape"] and "dcm" not in opened["image"]["exports"]
+    # an anonymised series (no study, series or instance UIDs) has no SEG to offer references for
+    anonymous = _session(http, server)
+    _upload(http, anonymous, *sorted((shared_data / DICOM).iterdir()), modality="ct")
+    http.post(f"{anonymous}/segment", json=box)
+    refused = http.get(f"{anonymous}/labels", params={"format": "dcm"})
+    assert refused.status_code == 400 and "has no StudyInstanceUID" in refused.json()["detail"]
+    png = http.get(f"{url}/labels", params={"format": "png"})
+    assert png.status_code == 400
+
+
 @pytest.mark.parametrize("request_body, status, message", [
     ({"box": [0, 0, 500, 50], "slice": 3}, 400, "outside the image"),
     ({"box": [10, 10, 20, 20]}, 400, "needs a slice number"),

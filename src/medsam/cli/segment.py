@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", nargs="?", const="LPS", type=str.upper, choices=("LPS", "RAS"),
                         help="--box values are world millimetres (LPS as ITK/DICOM, or RAS as 3D Slicer "
                              "displays them)")
+    parser.add_argument("--box-from", metavar="REF",
+                        help="--box values are pixel / voxel indices of REF, another file of the same scan "
+                             "(a NIfTI of a DICOM series, a mask): they are placed on the input through world "
+                             "coordinates, so a grid that runs the other way cannot misplace them")
     add_model_arguments(parser)
     parser.add_argument("--modality", help=MODALITY_HELP)
     parser.add_argument("--window", help="CT window preset (abdomen, soft_tissue, lung, brain, bone, "
@@ -108,12 +112,24 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
     if args.world and not args.box:
         raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
+    if args.box_from and not args.box:
+        raise InputError("--box-from applies to --box")
+    if args.box_from and (args.world or args.slice is not None):
+        raise InputError("--box-from takes whole boxes in REF's indices (x0,y0,x1,y1 or x0,y0,z0,x1,y1,z1); "
+                         "it does not combine with --world or --slice")
 
 
 def _boxes(args: argparse.Namespace) -> list[BoxPrompt]:
     """The --box options as prompts (labels 1, 2, ... in order)."""
     from ..segmentation import BoxPrompt, parse_box_text
 
+    if args.box_from:
+        from ..io import read
+        from ..segmentation import reference_box_to_world
+
+        reference = read(args.box_from)[1]
+        return [BoxPrompt(tuple(reference_box_to_world(parse_box_text(text), reference, f"--box {text}")),
+                          label=i + 1, world=True, frame="LPS") for i, text in enumerate(args.box)]
     return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice, world=bool(args.world),
                       frame=args.world or "LPS") for i, text in enumerate(args.box or ())]
 

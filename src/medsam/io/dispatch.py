@@ -5,15 +5,15 @@ read as a DICOM series. Array and geometry conventions are those of
 :mod:`medsam.io.geometry`: arrays ``(z, y, x)`` / ``(y, x)[, 3]``, spacing in array axis
 order (mm), origin and direction in ITK/LPS world terms.
 
-There is no DICOM writer: a mask for a DICOM series is written as NIfTI (or any
-volume format) carrying the series' geometry.
+DICOM is written as a DICOM SEG of its source series only (:func:`write_labels` with a
+``.dcm`` path, :mod:`.dicom_seg`), and a ``.dcm`` that is a SEG reads as its label map.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -23,6 +23,10 @@ from .npz import NPZ_EXTENSIONS, read_npz, write_npz
 from .raster import RASTER_READ_EXTENSIONS, RASTER_WRITE_EXTENSIONS, read_raster, write_raster
 from .values import check_finite
 from .volume import DICOM_EXTENSIONS, VOLUME_EXTENSIONS, read_dicom_series, read_volume, write_volume
+
+if TYPE_CHECKING:
+    from .dicom_seg import SegSource
+    from .segments import Code
 
 _READ = {
     **{e: "volume" for e in VOLUME_EXTENSIONS + DICOM_EXTENSIONS},
@@ -83,6 +87,11 @@ def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndar
                          f"supported: {', '.join(supported_extensions())} or a DICOM folder")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: file is not readable (permission denied)")
+    if kind == "volume" and extension(path) in DICOM_EXTENSIONS:
+        from .dicom_seg import is_dicom_seg, read_dicom_seg
+
+        if is_dicom_seg(path):
+            return read_dicom_seg(path)
     if kind == "volume":
         array, geometry = read_volume(path)
     elif kind == "raster":
@@ -143,15 +152,34 @@ def as_label_map(mask: np.ndarray) -> np.ndarray:
 
 
 def write_labels(labels: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,
-                 overwrite: bool = False, names: Mapping[int, str] | None = None) -> Path:
+                 overwrite: bool = False, names: Mapping[int, str] | None = None,
+                 codes: Mapping[int, tuple[Code, Code]] | None = None, dicom: SegSource | None = None) -> Path:
     """Write a label map (0 = background) as uint8/uint16 in ``geometry`` (see :func:`write`).
 
-    A ``.seg.nrrd`` also carries 3D Slicer's segment fields (:mod:`.segments`): each label's
-    name (``names[label]``, else ``label <n>``), colour, label value, layer and extent.
+    Objects are described (:func:`~.segments.segments_of`) by ``names[label]`` (else
+    ``label <n>``) and ``codes[label]`` (category, type; else the generic "Tissue"):
+
+    * a ``.seg.nrrd`` carries 3D Slicer's segment fields: name, colour, label value,
+      layer and extent;
+    * a ``.dcm`` is a DICOM SEG of the source series ``dicom`` (:mod:`.dicom_seg`).
+
+    Raises:
+        InputError: as :func:`write`; a ``.dcm`` without its source series.
     """
     label_map = as_label_map(labels)
-    if Path(path).name.lower().endswith(".seg.nrrd"):
-        from .segments import segments_of, slicer_fields
+    name = Path(path).name.lower()
+    if name.endswith(".seg.nrrd") or extension(path) in DICOM_EXTENSIONS:
+        from .segments import segments_of
+
+        segments = segments_of(label_map, names, codes)
+        if extension(path) in DICOM_EXTENSIONS:
+            from .dicom_seg import write_dicom_seg
+
+            if dicom is None:
+                raise InputError(f"{path}: a DICOM SEG is written for a DICOM input (a series or a DICOM "
+                                 f"file), which it references; write this label map as .nii.gz or .nrrd")
+            return write_dicom_seg(label_map, path, dicom.sources, segments, dicom.algorithm, overwrite)
+        from .segments import slicer_fields
 
         if label_map.ndim != 3:
             raise InputError(f"{path}: a .seg.nrrd holds a 3D segmentation (3D Slicer's format); write a "
@@ -160,5 +188,5 @@ def write_labels(labels: np.ndarray, path: str | os.PathLike, geometry: Geometry
             geometry = Geometry.default(3)
         geometry.check_shape(label_map.shape)
         return write_volume(label_map, path, geometry, overwrite=overwrite,
-                            fields=slicer_fields(label_map, segments_of(label_map, names)))
+                            fields=slicer_fields(label_map, segments))
     return write(label_map, path, geometry, overwrite=overwrite)

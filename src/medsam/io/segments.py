@@ -83,12 +83,15 @@ def label_colour(label: int) -> tuple[int, int, int]:
     return LABEL_COLOURS[(int(label) - 1) % len(LABEL_COLOURS)]
 
 
-def segments_of(labels: np.ndarray, names: Mapping[int, str] | None = None) -> list[Segment]:
+def segments_of(labels: np.ndarray, names: Mapping[int, str] | None = None,
+                codes: Mapping[int, tuple[Code, Code]] | None = None) -> list[Segment]:
     """One :class:`Segment` per label present in ``labels`` or named in ``names`` (an object
-    that came out empty keeps its place), in label order."""
-    names = dict(names or {})
+    that came out empty keeps its place), in label order; ``codes[label]`` is its
+    (category, type), else the generic :data:`TISSUE` for both."""
+    names, codes = dict(names or {}), dict(codes or {})
     present = {int(v) for v in np.unique(labels) if v > 0}
-    return [Segment(label, names.get(label) or f"label {label}", label_colour(label))
+    return [Segment(label, names.get(label) or f"label {label}", label_colour(label),
+                    *codes.get(label, (TISSUE, TISSUE)))
             for label in sorted(present | {k for k in names if k > 0})]
 
 

@@ -30,12 +30,16 @@ class Sam(nn.Module):
     with (a key of ``medsam.transforms.TRANSFORMS``, e.g. ``"sam"`` for Meta's SAM
     files), or None to use the variant's default; ``preprocessing_source`` says in
     words where that came from, and ``metadata`` is what our own checkpoints record
-    (variant, transform, input size, training data). :func:`medsam.load_model` sets
-    them; the predictor reads ``preprocessing``.
+    (variant, transform, input size, training data); ``weights_name`` and
+    ``weights_file`` say what was loaded. :func:`medsam.load_model` sets them; the
+    predictor reads ``preprocessing``.
     """
 
     preprocessing: Optional[str] = None
     preprocessing_source: str = "the variant's default"
+    #: what the weights were loaded as (a registered name or the file) and the file itself
+    weights_name: str = ""
+    weights_file: Optional[str] = None
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
                  mask_decoder: MaskDecoder, *, image_size: int, variant: str) -> None:

@@ -113,11 +113,14 @@ def _paste_grid(boxes: torch.Tensor, frame: int) -> tuple[torch.Tensor, torch.Te
 class BoxUNet(nn.Module):
     """(images (B, 3, S, S), boxes (B, 4) input frame) -> logits (B, 1, 256, 256); see the
     module docstring. Attributes as a ``Sam`` has them for loaders and tools:
-    ``variant``, ``image_size``, ``preprocessing``, ``preprocessing_source``, ``metadata``."""
+    ``variant``, ``image_size``, ``preprocessing``, ``preprocessing_source``, ``metadata``,
+    ``weights_name``, ``weights_file``."""
 
     variant = UNET_VARIANT
     preprocessing: str | None = None
     preprocessing_source: str = "the variant's default"
+    weights_name: str = ""
+    weights_file: str | None = None
 
     def __init__(self, config: UNetConfig = UNetConfig()) -> None:
         super().__init__()

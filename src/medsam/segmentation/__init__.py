@@ -15,7 +15,7 @@ The intensity step is :func:`medsam.intensity.prepare_intensities`; label volume
 :func:`medsam.metrics.label_volumes`.
 """
 
-from .boxes import mask_to_box, validate_box_2d, world_box_to_pixels
+from .boxes import mask_to_box, reference_box_to_world, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
 from .interaction import propagate_3d
 from .medsam_segmenter import MedSAMSegmenter, segment_image
@@ -46,7 +46,8 @@ __all__ = [
     "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
-    "validate_box_2d", "world_box_to_pixels", "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
+    "validate_box_2d", "world_box_to_pixels", "reference_box_to_world",
+    "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
     "SliceCache",
     "as_segmenter", "propagate_3d", "segment", "Case",
     "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter",

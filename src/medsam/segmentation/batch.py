@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..distributed import DistEnv
+    from ..io.dicom_seg import Algorithm
     from ..metrics.volumes import LabelVolume
 
 #: the table of a folder's cases written beside their label maps
@@ -116,6 +117,8 @@ class PreparedCase:
     prompts: list[BoxPrompt]
     image: np.ndarray
     output: Path
+    #: the source instances a DICOM SEG output references (pydicom datasets); () otherwise
+    seg_sources: tuple = ()
 
 
 def case_prompts(case: Case, prompts_file: PromptsFile | None = None,
@@ -166,7 +169,49 @@ def prepare_case(path: str | os.PathLike, output: str | os.PathLike, options: Ca
     resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry, options.mode)
     image = prepare_intensities(case.image, case.geometry, options.modality or case.modality,
                                 options.window, options.level, options.width)
-    return PreparedCase(case, prompts, image, output)
+    return PreparedCase(case, prompts, image, output, case_seg_sources(case, output, options.series))
+
+
+def case_seg_sources(case: Case, output: Path, series: str | None = None) -> tuple:
+    """The source instances of a DICOM SEG ``output`` of ``case`` (checked before any model
+    work; () when ``output`` is not ``.dcm``).
+
+    Raises:
+        InputError: the case is not DICOM, its instances do not match its slices, or they
+            lack the identifiers a SEG references.
+    """
+    from ..io.dicom_seg import seg_sources
+    from ..io.dispatch import extension
+    from ..io.volume import DICOM_EXTENSIONS, select_series
+
+    if extension(output) not in DICOM_EXTENSIONS:
+        return ()
+    source = Path(case.path)
+    if source.is_dir():
+        files: Sequence[str] = select_series(source, series).files
+    elif extension(source) in DICOM_EXTENSIONS:
+        files = [str(source)]
+    else:
+        raise InputError(f"{output}: a DICOM SEG references its DICOM source, and {source} is not DICOM; "
+                         f"write this case's labels as .nii.gz, .nrrd or .seg.nrrd")
+    depth = case.image.shape[0] if case.geometry.ndim == 3 else 1
+    if len(files) != depth:
+        raise InputError(f"{output}: {source} holds {len(files)} DICOM instances for {depth} slices; "
+                         f"a DICOM SEG needs one instance per slice")
+    return tuple(seg_sources(files))
+
+
+def algorithm_of(segmenter: Segmenter2D) -> Algorithm:
+    """What made a segmentation, for a DICOM SEG: the model's weights by name and sha256."""
+    from .. import __version__
+    from ..io.dicom_seg import Algorithm
+    from ..weights import file_digest
+
+    model = getattr(segmenter, "model", None)
+    name = getattr(model, "weights_name", "") or type(model if model is not None else segmenter).__name__
+    weights = getattr(model, "weights_file", None)
+    digest = file_digest(weights) if weights and Path(weights).is_file() else ""
+    return Algorithm(Path(name).name if os.sep in name else name, __version__, digest)
 
 
 def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: CaseOptions = CaseOptions(),
@@ -174,6 +219,7 @@ def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: Ca
     """Segment a case from :func:`prepare_case` and write its label map (and overlay)."""
     from ..fileutil import committed_together
     from ..io import write_labels, write_overlay_montage, write_overlay_png
+    from ..io.dicom_seg import SegSource
     from ..metrics import label_volumes
     from .pipeline import segment
 
@@ -184,7 +230,9 @@ def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: Ca
     overlay = overlay_path(output) if options.overlay else None
     with committed_together(options.overwrite):   # the label map and its overlay, or neither
         write_labels(labels, output, case.geometry, overwrite=options.overwrite,
-                     names={p.label: p.name for p in prepared.prompts})
+                     names={p.label: p.name for p in prepared.prompts},
+                     codes={p.label: p.codes for p in prepared.prompts if p.codes is not None},
+                     dicom=SegSource(prepared.seg_sources, algorithm_of(segmenter)) if prepared.seg_sources else None)
         if overlay is not None and case.geometry.ndim == 2:
             write_overlay_png(case.image, labels, overlay, overwrite=options.overwrite)
         elif overlay is not None:

@@ -134,5 +134,32 @@ def world_box_to_pixels(box: ArrayLike, geometry: Geometry, shape: Sequence[int]
     return np.array([x0, y0, z0, x1, y1, z1], dtype=float)
 
 
+def reference_box_to_world(box: ArrayLike, reference: Geometry, what: str = "box") -> np.ndarray:
+    """A box in the pixel / voxel indices of a reference image, as a world box (LPS mm).
+
+    The reference is another file of the same scan whose grid may differ from the image
+    to segment (a NIfTI whose rows run the other way from the DICOM series, a resampled
+    copy): its box goes through world coordinates, then :func:`world_box_to_pixels`
+    places it on the image.
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` or ``(x0, y0, z0, x1, y1, z1)`` in the reference's indices.
+        reference: the reference's geometry.
+    Returns:
+        ``(x0, y0, x1, y1)`` or ``(x0, y0, z0, x1, y1, z1)``: the box's extent in LPS mm.
+    Raises:
+        InputError: the number of values does not fit the reference's dimension.
+    """
+    d = reference.ndim
+    b = np.asarray(box, dtype=float).ravel()
+    if b.size != 2 * d or not np.all(np.isfinite(b)):
+        raise InputError(f"{what}: a box on a {d}D reference image needs {2 * d} numbers "
+                         f"({'x0,y0,z0,x1,y1,z1' if d == 3 else 'x0,y0,x1,y1'}), got {list(b)}")
+    lo, hi = b[:d], b[d:]                                     # (x, y[, z])
+    corners = np.array(np.meshgrid(*[[lo[i], hi[i]] for i in range(d)], indexing="ij")).reshape(d, -1).T
+    world = reference.index_to_world(corners[:, ::-1])      # indices in array order (z, y, x)
+    return np.concatenate([world.min(axis=0), world.max(axis=0)])
+
+
 def _fmt(b: np.ndarray) -> str:
     return "(" + ", ".join(f"{v:g}" for v in b) + ")"

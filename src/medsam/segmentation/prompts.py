@@ -11,6 +11,8 @@ extension). Each object::
     {"box": [x0, y0, x1, y1], "slice": 40, "z_range": [31, 52]}
     {"box": [x0, y0, x1, y1], "points": [[x, y], ...], "point_labels": [1, 0, ...]}
     {"box": [x0, y0, x1, y1], "slice": 40, "points": [[x, y, z], ...], "point_labels": [1, ...]}
+    {"box": [...], "name": "kidney right", "category": "SCT^123037004^Anatomical Structure",
+     "type": "SCT^64033007^Kidney"}
 
 ``box`` is required; ``label`` defaults to the entry's position + 1; ``slice`` (0-based)
 is the key slice of a 2D box on a volume: the slice the user drew on, where the walk
@@ -21,7 +23,8 @@ box in physical mm (ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow
 :mod:`.boxes`. ``points`` are clicks in pixels, with ``point_labels`` 1 = foreground,
 0 = background: ``x, y`` on the key slice (2D images: the image), or ``x, y, z`` on any
 slice of a volume (:mod:`.interaction` says how each changes the object, in order);
-they need a pixel box.
+they need a pixel box. ``category`` and ``type`` (together) code what the object is, as
+``scheme^value^meaning``, for DICOM SEG and 3D Slicer exports (default: "Tissue").
 
 A CSV prompts file holds prompts per case, one object per row, with the columns
 ``case, x0, y0, x1, y1`` and optionally ``label, name, z0, z1, slice, world, frame``
@@ -43,10 +46,12 @@ import numpy as np
 from ..errors import InputError
 from ..io.geometry import Geometry
 from ..io.npz import Interaction
+from ..io.segments import Code
 from .boxes import validate_box_2d, validate_slice, validate_z_range, world_box_to_pixels
 
 MAX_LABEL = 65535
-_KEYS = {"box", "label", "name", "slice", "z_range", "world", "frame", "points", "point_labels"}
+_KEYS = {"box", "label", "name", "slice", "z_range", "world", "frame", "points", "point_labels", "category",
+         "type"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class BoxPrompt:
         points: clicks in pixels, ``(x, y)`` on the key slice (2D: the image) or
             ``(x, y, z)`` on slice ``z`` of a volume, in the order given.
         point_labels: one per point, 1 = foreground, 0 = background.
+        codes: (category, type) of the object for DICOM SEG / Slicer exports; None: generic.
     """
 
     box: tuple[float, ...]
@@ -76,6 +82,7 @@ class BoxPrompt:
     points: tuple[tuple[float, ...], ...] = ()
     point_labels: tuple[int, ...] = ()
     z_range: tuple[int, int] | None = None
+    codes: tuple[Code, Code] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
@@ -120,6 +127,8 @@ class BoxPrompt:
         if self.points:
             item["points"] = [[_number(v) for v in p] for p in self.points]
             item["point_labels"] = list(self.point_labels)
+        if self.codes is not None:
+            item["category"], item["type"] = str(self.codes[0]), str(self.codes[1])
         return item
 
 
@@ -281,7 +290,20 @@ def _entry(item: Any, index: int, path: Path) -> BoxPrompt:
     if points and world:
         raise InputError(f"{where}: \"points\" are in pixels and cannot refine a world box")
     return BoxPrompt(tuple(box), label, name, slc, world, frame, points, point_labels,
-                     None if z_range is None else (z_range[0], z_range[1]))
+                     None if z_range is None else (z_range[0], z_range[1]), _codes(item, where))
+
+
+def _codes(item: dict, where: str) -> tuple[Code, Code] | None:
+    """``category`` and ``type`` (both or neither) as codes."""
+    given = [k for k in ("category", "type") if k in item]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise InputError(f"{where}: give \"category\" and \"type\" together (only {given[0]!r} is here)")
+    try:
+        return Code.parse(str(item["category"])), Code.parse(str(item["type"]))
+    except InputError as error:
+        raise InputError(f"{where}: {error.message}") from None
 
 
 def _points(item: dict, where: str) -> tuple[tuple[tuple[float, ...], ...], tuple[int, ...]]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.geometry import Geometry
+from ..io.segments import Code
 from .interaction import Click, VolumeObject
 from .pipeline import compose_labels
 from .prompts import BoxPrompt
@@ -44,6 +45,7 @@ class _Entry:
     z_range: tuple[int, int] | None
     clicks: tuple[Click, ...]
     mask: np.ndarray
+    codes: tuple[Code, Code] | None = None
 
 
 class InteractiveSession:
@@ -124,11 +126,12 @@ class InteractiveSession:
 
     def add_box(self, label: int, box: tuple[float, ...], key_slice: int | None = None,
                 z_range: tuple[int, int] | None = None, name: str = "",
-                clicks: Sequence[Click] = ()) -> np.ndarray:
+                clicks: Sequence[Click] = (), codes: tuple[Code, Code] | None = None) -> np.ndarray:
         """Add object ``label`` (or replace its prompts, keeping its place) from a 2D box
         ``(x0, y0, x1, y1)`` pixels on ``key_slice`` (volumes), optionally bounded to the
         inclusive slice range ``z_range``; its earlier clicks are forgotten, and ``clicks``
-        are applied in order (one change for :meth:`undo`). Returns its mask.
+        are applied in order (one change for :meth:`undo`); ``codes``: what it is (category,
+        type) for DICOM SEG and Slicer exports. Returns its mask.
 
         Raises:
             InputError: a bad label, box, slice or slice range.
@@ -143,7 +146,7 @@ class InteractiveSession:
         r = resolve_prompt(prompt, self.shape, self.geometry)
         obj = VolumeObject(r.box2d, r.key_slice or 0, r.z_range)
         mask = obj.segment_box(self._runner(label), self.config)
-        entry = _Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask)
+        entry = _Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask, codes)
         for click in clicks:
             self._check_click(entry, volume, click)
             mask = obj.add_click(self._runner(label), click, self.config)
@@ -179,9 +182,9 @@ class InteractiveSession:
         self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
         return self._view(mask)
 
-    def rename(self, label: int, name: str) -> None:
-        """Rename an object (nothing is segmented again)."""
-        self._commit(replace(self._find(label), name=name))
+    def rename(self, label: int, name: str, codes: tuple[Code, Code] | None = None) -> None:
+        """Rename an object and set its codes (nothing is segmented again)."""
+        self._commit(replace(self._find(label), name=name, codes=codes))
 
     def remove(self, label: int) -> None:
         """Delete object ``label``."""
@@ -235,11 +238,11 @@ class InteractiveSession:
                 points = tuple((c.x, c.y, float(c.z)) for c in e.clicks)
                 out.append(BoxPrompt(e.box, label=e.label, name=e.name, slice=e.key_slice,
                                      z_range=e.z_range, points=points,
-                                     point_labels=tuple(int(c.foreground) for c in e.clicks)))
+                                     point_labels=tuple(int(c.foreground) for c in e.clicks), codes=e.codes))
             else:
                 out.append(BoxPrompt(e.box, label=e.label, name=e.name,
                                      points=tuple((c.x, c.y) for c in e.clicks),
-                                     point_labels=tuple(int(c.foreground) for c in e.clicks)))
+                                     point_labels=tuple(int(c.foreground) for c in e.clicks), codes=e.codes))
         return out
 
     def objects(self) -> list[dict[str, Any]]:

@@ -16,8 +16,9 @@ API (all JSON; errors are ``{"detail": "..."}`` with a 4xx status, never a 500 f
 ``POST /api/sessions/{id}/objects/{label}/clicks``
     ``{"x": .., "y": .., "z": k, "foreground": true}``: a click on any slice.
 ``POST /api/sessions/{id}/undo``, ``DELETE /api/sessions/{id}/objects/{label}``
-``GET /api/sessions/{id}/labels?format=nii.gz|nrrd|png``
-    the label map in the image's geometry.
+``GET /api/sessions/{id}/labels?format=nii.gz|nrrd|png|dcm``
+    the label map in the image's geometry (nrrd: a 3D Slicer ``.seg.nrrd``; dcm: a DICOM
+    SEG, for scans uploaded as DICOM; the image's ``exports`` lists what it offers).
 ``GET /api/sessions/{id}/prompts``
     the objects as a prompts file for ``medsam segment --prompts``.
 ``GET /api/sessions/{id}/image.nii.gz``
@@ -197,6 +198,9 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         point_labels: list[int] = Field([], description="1 foreground, 0 background, one per point")
         propagate: bool = Field(True, description="a 2D box on a volume: propagate through the volume "
                                                   "(true) or segment its slice only")
+        category: str = Field("", max_length=200, description="what the object is, for DICOM SEG and Slicer "
+                                                               "exports: scheme^value^meaning (with type)")
+        type: str = Field("", max_length=200, description="e.g. SCT^64033007^Kidney (with category)")
 
     class ClickRequest(BaseModel):
         x: float = Field(description="column (pixels)")
@@ -305,7 +309,8 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         return labels(sid, "nii.gz")
 
     @app.get("/api/sessions/{sid}/labels")
-    def labels(sid: str, format: str = Query("nii.gz", description="nii.gz, nrrd or png (2D)")) -> Any:
+    def labels(sid: str, format: str = Query("nii.gz", description="nii.gz, nrrd (Slicer .seg.nrrd), png (2D) or "
+                                                                     "dcm (DICOM SEG, for DICOM uploads)")) -> Any:
         s = session(sid)
         with s.lock:
             path = s.labels_file(format)

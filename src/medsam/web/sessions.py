@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError
+from ..io.segments import Code
 from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, load_case
 from ..segmentation.cases import case_name
 from ..segmentation.interaction import Click
@@ -33,8 +34,23 @@ from .uploads import viewer_nifti
 
 #: bytes of one cached LiteMedSAM / SAM image embedding (256 x 64 x 64 float32)
 EMBEDDING_BYTES = 256 * 64 * 64 * 4
-#: export format -> the file name's tail after the case name (nrrd: 3D Slicer's named, coloured segments)
-LABEL_FORMATS = {"nii.gz": "_seg.nii.gz", "nrrd": ".seg.nrrd", "png": "_seg.png"}
+#: export format -> the file name's tail after the case name (nrrd: 3D Slicer's named, coloured
+#: segments; dcm: a DICOM SEG of the uploaded DICOM series)
+LABEL_FORMATS = {"nii.gz": "_seg.nii.gz", "nrrd": ".seg.nrrd", "png": "_seg.png", "dcm": "_seg.dcm"}
+
+
+def export_formats(case: Case) -> list[str]:
+    """The label formats of a case, the first the default: PNG for 2D images, NIfTI and
+    Slicer's .seg.nrrd for volumes, and DICOM SEG when the scan came in as DICOM."""
+    from ..io.dispatch import extension
+    from ..io.volume import DICOM_EXTENSIONS
+
+    formats = ["png", "nii.gz"] if case.geometry.ndim == 2 else ["nii.gz", "nrrd"]
+    from ..io.dicom_seg import is_dicom_seg
+
+    if Path(case.path).is_dir() or (extension(case.path) in DICOM_EXTENSIONS and not is_dicom_seg(case.path)):
+        formats.append("dcm")
+    return formats
 
 
 @dataclass
@@ -126,14 +142,15 @@ class Session:
                                                                                           r.z_range)
         with self._busy():
             extends = old_r is not None and list(zip(old_r.points, old_r.point_labels)) == clicks[:len(old_r.points)]
-            if old_r is not None and same_box and extends:
-                if prompt.name != old_r.name:
-                    objects.rename(prompt.label, prompt.name)
+            if old is not None and old_r is not None and same_box and extends:
+                if (prompt.name, prompt.codes) != (old.name, old.codes):
+                    objects.rename(prompt.label, prompt.name, prompt.codes)
                 for point, value in clicks[len(old_r.points):]:
                     objects.add_click(prompt.label, point[0], point[1], _slice_of(point), foreground=bool(value))
             else:
                 objects.add_box(prompt.label, r.box2d, key_slice=r.key_slice, z_range=r.z_range, name=prompt.name,
-                                clicks=[Click(p[0], p[1], _slice_of(p), bool(v)) for p, v in clicks])
+                                clicks=[Click(p[0], p[1], _slice_of(p), bool(v)) for p, v in clicks],
+                                codes=prompt.codes)
         self._changed()
         return self.info()
 
@@ -217,10 +234,21 @@ class Session:
             raise SessionError(f"unknown label format {fmt!r}; choose one of {', '.join(LABEL_FORMATS)}")
         if fmt == "png" and case.geometry.ndim == 3:
             raise SessionError("png holds 2D label maps; export a volume as nii.gz or nrrd")
+        if fmt not in export_formats(case):
+            raise SessionError(f"{fmt} is not available for this image; choose one of "
+                               f"{', '.join(export_formats(case))}")
         assert self.labels is not None
         out = self.workdir / "export" / (case_name(case.path) + LABEL_FORMATS[fmt])
-        names = {p.label: p.name for p in self._require_objects().prompts()}
-        return write_labels(self.labels, out, case.geometry, overwrite=True, names=names)
+        prompts = self._require_objects().prompts()
+        names = {p.label: p.name for p in prompts}
+        codes = {p.label: p.codes for p in prompts if p.codes is not None}
+        dicom = None
+        if fmt == "dcm":
+            from ..io.dicom_seg import SegSource
+            from ..segmentation.batch import algorithm_of, case_seg_sources
+
+            dicom = SegSource(case_seg_sources(case, out), algorithm_of(self.segmenter))
+        return write_labels(self.labels, out, case.geometry, overwrite=True, names=names, codes=codes, dicom=dicom)
 
     def info(self) -> dict[str, Any]:
         """What the client needs: the image's shape, spacing and dimension, the objects,
@@ -237,7 +265,8 @@ class Session:
                         "shape": list(case.image.shape[:g.ndim]), "spacing": list(g.spacing),
                         "spacing_known": g.spacing_known, "rgb": case.image.ndim == g.ndim + 1,
                         "modality": self.modality, "window": self.window,
-                        "index_from_ras": _index_from_ras(g)}
+                        "index_from_ras": _index_from_ras(g),
+                        "exports": {f: case_name(case.path) + LABEL_FORMATS[f] for f in export_formats(case)}}
         out["objects"] = self._objects
         out["can_undo"] = bool(self.interactive and self.interactive.can_undo)
         return out
@@ -286,7 +315,8 @@ def _index_from_ras(geometry: Any) -> list[list[float]]:
 
 def prompt_from_request(body: dict[str, Any], session: Session) -> BoxPrompt:
     """The :class:`BoxPrompt` of a segment request (``box``, ``slice``, ``z_range``,
-    ``label``, ``name``, ``points``, ``point_labels``, ``propagate``). A 2D box on a volume
+    ``label``, ``name``, ``points``, ``point_labels``, ``propagate``, and the codes
+    ``category`` and ``type``). A 2D box on a volume
     with ``propagate`` false segments its slice only: its slice range is that slice.
 
     Raises:
@@ -298,10 +328,15 @@ def prompt_from_request(body: dict[str, Any], session: Session) -> BoxPrompt:
     z_range = body.get("z_range")
     if case.geometry.ndim == 3 and len(box) == 4 and slc is not None and not body.get("propagate", True):
         z_range = [slc, slc]
+    codes = None
+    if body.get("category") or body.get("type"):
+        if not (body.get("category") and body.get("type")):
+            raise InputError("give category and type together (codes as scheme^value^meaning)")
+        codes = (Code.parse(str(body["category"])), Code.parse(str(body["type"])))
     try:
         return BoxPrompt(tuple(box), label=int(body.get("label", 1)), name=str(body.get("name") or ""),
                          slice=slc, points=tuple(tuple(p) for p in body.get("points") or ()),
                          point_labels=tuple(body.get("point_labels") or ()),
-                         z_range=None if z_range is None else (int(z_range[0]), int(z_range[1])))
+                         z_range=None if z_range is None else (int(z_range[0]), int(z_range[1])), codes=codes)
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -15,6 +15,7 @@ from .cache import (
                     cached_path,
                     check_file,
                     download,
+                    file_digest,
                     get_weights_path,
                     identify_file,
                     is_cached,
@@ -28,6 +29,7 @@ from .sources import InstalledPackageSource, PipWheelSource, Source, SourceAbsen
 __all__ = [
     "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
     "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "cache_dir", "cached_path", "check_file",
-    "download", "get_entry", "get_weights_path", "identify_file", "is_cached", "manual_instructions", "verify",
+    "download", "file_digest", "get_entry", "get_weights_path", "identify_file", "is_cached", "manual_instructions",
+    "verify",
     "weights_dir",
 ]

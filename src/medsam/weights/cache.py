@@ -93,7 +93,8 @@ def _looks_like_torch_checkpoint(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
-def _digest(path: Path, algo: str) -> str:
+def file_digest(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """The hex digest of a file (``sha256`` or ``md5``), read in chunks."""
     digest = hashlib.new(algo)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
@@ -110,7 +111,7 @@ def check_file(entry: WeightsEntry, path: Path, origin: str) -> None:
                                 f"{entry.size_bytes}; the file was discarded")
     if entry.checksum is not None:
         algo, expected = _parse_checksum(entry.checksum)
-        actual = _digest(path, algo)
+        actual = file_digest(path, algo)
         if actual != expected:
             raise SourceUnavailable(f"{entry.filename} from {origin} has {algo} {actual}, "
                                     f"expected {expected}; the file is corrupt or not the "
@@ -190,7 +191,7 @@ def identify_file(path: str | os.PathLike, variant: str | None = None,
             continue
         algo, expected = _parse_checksum(entry.checksum)
         if algo not in digests:
-            digests[algo] = _digest(path, algo)
+            digests[algo] = file_digest(path, algo)
         if digests[algo] == expected:
             return entry
     return None

@@ -243,11 +243,12 @@ function renderExports() {
   const box = $("exports");
   box.replaceChildren();
   const image = state.info.image;
-  const formats = image.dimension === 3 ? ["nii.gz", "nrrd"] : ["png", "nii.gz"];
+  const formats = Object.keys(image.exports);   // the server's choice: DICOM SEG for DICOM scans
+  const text = { "nii.gz": "labels .nii.gz", nrrd: "labels .seg.nrrd (Slicer)", png: "labels .png", dcm: "DICOM SEG" };
   for (const f of formats) {
     const a = Object.assign(document.createElement("a"), {
-      href: withToken(`/api/sessions/${state.session}/labels`, { format: f }), textContent: `labels .${f}`,
-      download: `${image.case}_seg.${f}` });
+      href: withToken(`/api/sessions/${state.session}/labels`, { format: f }), textContent: text[f] || f,
+      download: image.exports[f] });
     a.className = "export";
     box.append(a, " ");
   }
@@ -257,7 +258,7 @@ function renderExports() {
   const options = [image.modality && `--modality ${image.modality}`, image.window && `--window ${image.window}`,
                    state.health.replay_options].filter(Boolean).join(" ");
   $("replay").textContent = ["medsam segment", image.name, "--prompts", `${image.case}_prompts.json`, options,
-                             "-o", `${image.case}_seg.${formats[0]}`].filter(Boolean).join(" ");
+                             "-o", image.exports[formats[0]]].filter(Boolean).join(" ");
 }
 
 // ---------------------------------------------------------------- opening
