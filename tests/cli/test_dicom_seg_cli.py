@@ -1,7 +1,8 @@
 """`medsam segment` writes a DICOM SEG of a real CT series, equal to its NIfTI output, with
-the weights' sha256; `medsam evaluate` scores SEG against NIfTI either way; bad input
-(a non-DICOM input, an anonymised series, a corrupt SEG) gets one line, exit 2, nothing
-written. The real LiteMedSAM on the liver of TotalSegmentator's example series."""
+the weights' sha256; a box from the NIfTI of the same scan lands right with --box-from;
+`medsam evaluate` scores SEG against NIfTI either way; bad input (a non-DICOM input, an
+anonymised series) gets one line, exit 2, nothing written, and a corrupt SEG fails its
+case of an evaluation with one line naming it. The real LiteMedSAM on the liver of TotalSegmentator's example series."""
 
 import csv
 
@@ -98,3 +99,28 @@ def test_an_anonymised_series_cannot_be_referenced(cli, shared_data, liver_box, 
     assert done.returncode == 2 and done.stderr.count("medsam: error:") == 1, done.stderr
     assert "has no StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, SOPClassUID" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_box_from_the_nifti_lands_on_the_series_with_box_from(cli, shared_data, outputs, tmp_path):
+    """The reference NIfTI's rows run the other way from the series: its voxel box given to
+    the series as it is segments the wrong place; with --box-from it gives the liver."""
+    from medsam.metrics import dice
+
+    nifti = shared_data / REFERENCE
+    reference = io.read(nifti)[0] == LIVER
+    x0, y0, x1, y1 = (int(v) for v in mask_to_box(reference[8:11].any(axis=0)))
+    box = f"{x0},{y0},8,{x1},{y1},10"
+    done = cli("segment", shared_data / "totalseg/example_ct_dicom",
+               "--box", box, "--box-from", nifti, "--modality", "ct", "-o", tmp_path / "from.nii.gz")
+    assert done.returncode == 0, done.stderr
+    placed = io.read(tmp_path / "from.nii.gz")[0]
+    expected = io.read(outputs / "liver.nii.gz")[0]      # the box given in the series' own indices
+    assert dice(placed > 0, expected > 0) > 0.98
+    wrong = cli("segment", shared_data / "totalseg/example_ct_dicom", "--box", box, "--modality", "ct",
+                "-o", tmp_path / "wrong.nii.gz")
+    assert wrong.returncode == 0, wrong.stderr
+    truth = reference[:, ::-1]
+    assert dice(io.read(tmp_path / "wrong.nii.gz")[0][8:11] > 0, truth[8:11]) < \
+        dice(placed[8:11] > 0, truth[8:11]) - 0.15   # 0.75 against 0.97 here
+    refused = cli("segment", nifti, "--box", box, "--box-from", nifti, "--slice", "3", "-o", tmp_path / "x.nii.gz")
+    assert refused.returncode == 2 and "does not combine with --world or --slice" in refused.stderr

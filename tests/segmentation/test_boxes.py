@@ -5,6 +5,7 @@ from medsam.errors import InputError
 from medsam.io import Geometry
 from medsam.segmentation.boxes import (
     mask_to_box,
+    reference_box_to_world,
     validate_box_2d,
     validate_slice,
     validate_z_range,
@@ -71,3 +72,16 @@ def test_world_box_2d_uses_pixel_size():
     np.testing.assert_allclose(world_box_to_pixels([1, 1, 2.5, 4], g, (20, 20)), [4, 2, 10, 8])
     # a box partly outside is clipped to the image
     np.testing.assert_allclose(world_box_to_pixels([-1, -1, 2.5, 4], g, (20, 20)), [0, 0, 10, 8])
+
+
+def test_a_box_from_a_reference_whose_rows_run_the_other_way():
+    """The DICOM series and the NIfTI of ../shared/data's CT: same voxels, rows reversed."""
+    series = Geometry(spacing=(2.0, 0.9765625, 0.9765625), origin=(-249.51171875, -437.51171875, -804.5))
+    nifti = Geometry(spacing=(2.0, 0.9765625, 0.9765625), origin=(-249.51171875, 61.51171875, -804.5),
+                     direction=(1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0))
+    box = [300, 150, 8, 400, 260, 10]                      # x0, y0, z0, x1, y1, z1 in the NIfTI
+    world = reference_box_to_world(box, nifti)
+    on_series = world_box_to_pixels(world, series, (20, 512, 512))
+    np.testing.assert_allclose(on_series, [300, 511 - 260, 8, 400, 511 - 150, 10], atol=1e-6)
+    with pytest.raises(InputError, match="--box 1,2,3,4: a box on a 3D reference image needs 6 numbers"):
+        reference_box_to_world([1, 2, 3, 4], nifti, what="--box 1,2,3,4")
