@@ -47,6 +47,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "medsam.cli.serve",
     "reproduce": "medsam.cli.reproduce",
     "benchmark": "medsam.cli.benchmark",
+    "export": "medsam.cli.export",
 }
 
 #: the flag that sets each option of ``medsam.errors.OPTION_HINTS``

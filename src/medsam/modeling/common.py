@@ -85,9 +85,10 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_channels))
         self.bias = nn.Parameter(torch.zeros(num_channels))
         self.eps = eps
+        self.normalized_shape = (int(num_channels),)   # a constant (an exported graph keeps it static)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # one fused layer_norm over the last axis of the (B, H, W, C) view; on a
         # channels-last tensor (the mask decoder's upscaling) that view needs no copy
-        out = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        out = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return out.permute(0, 3, 1, 2)

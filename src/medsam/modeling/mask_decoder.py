@@ -110,7 +110,7 @@ class MaskDecoder(nn.Module):
         batch = src.shape[0]
         x = _block_linear(src, conv1).view(batch, height, width, 2, 2, -1)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, 4 * height * width, -1)
-        x = act1(F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
+        x = act1(F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
         x = act2(_block_linear(x, conv2))        # (B, 2H*2W*4, C'), pixels (I, J, ki, kj)
         masks = (x.view(batch, -1, x.shape[-1] // 4) @ hyper_in.transpose(1, 2))
         masks = masks.view(batch, 2 * height, 2 * width, 2, 2, -1).permute(0, 5, 1, 3, 2, 4)
