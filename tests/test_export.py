@@ -143,3 +143,8 @@ def test_a_u_net_is_not_exported(tmp_path):
     with pytest.raises(InputError, match="ONNX export covers the promptable SAM-family models; this is a BoxUNet"):
         export_onnx(build_model("unet"), tmp_path / "unet")
     assert not (tmp_path / "unet").exists()
+
+
+def test_the_readme_shows_the_example_as_it_is():
+    code = (ROOT / "examples/onnx_segment.py").read_text()
+    assert code[code.index("import sys"):] in (ROOT / "README.md").read_text()
