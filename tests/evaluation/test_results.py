@@ -61,7 +61,7 @@ def test_result_columns_are_task_method_and_the_case_metrics():
     from medsam.evaluation.results import RESULT_COLUMNS, ResultRow
     from medsam.metrics.case import CaseMetrics
 
-    expected = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)))
+    expected = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)), "image")
     assert RESULT_COLUMNS == expected
     assert issubclass(ResultRow, CaseMetrics)   # a metric is added once, to CaseMetrics
     assert {f.name for f in dataclasses.fields(ResultRow)} == set(expected)

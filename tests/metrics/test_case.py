@@ -62,3 +62,34 @@ def test_summarize_and_accumulator():
     assert summary[1]["dsc"].n == 2
     acc.reset()
     assert len(acc) == 0
+
+
+def test_a_tolerance_as_a_share_of_the_diagonal_is_the_same_at_any_resolution(shared_data):
+    """A JSRT heart mask grown by 0.6 % of the image's side, at 2048 px and downsampled to
+    256 px: a fixed 2 px tolerance fails the first (12 px off) and passes the second
+    (1.5 px off); 1 % of the diagonal passes both. Images with a pixel size keep mm."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from medsam.metrics.case import nsd_tolerance, tolerance_description
+
+    gt = np.asarray(Image.open(shared_data / "jsrt_scr_cxr" / "masks_labels" / "JPCLN001.png")) == 3
+    nsd = {}
+    for size in (2048, 256):
+        g = np.asarray(Image.fromarray(gt).resize((size, size), Image.NEAREST))
+        p = (ndimage.distance_transform_edt(~g) <= 0.006 * size).astype(np.uint8)
+        g = g.astype(np.uint8)
+        fixed = evaluate_labels(p, g, (1.0, 1.0), spacing_known=False)[0]
+        share = evaluate_labels(p, g, (1.0, 1.0), spacing_known=False, diagonal_pct=1.0)[0]
+        assert (fixed.nsd_tolerance, fixed.nsd_diagonal_pct) == (2.0, 0.0)
+        assert share.nsd_tolerance == pytest.approx(0.01 * size * math.sqrt(2))
+        assert share.nsd_diagonal_pct == 1.0
+        assert share.nsd == normalized_surface_distance(p, g, (1.0, 1.0), tolerance=share.nsd_tolerance)
+        nsd[size] = (fixed.nsd, share.nsd)
+        assert tolerance_description([fixed]) == "2 px"
+        assert tolerance_description([share, share]) == "1 % of the image diagonal"
+        assert tolerance_description([fixed, share]) == "2 px or 1 % of the image diagonal"
+    assert nsd == {2048: (0.0, 1.0), 256: (1.0, 1.0)}
+    assert nsd_tolerance((100, 100), 2.0, True, 0.5) == 2.0   # a pixel size: mm as given
+    with pytest.raises(ValueError, match="diagonal_pct"):
+        evaluate_labels(gt.astype(np.uint8), gt.astype(np.uint8), (1.0, 1.0), diagonal_pct=0)

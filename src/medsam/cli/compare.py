@@ -29,6 +29,9 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=finite_float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="test only the cases all methods have (default: missing cases are an error)")
+    parser.add_argument("--unit", choices=["image", "object"], default="image",
+                        help="unit of analysis: one value per image or volume, the mean over its objects "
+                             "(default), or every object (case IMAGE#N) as a case")
 
 
 def check_test_arguments(args: argparse.Namespace) -> None:
@@ -55,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
     from ..evaluation.results import load_tables
     from ..fileutil import check_writable_output, committed_together
+    from ..metrics.case import tolerance_description
 
     check_test_arguments(args)
     tables, _ = load_tables(args.results, args.names)
+    tolerance = tolerance_description(r for rows in tables.values() for r in rows)
     out = args.output
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file, not a folder")
@@ -66,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
         files += [out / f"boxplot_{m}.png" for m in args.metrics]
     for f in files:
         check_writable_output(f, args.overwrite)
-    rows = compare_methods(tables, args.metrics, args.correction, args.alpha, args.allow_missing)
+    rows = compare_methods(tables, args.metrics, args.correction, args.alpha, args.allow_missing,
+                           unit=args.unit)
     with committed_together(args.overwrite):   # the tables and the plots, or none
-        write_comparison(rows, files[0], files[1], args.alpha)
+        write_comparison(rows, files[0], files[1], args.alpha, tolerance)
         if not args.no_plots:
             from ..evaluation.report import write_box_plots
 
-            write_box_plots(tables, args.metrics, out)
-    print(comparison_markdown(rows, args.alpha), end="")
+            write_box_plots(tables, args.metrics, out, args.unit)
+    print(comparison_markdown(rows, args.alpha, tolerance), end="")
     print(f"written to {out}/")
     return 0

@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "the folder above it when that is named gt, labels, masks, ...)")
     parser.add_argument("--method", help="method name written in every row (default: name of the --pred folder, "
                                          "or of the folder above it when that is named pred, segs, ...)")
-    parser.add_argument("--tolerance", type=finite_float, default=2.0, help="NSD tolerance in mm (default 2)")
+    parser.add_argument("--tolerance", type=finite_float, default=2.0,
+                        help="NSD tolerance in mm, or in pixels for images without a pixel size (default 2)")
+    parser.add_argument("--nsd-diagonal", type=finite_float, metavar="PERCENT",
+                        help="images without a pixel size: NSD tolerance of PERCENT %% of the image diagonal "
+                             "instead of --tolerance pixels (the same share of the image at any resolution)")
     parser.add_argument("--labels", type=_labels, help="comma-separated labels to score (default: all present)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--binary", action="store_true",
@@ -58,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = EvaluateConfig(   # checks the values first
         task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
-        tolerance=args.tolerance, labels=args.labels, binary=args.binary, threshold=args.threshold,
-        workers=args.workers,
+        tolerance=args.tolerance, diagonal_pct=args.nsd_diagonal, labels=args.labels, binary=args.binary,
+        threshold=args.threshold, workers=args.workers,
     )
     outputs = {
         "results": args.output,

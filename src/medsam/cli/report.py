@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_test_arguments(args)
     tables, sources = load_tables(args.results, args.names)
-    config = ReportConfig(tuple(args.metrics), args.correction, args.alpha, args.allow_missing)
+    config = ReportConfig(tuple(args.metrics), args.correction, args.alpha, args.allow_missing, unit=args.unit)
     index = build_report(tables, args.output, config, overwrite=args.overwrite, sources=sources)
     print(f"report written: {index}")
     return 0

@@ -48,7 +48,8 @@ class AccuracyRow:
 
     ``dsc`` and ``nsd`` are in [0, 1]; ``tolerance`` is NSD's tolerance in ``unit``
     (``"mm"``, or ``"px"`` when the image has no physical pixel size); ``objects`` is
-    how many boxes the label was given.
+    how many boxes the label was given. ``name`` is the label's class, or ``"object"``
+    for the instance labels of a dataset without classes (nuclei: one row per object).
     """
 
     dataset: str
@@ -220,24 +221,42 @@ def evaluate_dataset(spec: DatasetSpec, segmenter: Segmenter2D, settings: Sequen
             spec, [segmenter], settings, max_cases, seed, progress):
         unit = "mm" if geometry.spacing_known else "px"
         for label, dsc, nsd, ref_size, pred_size in score_labels(predicted, refs, geometry):
-            rows.append(AccuracyRow(spec.name, case, label, spec.class_name(label), setting,
+            name = "object" if spec.classes is None else spec.class_name(label)
+            rows.append(AccuracyRow(spec.name, case, label, name, setting,
                                     dsc, nsd, 2.0, unit, len(refs.groups[label]), ref_size,
                                     pred_size))
     return rows
 
 
-def median_table(rows: Sequence[AccuracyRow]) -> list[dict[str, Any]]:
-    """Per dataset and setting: cases, labels scored, median DSC and NSD (and their IQR)."""
+def median_table(rows: Sequence[AccuracyRow], by: str = "dataset") -> list[dict[str, Any]]:
+    """Median DSC and NSD (and their IQR) per dataset and setting.
+
+    ``by="dataset"``: every row of a dataset pooled (labels and objects alike; the test
+    suite's regression floors). ``by="structure"``: one line per dataset, structure
+    (class, or ``"object"``) and setting, over one value per image, the mean over the
+    image's objects of that structure (objects of one image are not independent cases).
+    ``cases`` counts images, ``labels`` the rows behind them.
+    """
+    if by not in ("dataset", "structure"):
+        raise ValueError(f"by must be 'dataset' or 'structure', got {by!r}")
+    datasets = list(dict.fromkeys(r.dataset for r in rows))
+    names = list(dict.fromkeys(r.name for r in rows))
+
+    def key(r: AccuracyRow) -> tuple:
+        return (r.dataset, r.name if by == "structure" else "", r.setting)
+
     table = []
-    keys = sorted({(r.dataset, r.setting) for r in rows},
-                  key=lambda k: (list(dict.fromkeys(r.dataset for r in rows)).index(k[0]),
-                                 list(BOX_SETTINGS).index(k[1])))
-    for dataset, setting in keys:
-        group = [r for r in rows if (r.dataset, r.setting) == (dataset, setting)]
-        dsc = np.array([r.dsc for r in group])
-        nsd = np.array([r.nsd for r in group])
+    for k in sorted({key(r) for r in rows}, key=lambda k: (datasets.index(k[0]), names.index(k[1]) if k[1] else 0,
+                                                          list(BOX_SETTINGS).index(k[2]))):
+        group = [r for r in rows if key(r) == k]
+        if by == "structure":
+            cases = list(dict.fromkeys(r.case for r in group))
+            dsc = np.array([np.mean([r.dsc for r in group if r.case == c]) for c in cases])
+            nsd = np.array([np.mean([r.nsd for r in group if r.case == c]) for c in cases])
+        else:
+            dsc, nsd = np.array([r.dsc for r in group]), np.array([r.nsd for r in group])
         table.append({
-            "dataset": dataset, "setting": setting, "cases": len({r.case for r in group}),
+            "dataset": k[0], "structure": k[1] or "all", "setting": k[2], "cases": len({r.case for r in group}),
             "labels": len(group), "dsc_median": float(np.median(dsc)),
             "dsc_q1": float(np.percentile(dsc, 25)), "dsc_q3": float(np.percentile(dsc, 75)),
             "nsd_median": float(np.median(nsd)), "nsd_q1": float(np.percentile(nsd, 25)),
@@ -249,12 +268,12 @@ def median_table(rows: Sequence[AccuracyRow]) -> list[dict[str, Any]]:
 
 def table_markdown(table: Sequence[dict[str, Any]]) -> str:
     """The :func:`median_table` as a Markdown table (percent, median [IQR])."""
-    lines = ["| dataset | boxes | cases | labels scored | DSC % median [IQR] | "
+    lines = ["| dataset | structure | boxes | images | rows (labels, objects) | DSC % median [IQR] | "
              "NSD % median [IQR] | NSD tolerance |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for t in table:
         lines.append(
-            f"| {t['dataset']} | {t['setting']} | {t['cases']} | {t['labels']} | "
+            f"| {t['dataset']} | {t['structure']} | {t['setting']} | {t['cases']} | {t['labels']} | "
             f"{100 * t['dsc_median']:.1f} [{100 * t['dsc_q1']:.1f}, {100 * t['dsc_q3']:.1f}] | "
             f"{100 * t['nsd_median']:.1f} [{100 * t['nsd_q1']:.1f}, {100 * t['nsd_q3']:.1f}] | "
             f"{t['nsd_tolerance']} |")

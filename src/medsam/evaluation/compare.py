@@ -4,7 +4,11 @@ For every task/label group, every pair of methods (or a baseline method against
 each other one) and every metric, a two-sided Wilcoxon signed-rank test of the
 per-case values, with the median of the paired differences, and p-values adjusted
 for multiple testing (Holm-Bonferroni by default, or Benjamini-Hochberg) over all
-tests of the run, or over the tests of each task (the paper's protocol).
+tests of the run, or over the tests of each task (the paper's protocol): the family of
+a task is every test of its labels, metrics and pairs of methods.
+
+The cases paired are the unit of analysis (:mod:`.units`): images by default, the
+mean over an image's objects, so 125 nuclei of one image are one pair and no test.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..fileutil import atomic_path, write_csv
 from ..metrics.case import PERCENT_METRICS
 from .results import ResultRow
 from .stats import CORRECTION_NAMES, adjust_pvalues, paired_wilcoxon
+from .units import UNIT_NAMES, analysis_rows, check_unit
 
 __all__ = ["ComparisonRow", "compare_methods", "comparison_markdown", "write_comparison", "paired_values"]
 
@@ -31,8 +36,10 @@ __all__ = ["ComparisonRow", "compare_methods", "comparison_markdown", "write_com
 @dataclasses.dataclass(frozen=True)
 class ComparisonRow:
     """One paired test: ``method_a`` against ``method_b`` on ``metric`` for one
-    task/label. ``median_difference`` is the median of per-case ``a - b``;
-    ``p_adjusted`` uses ``correction`` over all rows of the run."""
+    task/label, on ``n`` pairs of ``unit`` (``"image"`` or ``"object"``).
+    ``median_difference`` is the median of per-case ``a - b``; ``p_adjusted`` uses
+    ``correction`` over the ``family_size`` tests of its family (NaN p-values, tests
+    that could not be made, do not count)."""
 
     task: str
     label: int
@@ -48,6 +55,8 @@ class ComparisonRow:
     p_adjusted: float
     correction: str
     significant: bool
+    unit: str = "image"
+    family_size: int = 0
 
 
 def paired_values(tables: Mapping[str, Sequence[ResultRow]], allow_missing: bool = False
@@ -84,9 +93,10 @@ FAMILIES = ("run", "task")
 def compare_methods(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence[str] = ("dsc", "nsd"),
                     correction: str = "holm", alpha: float = 0.05,
                     allow_missing: bool = False, baseline: str | None = None,
-                    family: str = "run") -> list[ComparisonRow]:
+                    family: str = "run", unit: str = "image") -> list[ComparisonRow]:
     """Wilcoxon tests for every group, pair of methods (in the given order; with
-    ``baseline``, that method against each other one) and metric. ``family``: the
+    ``baseline``, that method against each other one) and metric, pairing the
+    ``unit`` (:func:`~medsam.evaluation.units.analysis_rows`). ``family``: the
     tests the correction runs over, ``"run"`` (all) or ``"task"`` (each task's).
     Needs at least two methods."""
     if len(tables) < 2:
@@ -97,7 +107,8 @@ def compare_methods(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence
         raise InputError(f"baseline method {baseline!r} is not among {', '.join(tables)}")
     if family not in FAMILIES:
         raise InputError(f"unknown test family {family!r}; choose from {', '.join(FAMILIES)}")
-    groups = paired_values(tables, allow_missing)
+    check_unit(unit)
+    groups = paired_values({m: analysis_rows(rows, unit) for m, rows in tables.items()}, allow_missing)
     raw = []
     for (task, label), by_method in sorted(groups.items()):
         methods = [m for m in tables if m in by_method]
@@ -110,15 +121,18 @@ def compare_methods(tables: Mapping[str, Sequence[ResultRow]], metrics: Sequence
                 test = paired_wilcoxon(va, vb)
                 raw.append((task, label, metric, a, b, test, _median(va), _median(vb)))
     adjusted = np.zeros(len(raw))
+    sizes = np.zeros(len(raw), int)
     keys = [r[0] if family == "task" else "" for r in raw]
     for key in dict.fromkeys(keys):
         index = [i for i, k in enumerate(keys) if k == key]
-        adjusted[index] = adjust_pvalues([raw[i][5].pvalue for i in index], correction)
+        pvalues = [raw[i][5].pvalue for i in index]
+        adjusted[index] = adjust_pvalues(pvalues, correction)
+        sizes[index] = sum(not math.isnan(p) for p in pvalues)
     name = CORRECTION_NAMES[correction] + (" per task" if family == "task" else "")
     return [
         ComparisonRow(task, label, metric, a, b, t.n, ma, mb, t.median_difference, t.statistic,
-                      t.pvalue, float(p), name, bool(p < alpha))
-        for (task, label, metric, a, b, t, ma, mb), p in zip(raw, adjusted)
+                      t.pvalue, float(p), name, bool(p < alpha), unit, int(size))
+        for (task, label, metric, a, b, t, ma, mb), p, size in zip(raw, adjusted, sizes)
     ]
 
 
@@ -133,18 +147,27 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05) -> str:
-    """Markdown table of the tests, naming the test and the correction."""
+def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05,
+                        nsd_tolerance: str | None = None) -> str:
+    """Markdown table of the tests, naming the test, the unit paired, the correction
+    and its family (the ``family`` column: how many tests it holds); ``nsd_tolerance``
+    (words with a unit) is stated for the NSD rows."""
     correction = rows[0].correction if rows else "none"
-    scope = f"over all {len(rows)} tests"
+    unit = UNIT_NAMES[rows[0].unit] if rows else "images"
+    tested = sum(not math.isnan(r.pvalue) for r in rows)
+    scope = f"over all {tested} tests made (one family)"
     if correction.endswith(" per task"):
-        correction, scope = correction[: -len(" per task")], f"within each task ({len(rows)} tests in all)"
+        correction = correction[: -len(" per task")]
+        scope = (f"within each task: a task's family is every test made on it (its labels x metrics "
+                 f"x pairs of methods; the family column counts them), {tested} tests in all")
+    nsd = f" NSD at a tolerance of {nsd_tolerance}." if nsd_tolerance else ""
     lines = [
-        f"Two-sided Wilcoxon signed-rank tests on paired cases; p-values adjusted with "
-        f"{correction} {scope}; * marks adjusted p < {alpha}.",
+        f"Two-sided Wilcoxon signed-rank tests on paired {unit} (n: {unit}); p-values adjusted "
+        f"with {correction} {scope}; * marks adjusted p < {alpha}; n/a: no test (fewer than 2 "
+        f"pairs, or no difference).{nsd}",
         "",
-        "| task | label | metric | A | B | n | median A | median B | median A-B | p | p adjusted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | label | metric | A | B | n | median A | median B | median A-B | p | p adjusted | family |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         k = 100.0 if r.metric in PERCENT_METRICS else 1.0
@@ -152,16 +175,18 @@ def comparison_markdown(rows: Sequence[ComparisonRow], alpha: float = 0.05) -> s
         lines.append(
             f"| {r.task} | {r.label} | {r.metric} | {r.method_a} | {r.method_b} | {r.n} | "
             f"{r.median_a * k:.2f} | {r.median_b * k:.2f} | {r.median_difference * k:+.2f} | "
-            f"{_p(r.pvalue)} | {_p(r.p_adjusted)}{star} |")
+            f"{_p(r.pvalue)} | {_p(r.p_adjusted)}{star} | {r.family_size} |")
     return "\n".join(lines) + "\n"
 
 
 def write_comparison(rows: Sequence[ComparisonRow], csv_path: str | os.PathLike,
-                     md_path: str | os.PathLike | None = None, alpha: float = 0.05) -> list[Path]:
+                     md_path: str | os.PathLike | None = None, alpha: float = 0.05,
+                     nsd_tolerance: str | None = None) -> list[Path]:
+    """The tests as CSV (every field of :class:`ComparisonRow`) and optionally Markdown."""
     fields = [f.name for f in dataclasses.fields(ComparisonRow)]
     written = [write_csv(csv_path, fields, ([getattr(r, f) for f in fields] for r in rows))]
     if md_path is not None:
         with atomic_path(md_path) as tmp:
-            Path(tmp).write_text(comparison_markdown(rows, alpha))
+            Path(tmp).write_text(comparison_markdown(rows, alpha, nsd_tolerance))
         written.append(Path(md_path))
     return written

@@ -1,11 +1,18 @@
 """Result tables: one row per (task, method, case, label), as CSV.
 
 Columns (:data:`RESULT_COLUMNS`): ``task, method, case, label, dsc, nsd, hd95,
-gt_voxels, pred_voxels, gt_volume, pred_volume, volume_unit``. Volumes are in
-``volume_unit``: ``mL`` for 3D masks, ``mm2`` for 2D, or ``voxels`` / ``pixels``
-(counts) for images without a physical pixel size, whose ``hd95`` and NSD
-tolerance are then in pixels; otherwise ``hd95`` is in mm (``inf`` when exactly one
-mask is empty). Reading checks every row and raises
+gt_voxels, pred_voxels, gt_volume, pred_volume, volume_unit, nsd_tolerance,
+nsd_diagonal_pct, image``. Volumes are in ``volume_unit``: ``mL`` for 3D masks, ``mm2`` for
+2D, or ``voxels`` / ``pixels`` (counts) for images without a physical pixel size, whose
+``hd95`` and NSD tolerance are then in pixels; otherwise ``hd95`` is in mm (``inf``
+when exactly one mask is empty).
+
+``image`` is the image or volume a row belongs to: the case itself for a label scored
+on a whole image, or the image of an object scored on its own (case
+``<image>#<object>``, see :func:`object_case`): objects of one image are not
+independent cases (:mod:`medsam.evaluation.units`). Tables without the ``image`` and
+tolerance columns (written by medsam before 0.2) are read with ``image`` = ``case`` and
+the tolerance not recorded. Reading checks every row and raises
 :class:`medsam.errors.InputError` naming the file and line of a bad one.
 """
 
@@ -22,7 +29,8 @@ from ..errors import InputError
 from ..fileutil import write_csv
 from ..metrics.case import CaseMetrics
 
-__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "read_results", "write_results", "rows_from_metrics"]
+__all__ = ["RESULT_COLUMNS", "ResultRow", "load_tables", "object_case", "read_results", "write_results",
+           "rows_from_metrics"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +41,11 @@ class ResultRow(CaseMetrics):
 
     task: str = dataclasses.field(kw_only=True)
     method: str = dataclasses.field(kw_only=True)
+    image: str = dataclasses.field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not self.image:   # a whole-image row: its image is its case
+            object.__setattr__(self, "image", self.case)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -40,9 +53,17 @@ class ResultRow(CaseMetrics):
         return (self.task, self.label, self.case)
 
 
-#: the columns of a result CSV: task, method, then the fields of :class:`CaseMetrics` in order
-RESULT_COLUMNS = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)))
+#: the columns of a result CSV: task, method, the fields of :class:`CaseMetrics` in order, image
+RESULT_COLUMNS = ("task", "method", *(f.name for f in dataclasses.fields(CaseMetrics)), "image")
+#: columns a table may lack (written before they existed), with the value they then take
+#: ("" for ``image``: the row's case)
+OPTIONAL_COLUMNS = {"image": "", "nsd_tolerance": "nan", "nsd_diagonal_pct": "0"}
 _TYPES = {f.name: {"int": int, "float": float}.get(str(f.type), str) for f in dataclasses.fields(ResultRow)}
+
+
+def object_case(image: str, number: int) -> str:
+    """The case name of object ``number`` of ``image`` scored on its own: ``<image>#<number>``."""
+    return f"{image}#{number}"
 
 
 def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) -> list[ResultRow]:
@@ -60,7 +81,7 @@ def _row(raw: dict, path: Path, line: int) -> ResultRow:
         raise InputError(f"{path}, line {line}: {len(raw[None])} value(s) more than the header's "
                          f"{len(raw) - 1} columns")
     try:
-        values: dict = {c: _TYPES[c](raw[c]) for c in RESULT_COLUMNS}
+        values: dict = {c: _TYPES[c](raw.get(c, OPTIONAL_COLUMNS.get(c))) for c in RESULT_COLUMNS}
     except (TypeError, ValueError):
         raise InputError(f"{path}, line {line}: bad value in {dict(raw)}") from None
     problem = _out_of_range(values)
@@ -82,6 +103,10 @@ def _out_of_range(values: dict) -> str:
         v = values[name]
         if math.isnan(v) or v < 0 or (math.isinf(v) and name != "hd95"):
             return f"{name} {v:g} is not a size (must be >= 0)"
+    if not (math.isnan(values["nsd_tolerance"]) or 0 < values["nsd_tolerance"] < math.inf):
+        return f"nsd_tolerance {values['nsd_tolerance']:g} is not a distance (must be > 0)"
+    if not 0 <= values["nsd_diagonal_pct"] <= 100:
+        return f"nsd_diagonal_pct {values['nsd_diagonal_pct']:g} is outside [0, 100]"
     return ""
 
 
@@ -99,7 +124,7 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
         except (UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"{path}: not a medsam result table (not a text CSV file: "
                              f"{type(exc).__name__})") from None
-        missing = [c for c in RESULT_COLUMNS if c not in (fieldnames or [])]
+        missing = [c for c in RESULT_COLUMNS if c not in (fieldnames or []) and c not in OPTIONAL_COLUMNS]
         if missing:
             raise InputError(f"{path}: not a medsam result table; missing columns {', '.join(missing)}")
         rows = []

@@ -39,8 +39,11 @@ class EvaluateConfig:
     either mask). ``binary``: each mask must hold one foreground value (any
     nonzero value), scored as label 1. ``threshold``: foreground is
     ``value > threshold`` (for lossy masks such as JPEG), scored as label 1.
-    ``tolerance``: NSD tolerance in mm. ``workers``: processes (default: CPU
-    count, at most the number of cases; 1 runs in this process).
+    ``tolerance``: NSD tolerance in mm (in pixels for images without a pixel size).
+    ``diagonal_pct``: images without a pixel size get an NSD tolerance of this
+    percentage of their diagonal instead (resolution-independent; None: off, the
+    default). ``workers``: processes (default: CPU count, at most the number of
+    cases; 1 runs in this process).
     ``spacing_rtol``: relative tolerance when comparing spacings.
     """
 
@@ -52,6 +55,7 @@ class EvaluateConfig:
     threshold: float | None = None
     workers: int | None = None
     spacing_rtol: float = 1e-4
+    diagonal_pct: float | None = None
 
     def __post_init__(self) -> None:
         from ..metrics.surface import check_tolerance
@@ -64,6 +68,9 @@ class EvaluateConfig:
             raise InputError(f"threshold must be a finite number, got {self.threshold}")
         if self.workers is not None and self.workers < 1:
             raise InputError(f"workers must be at least 1, got {self.workers}")
+        if self.diagonal_pct is not None and not 0 < self.diagonal_pct <= 100:
+            raise InputError(f"the NSD tolerance as a share of the diagonal must be in (0, 100] %, "
+                             f"got {self.diagonal_pct}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +257,8 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
     spacing = gt_spacing or pred_spacing
     labels = (1,) if (config.binary or config.threshold is not None) and config.labels is None else config.labels
     metrics = evaluate_labels(pred, gt, spacing or (1.0,) * gt.ndim, labels=labels,
-                              tolerance=config.tolerance, case=case, spacing_known=spacing is not None)
+                              tolerance=config.tolerance, case=case, spacing_known=spacing is not None,
+                              diagonal_pct=config.diagonal_pct)
     return rows_from_metrics(metrics, config.task, config.method)
 
 

@@ -1,5 +1,8 @@
 """Summary tables per task and label: median (IQR), mean and n of each metric,
-as in the MedSAM paper's tables, written as CSV and Markdown."""
+as in the MedSAM paper's tables, written as CSV and Markdown.
+
+n counts the unit of analysis (:mod:`.units`): images by default, an image's objects
+averaged into one value; the number of rows (objects) is reported beside it."""
 
 from __future__ import annotations
 
@@ -10,8 +13,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileutil import atomic_path, write_csv
-from ..metrics.case import METRIC_NAMES, PERCENT_METRICS, MetricAccumulator, MetricSummary, length_unit
+from ..metrics.case import (
+    METRIC_NAMES,
+    PERCENT_METRICS,
+    MetricAccumulator,
+    MetricSummary,
+    length_unit,
+    tolerance_description,
+)
 from .results import ResultRow
+from .units import UNIT_NAMES, analysis_rows
 
 __all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
 
@@ -21,7 +32,8 @@ METRIC_TITLES = {"dsc": "DSC (%)", "nsd": "NSD (%)", "hd95": "HD95 (mm)"}
 @dataclasses.dataclass(frozen=True)
 class SummaryRow:
     """Summary of one (method, task, label) group; ``metrics`` maps a metric
-    name to its :class:`MetricSummary` over the group's cases."""
+    name to its :class:`MetricSummary` over the group's ``n_cases`` units (``unit``:
+    ``"image"`` or ``"object"``); ``n_objects`` counts the rows they came from."""
 
     method: str
     task: str
@@ -29,22 +41,33 @@ class SummaryRow:
     n_cases: int
     metrics: dict
     length_unit: str = "mm"
+    unit: str = "image"
+    n_objects: int = 0
+    nsd_tolerance: str = "not recorded"
 
 
 def metric_title(metric: str, rows: Iterable[ResultRow] = ()) -> str:
     """The title of ``metric`` with its unit; HD95 in px when ``rows`` come from images
-    without a physical pixel size."""
+    without a physical pixel size; NSD with the tolerance of ``rows``."""
+    if metric == "nsd":
+        return f"NSD (%, tolerance {tolerance_description(rows)})"
     if metric != "hd95":
         return METRIC_TITLES.get(metric, metric)
     units = {length_unit(r.volume_unit) for r in rows} or {"mm"}
     return f"HD95 ({units.pop() if len(units) == 1 else 'mm or px'})"
 
 
-def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = METRIC_NAMES) -> list[SummaryRow]:
-    """Group rows by (method, task, label) and summarise each metric (one
+def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = METRIC_NAMES,
+              unit: str = "image") -> list[SummaryRow]:
+    """Group rows by (method, task, label) and summarise each metric over the
+    ``unit`` (:func:`~medsam.evaluation.units.analysis_rows`; one
     :class:`~medsam.metrics.MetricAccumulator` per method and task)."""
-    grouped: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
+    rows = list(rows)
+    objects: dict[tuple[str, str, int], int] = defaultdict(int)
     for r in rows:
+        objects[(r.method, r.task, r.label)] += 1
+    grouped: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
+    for r in analysis_rows(rows, unit):
         grouped[(r.method, r.task)].append(r)
     out = []
     for (method, task), group in sorted(grouped.items(), key=lambda item: item[0]):
@@ -54,7 +77,8 @@ def summarize(rows: Iterable[ResultRow], metrics: Sequence[str] = METRIC_NAMES) 
             labelled = [r for r in group if r.label == label]
             units = {length_unit(r.volume_unit) for r in labelled}
             out.append(SummaryRow(method, task, label, len(labelled), summaries,
-                                  units.pop() if len(units) == 1 else "mm or px"))
+                                  units.pop() if len(units) == 1 else "mm or px", unit,
+                                  objects[(method, task, label)], tolerance_description(labelled)))
     return out
 
 
@@ -72,17 +96,27 @@ def format_metric(name: str, s: MetricSummary) -> str:
 
 
 def summary_markdown(summary: Sequence[SummaryRow]) -> str:
-    """Markdown table: one line per group, median (IQR) and mean per metric."""
+    """Markdown table: one line per group, n (and the objects behind it where they
+    differ), median (IQR) and mean per metric; the NSD tolerance in the NSD headers, or
+    in a column of its own when the groups differ."""
     metrics = list(summary[0].metrics) if summary else list(METRIC_NAMES)
     units = {s.length_unit for s in summary} or {"mm"}
     unit = units.pop() if len(units) == 1 else None
-    titles = {**METRIC_TITLES, "hd95": f"HD95 ({unit})" if unit else "HD95"}
-    header = ["method", "task", "label", "n"]
+    tolerances = list(dict.fromkeys(s.nsd_tolerance for s in summary))
+    nsd = f"NSD (%, tolerance {tolerances[0]})" if len(tolerances) == 1 else "NSD (%)"
+    titles = {**METRIC_TITLES, "nsd": nsd, "hd95": f"HD95 ({unit})" if unit else "HD95"}
+    analysis = summary[0].unit if summary else "image"
+    show_objects = any(s.n_objects != s.n_cases for s in summary)
+    header = ["method", "task", "label", f"n ({UNIT_NAMES[analysis]})"] + (["objects"] if show_objects else [])
+    if "nsd" in metrics and len(tolerances) > 1:
+        header.append("NSD tolerance")
     for m in metrics:
         header += [f"{titles.get(m, m)} median (IQR)", f"{titles.get(m, m)} mean"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summary:
-        cells = [s.method, s.task, str(s.label), str(s.n_cases)]
+        cells = [s.method, s.task, str(s.label), str(s.n_cases)] + ([str(s.n_objects)] if show_objects else [])
+        if "nsd" in metrics and len(tolerances) > 1:
+            cells.append(s.nsd_tolerance)
         for m in metrics:
             v = s.metrics[m]
             k = 100.0 if m in PERCENT_METRICS else 1.0
@@ -94,15 +128,15 @@ def summary_markdown(summary: Sequence[SummaryRow]) -> str:
 
 def write_summary(summary: Sequence[SummaryRow], csv_path: str | os.PathLike,
                   md_path: str | os.PathLike | None = None) -> list[Path]:
-    """Write the summary as CSV (raw fractions; distances in ``length_unit``) and
-    optionally Markdown."""
+    """Write the summary as CSV (raw fractions; distances in ``length_unit``; ``n_cases``
+    counts units of ``unit``) and optionally Markdown."""
     metrics = list(summary[0].metrics) if summary else list(METRIC_NAMES)
-    header = ["method", "task", "label", "n_cases", "length_unit"]
+    header = ["method", "task", "label", "unit", "n_cases", "n_objects", "length_unit", "nsd_tolerance"]
     for m in metrics:
         header += [f"{m}_median", f"{m}_q1", f"{m}_q3", f"{m}_mean", f"{m}_n", f"{m}_n_inf"]
     rows = []
     for s in summary:
-        row = [s.method, s.task, s.label, s.n_cases, s.length_unit]
+        row = [s.method, s.task, s.label, s.unit, s.n_cases, s.n_objects, s.length_unit, s.nsd_tolerance]
         for m in metrics:
             v = s.metrics[m]
             row += [v.median, v.q1, v.q3, v.mean, v.n, v.n_infinite]

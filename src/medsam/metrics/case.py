@@ -19,8 +19,8 @@ from .overlap import dice
 from .surface import check_pair, hausdorff_distance, normalized_surface_distance, surface_distances
 from .volumes import PIXEL_UNITS, volume_unit
 
-__all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "present_labels",
-           "summarize_values", "METRIC_NAMES", "PERCENT_METRICS"]
+__all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "nsd_tolerance",
+           "present_labels", "summarize_values", "tolerance_description", "METRIC_NAMES", "PERCENT_METRICS"]
 
 METRIC_NAMES = ("dsc", "nsd", "hd95")
 #: metrics in [0, 1], shown as percentages
@@ -47,6 +47,8 @@ class CaseMetrics:
     gt_volume: float
     pred_volume: float
     volume_unit: str
+    nsd_tolerance: float = math.nan
+    nsd_diagonal_pct: float = 0.0
 
     @property
     def length_unit(self) -> str:
@@ -54,6 +56,32 @@ class CaseMetrics:
         return length_unit(self.volume_unit)
 
 
+def tolerance_description(rows: Iterable[CaseMetrics]) -> str:
+    """The NSD tolerance of ``rows`` in words, with its unit: ``"2 mm"``, ``"2 px"``,
+    ``"0.5 % of the image diagonal"``; several rules are joined with ``" or "``;
+    ``"not recorded"`` for rows without it."""
+    rules: list[str] = []
+    for r in rows:
+        if r.nsd_diagonal_pct > 0:
+            rule = f"{r.nsd_diagonal_pct:g} % of the image diagonal"
+        elif math.isnan(r.nsd_tolerance):
+            rule = "not recorded"
+        else:
+            rule = f"{r.nsd_tolerance:g} {r.length_unit}"
+        if rule not in rules:
+            rules.append(rule)
+    return " or ".join(rules) or "not recorded"
+
+
+def nsd_tolerance(shape: Sequence[int], tolerance: float, spacing_known: bool,
+                  diagonal_pct: float | None) -> float:
+    """The NSD tolerance of an image of ``shape``: ``tolerance`` (mm, or pixels when the
+    spacing is unknown), or, for an image without a pixel size and a ``diagonal_pct``,
+    that percentage of its diagonal in pixels (the same share of the image at any
+    resolution)."""
+    if spacing_known or diagonal_pct is None:
+        return float(tolerance)
+    return diagonal_pct / 100.0 * math.sqrt(sum(n * n for n in shape))
 
 
 def length_unit(volume_unit: str) -> str:
@@ -93,11 +121,14 @@ def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[sl
 def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None,
                     labels: Iterable[int] | None = None, tolerance: float = 2.0,
                     case: str = "", hd_percent: float = 95.0,
-                    spacing_known: bool = True) -> list[CaseMetrics]:
+                    spacing_known: bool = True, diagonal_pct: float | None = None) -> list[CaseMetrics]:
     """DSC, NSD at ``tolerance`` mm, HD95 and volumes for each label.
 
     ``spacing_known`` False (images without a physical pixel size): the spacing is one
-    pixel, the NSD tolerance and HD95 are in pixels and sizes are pixel counts.
+    pixel, the NSD tolerance and HD95 are in pixels and sizes are pixel counts. With
+    ``diagonal_pct`` such an image's NSD tolerance is that percentage of its diagonal
+    (in pixels) instead of ``tolerance`` pixels (:func:`nsd_tolerance`); images with a
+    pixel size keep ``tolerance`` mm.
 
     ``pred`` and ``gt`` are integer label images of the same shape (binary
     masks are the label-1 case); ``labels`` defaults to every nonzero value
@@ -113,6 +144,10 @@ def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] |
     unit_volume, unit = volume_unit(pred.ndim, spacing, spacing_known)
     if not spacing_known:
         spacing = (1.0,) * pred.ndim
+    if diagonal_pct is not None and not 0 < diagonal_pct <= 100:
+        raise ValueError(f"diagonal_pct must be in (0, 100], got {diagonal_pct}")
+    tau = nsd_tolerance(pred.shape, tolerance, spacing_known, diagonal_pct)
+    by_diagonal = 0.0 if spacing_known or diagonal_pct is None else float(diagonal_pct)
     rows = []
     for lab in labels:
         box = _union(boxes_pred[lab], boxes_gt[lab])
@@ -124,10 +159,11 @@ def evaluate_labels(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] |
         n_pred, n_gt = int(np.count_nonzero(p)), int(np.count_nonzero(g))
         rows.append(CaseMetrics(
             case=case, label=lab, dsc=dice(p, g),
-            nsd=normalized_surface_distance(sd, tolerance=tolerance),
+            nsd=normalized_surface_distance(sd, tolerance=tau),
             hd95=hausdorff_distance(sd, percent=hd_percent),
             gt_voxels=n_gt, pred_voxels=n_pred,
             gt_volume=n_gt * unit_volume, pred_volume=n_pred * unit_volume, volume_unit=unit,
+            nsd_tolerance=tau, nsd_diagonal_pct=by_diagonal,
         ))
     return rows
 
