@@ -20,7 +20,8 @@ def test_categories_are_the_papers(modality, expected):
 @pytest.mark.parametrize("bad, match", [(dict(steps=("prepare", "dance")), "dance"),
                                         (dict(settings=("loose",)), "loose"),
                                         (dict(finetune_minutes=0), "budgets"),
-                                        (dict(max_cases=0), "max_cases")])
+                                        (dict(max_cases=0), "max_cases"),
+                                        (dict(nsd_diagonal=0.0), "diagonal")])
 def test_bad_settings_are_refused(bad, match):
     with pytest.raises(InputError, match=match):
         ProtocolConfig(Path("d.json"), Path("out"), **bad)

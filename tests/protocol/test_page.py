@@ -9,10 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medsam.evaluation.units import by_image
 from medsam.protocol import ProtocolConfig
 from medsam.protocol.config import FINETUNED, PUBLISHED, UNET
-from medsam.protocol.layout import write_json
-from medsam.protocol.page import accuracy_markdown, command_line, gain_markdown, load_tables, write_page
+from medsam.protocol.layout import manifest_rows, write_json
+from medsam.protocol.page import (
+    accuracy_markdown,
+    command_line,
+    gain_markdown,
+    image_diagonals,
+    load_tables,
+    objects_markdown,
+    write_page,
+)
 from medsam.protocol.predict import evaluate_methods
 from medsam.segmentation import CallableSegmenter
 
@@ -64,27 +73,50 @@ def test_the_accuracy_table_summarises_each_task_and_label(tables, description):
         "jsrt: right_lung", "jsrt: left_lung", "jsrt: heart", "busi: lesion"]   # description order
 
 
-def test_the_gain_table_pairs_cases_and_splits_internal_from_external(tables, description):
+def test_the_gain_table_pairs_images_and_splits_internal_from_external(tables, description):
+    """One value per task and image: JSRT's three labels of an image are averaged into one."""
     text = gain_markdown({"tight": tables}, description)
-    lines = text.splitlines()
-    assert len(lines) == 4   # header, rule, internal, external
-    tuned = {r.key: r.dsc for r in tables[FINETUNED]}
-    for line, (group, task) in zip(lines[2:], (("internal", "jsrt"), ("external", "busi"))):
-        a, b = np.array([(r.dsc, tuned[r.key]) for r in tables[PUBLISHED] if r.task == task]).T
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(lines) == 3   # header, internal, external
+    assert "n (images)" in lines[0] and "one value per task and image" in text
+
+    def per_image(method, task):
+        values: dict = {}
+        for r in tables[method]:
+            if r.task == task:
+                values.setdefault(r.case, []).append(r.dsc)
+        return {case: np.mean(v) for case, v in values.items()}
+
+    for line, (group, task) in zip(lines[1:], (("internal", "jsrt"), ("external", "busi"))):
+        published, tuned = per_image(PUBLISHED, task), per_image(FINETUNED, task)
+        a = np.array([published[c] for c in sorted(published)])
+        b = np.array([tuned[c] for c in sorted(published)])
+        objects = sum(r.task == task for r in tables[PUBLISHED])
+        q1, q3 = np.percentile(100 * (b - a), [25, 75])
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[:6] == ["tight", group, str(len(a)), f"{100 * np.median(a):.1f}", f"{100 * np.median(b):.1f}",
-                             f"{100 * np.median(b - a):+.1f}"]
-    assert gain_markdown({"tight": {PUBLISHED: tables[PUBLISHED]}}, description).count("\n") == 2
+        assert cells[:7] == ["tight", group, "3", str(objects), _pct(a), _pct(b),
+                             f"{100 * np.median(b - a):+.1f} [{q1:+.1f}, {q3:+.1f}]"]
+    assert objects == 3 and sum(r.task == "jsrt" for r in tables[PUBLISHED]) == 9
+    assert "| tight |" not in gain_markdown({"tight": {PUBLISHED: tables[PUBLISHED]}}, description)
+
+
+def test_the_accuracy_table_states_the_tolerance_and_how_strict_it_is(tables, description):
+    text = accuracy_markdown(tables, description, {"jsrt": (2048, 2048), "busi": (500, 600)})
+    header = next(line for line in text.splitlines() if line.startswith("| task |"))
+    assert f"{PUBLISHED} NSD (2 px)" in header and "2 px / image diagonal" in header
+    assert _cells(text, "jsrt: heart")[-1] == "0.07 % (2048 x 2048 px)"
+    assert _cells(text, "busi: lesion")[-1] == f"{200 / np.hypot(500, 600):.2f} % (500 x 600 px)"
 
 
 def test_the_command_line_runs_the_same_configuration(tmp_path):
     config = ProtocolConfig(Path("my data.json"), tmp_path / "out", data_root=Path("/data"),
-                            finetune_minutes=2.5, max_cases=4)
+                            finetune_minutes=2.5, max_cases=4, nsd_diagonal=0.5)
     words = shlex.split(command_line(config))
     assert words[:2] == ["medsam", "reproduce"]
     options = dict(zip(words[2::2], words[3::2]))
     assert options == {"-o": str(tmp_path / "out"), "--description": "my data.json", "--data": "/data",
-                       "--finetune-minutes": "2.5", "--unet-minutes": "5", "--max-cases": "4"}
+                       "--finetune-minutes": "2.5", "--unet-minutes": "5", "--max-cases": "4",
+                       "--nsd-diagonal": "0.5"}
 
 
 def test_the_page_is_written_from_what_the_steps_left(tables, description, tmp_path):
@@ -105,7 +137,7 @@ def test_the_page_is_written_from_what_the_steps_left(tables, description, tmp_p
 
     note = write_page(config, description)
     page = (out / "index.md").read_text()
-    assert note == f"5 sections in {out / 'index.html'}"
+    assert note == "5 sections in index.html"
     assert [line for line in page.splitlines() if line.startswith("## ")] == [
         "## How this run was made", "## Data", "## Methods", "## Accuracy with tight boxes",
         "## Fine-tuning: gain or loss on internal and external tasks", "## Files"]
@@ -113,5 +145,36 @@ def test_the_page_is_written_from_what_the_steps_left(tables, description, tmp_p
     assert "| predict | 1.0 | 2026-12-02 12:00:00 | 2 datasets scored |" in page
     assert "**not run: weights absent**" in page
     assert f"No {UNET} for" in page   # no U-Net was trained: its tasks say so
-    assert accuracy_markdown(load_tables(out, "tight"), description) in page
+    sizes = image_diagonals(manifest_rows(out))
+    assert sizes == {"jsrt": (2, 2), "busi": (2, 2)}
+    assert accuracy_markdown(load_tables(out, "tight"), description, sizes) in page
     assert list(load_tables(out, "tight")) == [PUBLISHED, FINETUNED]
+
+
+def test_objects_of_one_image_count_once_and_come_back_as_a_labelled_secondary_analysis(tmp_path, shared_data):
+    """stardist's one image of 125 nuclei: n = 1 image and no test in the primary tables;
+    the objects' table says what it is."""
+    import json
+
+    from medsam.datasets.description import load_description
+
+    path = tmp_path / "nuclei.json"
+    path.write_text(json.dumps({"root": str(shared_data), "datasets": [
+        {"name": "stardist", "modality": "microscopy", "images": "stardist_nuclei/img2d.tif",
+         "labels": "stardist_nuclei/mask2d.tif", "min_pixels": 20, "external": True}]}))
+    description = load_description(path)
+    (spec,) = description.datasets
+    methods = {PUBLISHED: CallableSegmenter(box_as_mask),
+               FINETUNED: CallableSegmenter(lambda image, box: box_as_mask(image, box, 0.25))}
+    rows = evaluate_methods(spec, methods, {"img2d"}, ("tight",))["tight"]
+    tables = {m: [r for r in rows if r.method == m] for m in methods}
+    assert len(tables[PUBLISHED]) == 125
+    cells = _cells(accuracy_markdown(tables, description), "stardist")
+    assert cells[1:4] == ["external", "1", "125"]   # role, images, objects
+    gain = gain_markdown({"tight": tables}, description)
+    assert _cells(gain, "tight")[1:4] == ["external", "1", "125"] and _cells(gain, "tight")[-1] == "n/a"
+    objects = objects_markdown(tables, description)
+    assert "not independent" in objects and "descriptive only" in objects
+    line = _cells(objects, "stardist")
+    assert line[1:3] == ["1", "125"] and line[-1].endswith(tuple("0123456789")) and ", p " in line[-1]
+    assert objects_markdown({m: by_image(v) for m, v in tables.items()}, description) == ""

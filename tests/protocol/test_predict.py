@@ -56,6 +56,7 @@ def test_instances_are_scored_one_by_one(description):
         spec, [CallableSegmenter(box_as_mask)], ("tight",), cases={"JPCLN001"}))
     as_instances = score(predicted, refs, geometry, "jsrt", "box", case, instances=True)
     assert [(r.case, r.label) for r in as_instances] == [(f"{case}#{r.label}", 1) for r in rows]
+    assert {r.image for r in as_instances} == {case} and [r.image for r in rows] == [case] * len(rows)
     assert [r.dsc for r in as_instances] == [r.dsc for r in rows]
     labels = reference_labels(predicted, refs)
     assert set(np.unique(labels)) <= {0, 1, 2, 3} and labels.dtype == refs.reference.dtype

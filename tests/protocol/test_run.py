@@ -105,4 +105,7 @@ def test_cli_refuses_bad_input_in_one_line(cli, tmp_path):
     result = cli("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
                  "--steps", "prepare,fly")
     assert result.returncode == 2 and "fly" in result.stderr
+    result = cli("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
+                 "--nsd-diagonal", "150")
+    assert result.returncode == 2 and "diagonal must be in (0, 100] %" in result.stderr
     assert not (tmp_path / "out").exists()

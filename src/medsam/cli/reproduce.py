@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-weights", default="sam_vit_b",
                         help="registered weights of the SAM baseline, run when cached "
                              "(default sam_vit_b)")
+    parser.add_argument("--nsd-diagonal", type=finite_float, metavar="PERCENT",
+                        help="images without a pixel size: NSD tolerance of PERCENT %% of the image diagonal "
+                             "(default: 2 px at the image's own resolution; 3D and images with a pixel size: 2 mm)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         unet_minutes=args.unet_minutes,
         steps=tuple(s.strip() for s in args.steps.split(",") if s.strip()),
         max_cases=args.max_cases, sam_weights=args.sam_weights, device=args.device,
+        nsd_diagonal=args.nsd_diagonal,
         progress=not args.no_progress)
     index = run_protocol(config, redo=args.redo,
                          log=lambda line: print(f"medsam reproduce: {line}", file=sys.stderr, flush=True))

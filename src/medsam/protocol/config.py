@@ -54,7 +54,9 @@ class ProtocolConfig:
         device: where to train and predict.
         seed: split, sampling and box-perturbation seed is the description's; this one
             seeds training.
-        tolerance: NSD tolerance in mm.
+        tolerance: NSD tolerance in mm (in pixels for images without a pixel size).
+        nsd_diagonal: images without a pixel size get an NSD tolerance of this
+            percentage of their diagonal instead (None, the default: ``tolerance`` pixels).
         progress: progress bars on stderr.
     """
 
@@ -71,6 +73,7 @@ class ProtocolConfig:
     device: str = "auto"
     seed: int = 0
     tolerance: float = 2.0
+    nsd_diagonal: float | None = None
     finetune_batch: int = 8
     unet_batch: int = 16
     progress: bool = True
@@ -84,6 +87,9 @@ class ProtocolConfig:
             raise InputError(f"unknown box settings {bad}; choose from {', '.join(BOX_SETTINGS)}")
         if self.finetune_minutes <= 0 or self.unet_minutes <= 0:
             raise InputError("training budgets must be positive minutes")
+        if self.nsd_diagonal is not None and not 0 < self.nsd_diagonal <= 100:
+            raise InputError(f"the NSD tolerance as a share of the diagonal must be in (0, 100] %, "
+                             f"got {self.nsd_diagonal}")
         if self.max_cases is not None and self.max_cases < 1:
             raise InputError(f"max_cases must be at least 1, got {self.max_cases}")
 

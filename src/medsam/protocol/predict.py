@@ -16,7 +16,7 @@ import numpy as np
 from ..datasets.description import DatasetSpec
 from ..evaluation.accuracy import ReferencePrompts, case_predictions
 from ..evaluation.experts import ExpertScore, compare_with_experts
-from ..evaluation.results import ResultRow, rows_from_metrics
+from ..evaluation.results import ResultRow, object_case, rows_from_metrics
 from ..io.geometry import Geometry
 from ..metrics.case import evaluate_labels
 from ..segmentation.segmenter import Segmenter2D
@@ -32,31 +32,34 @@ def reference_labels(predicted: np.ndarray, refs: ReferencePrompts) -> np.ndarra
 
 
 def score(predicted: np.ndarray, refs: ReferencePrompts, geometry: Geometry, task: str,
-          method: str, case: str, tolerance: float = 2.0, instances: bool = False) -> list[ResultRow]:
+          method: str, case: str, tolerance: float = 2.0, instances: bool = False,
+          diagonal_pct: float | None = None) -> list[ResultRow]:
     """One result row per reference label that got a box. ``instances``: the labels are
-    instances of one class (nuclei): each is scored as case ``<case>#<id>`` of label 1."""
+    instances of one class (nuclei): each is scored as case ``<case>#<id>`` of label 1
+    and image ``case`` (objects of one image: :mod:`medsam.evaluation.units`)."""
     metrics = evaluate_labels(reference_labels(predicted, refs), refs.reference, geometry.spacing,
                               labels=sorted(refs.groups), tolerance=tolerance, case=case,
-                              spacing_known=geometry.spacing_known)
+                              spacing_known=geometry.spacing_known, diagonal_pct=diagonal_pct)
     rows = rows_from_metrics(metrics, task, method)
     if instances:
-        rows = [replace(r, case=f"{case}#{r.label}", label=1) for r in rows]
+        rows = [replace(r, case=object_case(case, r.label), label=1, image=case) for r in rows]
     return rows
 
 
 def evaluate_methods(spec: DatasetSpec, segmenters: Mapping[str, Segmenter2D], cases: Collection[str],
                      settings: Sequence[str], seed: int = 0, tolerance: float = 2.0,
-                     progress: bool = False) -> dict[str, list[ResultRow]]:
+                     progress: bool = False, diagonal_pct: float | None = None) -> dict[str, list[ResultRow]]:
     """Rows per box setting for every method of ``segmenters`` (name -> segmenter) on
     the ``cases`` of dataset ``spec``; the task is the dataset's name. A dataset without
-    ``classes`` holds instance labels (one class; see :func:`score`)."""
+    ``classes`` holds instance labels (one class; see :func:`score`). ``tolerance`` and
+    ``diagonal_pct``: the NSD tolerance (:func:`~medsam.metrics.case.evaluate_labels`)."""
     names = list(segmenters)
     out: dict[str, list[ResultRow]] = {s: [] for s in settings}
     for case, geometry, setting, refs, predictions in case_predictions(
             spec, [segmenters[n] for n in names], settings, None, seed, progress, cases):
         for name, predicted in zip(names, predictions):
             out[setting] += score(predicted, refs, geometry, spec.name, name, case, tolerance,
-                                  instances=spec.classes is None)
+                                  instances=spec.classes is None, diagonal_pct=diagonal_pct)
     return out
 
 

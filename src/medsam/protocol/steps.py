@@ -77,12 +77,14 @@ def step_predict(config: ProtocolConfig, description: Description) -> str:
             continue
         segmenters = methods.for_dataset(spec)
         record = config.out / "results" / f"{spec.name}.json"
-        wanted = {"methods": list(segmenters), "cases": cases, "settings": list(config.settings)}
+        wanted = {"methods": list(segmenters), "cases": cases, "settings": list(config.settings),
+                  "tolerance": config.tolerance, "nsd_diagonal": config.nsd_diagonal}
         if record.is_file() and json.loads(record.read_text()) == wanted:
             done.append(spec.name)
             continue
         results = evaluate_methods(spec, segmenters, set(cases), config.settings, description.seed,
-                                   config.tolerance, progress=config.progress)
+                                   config.tolerance, progress=config.progress,
+                                   diagonal_pct=config.nsd_diagonal)
         for setting, result_rows in results.items():
             path = config.out / "results" / setting / f"{spec.name}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +99,7 @@ def step_predict(config: ProtocolConfig, description: Description) -> str:
 def step_volumes(config: ProtocolConfig, description: Description) -> str:
     """Volume agreement of each method on the 3D lesion datasets (key-slice prompts)."""
     from ..evaluation.results import read_results
+    from ..evaluation.units import by_image
     from ..evaluation.volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
     from ..fileutil import write_csv
 
@@ -109,7 +112,7 @@ def step_volumes(config: ProtocolConfig, description: Description) -> str:
             continue
         rows = read_results(path)
         for method in dict.fromkeys(r.method for r in rows):
-            pred, ref = volume_pairs([r for r in rows if r.method == method])
+            pred, ref = volume_pairs(by_image(r for r in rows if r.method == method))
             if pred.size < 4:
                 notes.append(f"{spec.name} {method}: {pred.size} volumes, too few for a correlation")
                 continue
