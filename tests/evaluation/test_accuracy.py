@@ -74,6 +74,25 @@ def test_score_labels_unions_the_objects_of_a_label():
     assert rows[2][3:] == (100, 50)
 
 
+def test_median_table_by_structure_counts_images_and_averages_their_objects():
+    from medsam.evaluation.accuracy import AccuracyRow
+
+    def row(dataset, case, label, name, dsc):
+        return AccuracyRow(dataset, case, label, name, "tight", dsc, dsc / 2, 2.0, "px", 1, 10, 10)
+
+    rows = [row("cxr", "a", 1, "lung", 0.98), row("cxr", "a", 3, "heart", 0.70),
+            row("cxr", "b", 1, "lung", 0.96), row("cxr", "b", 3, "heart", 0.80)]
+    rows += [row("nuclei", "img", i, "object", v) for i, v in enumerate((0.5, 0.9, 0.9, 0.9), start=1)]
+    table = {(t["dataset"], t["structure"]): t for t in median_table(rows, by="structure")}
+    assert list(table) == [("cxr", "lung"), ("cxr", "heart"), ("nuclei", "object")]
+    assert table[("cxr", "heart")]["dsc_median"] == pytest.approx(0.75) and table[("cxr", "heart")]["cases"] == 2
+    nuclei = table[("nuclei", "object")]
+    assert (nuclei["cases"], nuclei["labels"]) == (1, 4) and nuclei["dsc_median"] == pytest.approx(0.8)
+    pooled = {t["dataset"]: t for t in median_table(rows)}
+    assert pooled["cxr"]["labels"] == 4 and pooled["nuclei"]["dsc_median"] == pytest.approx(0.9)
+    assert "| nuclei | object | tight | 1 | 4 | 80.0" in table_markdown(median_table(rows, by="structure"))
+
+
 # --- real weights on real data -------------------------------------------------------
 
 # dataset -> (cases used here, floor for the median DSC with tight boxes, with perturbed
