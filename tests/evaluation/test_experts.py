@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medsam.evaluation.experts import compare_with_experts, expert_table, majority_vote
+from medsam.evaluation.experts import compare_with_experts, expert_markdown, expert_table, majority_vote
 from medsam.metrics import dice
 
 
@@ -74,6 +74,10 @@ def test_drive_two_annotators(shared_data):
     assert table[0]["rater_dsc"] == pytest.approx(table[1]["rater_dsc"])
     assert 0.6 < table[0]["rater_dsc"] < 0.9  # inter-observer agreement on thin vessels
     assert table[2]["rater"] == "(all raters)" and 0 < table[2]["model_dsc"] < 1
+    own = np.percentile([s.dsc for s in scores if s.participant == "1st"], [25, 75])
+    assert (table[0]["rater_dsc_q1"], table[0]["rater_dsc_q3"]) == pytest.approx(tuple(own))
+    line = expert_markdown(table).splitlines()[2]
+    assert f"{100 * table[0]['rater_dsc']:.1f} [{100 * own[0]:.1f}, {100 * own[1]:.1f}]" in line
 
 
 def test_expert_figure_in_percent_with_the_all_rater_consensus_and_clear_labels():

@@ -104,9 +104,25 @@ def compare_with_experts(raters: Mapping[str, Sequence[np.ndarray]], cases: Sequ
     return scores
 
 
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if not len(values):
+        return (float("nan"),) * 3
+    q1, median, q3 = np.percentile(np.asarray(values, float), [25, 50, 75])
+    return float(median), float(q1), float(q3)
+
+
+def _cells(prefix: str, scores: Sequence[ExpertScore]) -> dict:
+    """``<prefix>_dsc`` / ``_nsd`` medians with their ``_q1`` / ``_q3`` quartiles."""
+    out = {}
+    for metric in ("dsc", "nsd"):
+        median, q1, q3 = _quartiles([getattr(s, metric) for s in scores])
+        out |= {f"{prefix}_{metric}": median, f"{prefix}_{metric}_q1": q1, f"{prefix}_{metric}_q3": q3}
+    return out
+
+
 def expert_table(scores: Sequence[ExpertScore], model_name: str = "model") -> list[dict]:
-    """One line per rater: the rater's median DSC/NSD against the
-    leave-one-out consensus and the model's median against the same
+    """One line per rater: the rater's median DSC/NSD (with quartiles, keys ``_q1`` and
+    ``_q3``) against the leave-one-out consensus and the model's against the same
     consensuses; plus one line for the model against the all-rater consensus."""
     out = []
     raters = list(dict.fromkeys(s.participant for s in scores if s.participant != model_name))
@@ -114,33 +130,32 @@ def expert_table(scores: Sequence[ExpertScore], model_name: str = "model") -> li
         ref = f"consensus without {name}"
         own = [s for s in scores if s.participant == name and s.reference == ref]
         mod = [s for s in scores if s.participant == model_name and s.reference == ref]
-        out.append({
-            "rater": name, "reference": ref, "n": len(own),
-            "rater_dsc": float(np.median([s.dsc for s in own])),
-            "rater_nsd": float(np.median([s.nsd for s in own])),
-            "model_dsc": float(np.median([s.dsc for s in mod])) if mod else float("nan"),
-            "model_nsd": float(np.median([s.nsd for s in mod])) if mod else float("nan"),
-        })
+        out.append({"rater": name, "reference": ref, "n": len(own), **_cells("rater", own), **_cells("model", mod)})
     full = [s for s in scores if s.participant == model_name and s.reference == "consensus of all"]
     if full:
         out.append({"rater": "(all raters)", "reference": "consensus of all", "n": len(full),
-                    "rater_dsc": float("nan"), "rater_nsd": float("nan"),
-                    "model_dsc": float(np.median([s.dsc for s in full])),
-                    "model_nsd": float(np.median([s.nsd for s in full]))})
+                    **_cells("rater", []), **_cells("model", full)})
     return out
 
 
+#: the columns of ``experts.csv``
+EXPERT_COLUMNS = ("rater", "reference", "n", *(f"{who}_{m}{q}" for who in ("rater", "model")
+                                                for m in ("dsc", "nsd") for q in ("", "_q1", "_q3")))
+
+
 def expert_markdown(table: Sequence[dict]) -> str:
-    """The :func:`expert_table` as Markdown (medians, DSC and NSD in %)."""
+    """The :func:`expert_table` as Markdown: DSC and NSD in %, median [IQR] over the
+    cases (n)."""
     lines = ["| rater | reference | n | rater DSC | model DSC | rater NSD | model NSD |",
              "|---|---|---|---|---|---|---|"]
 
-    def pct(v: float) -> str:
-        return "-" if v != v else f"{100 * v:.1f}"
+    def pct(row: dict, key: str) -> str:
+        v = row[key]
+        return "-" if v != v else f"{100 * v:.1f} [{100 * row[key + '_q1']:.1f}, {100 * row[key + '_q3']:.1f}]"
 
     for row in table:
-        lines.append(f"| {row['rater']} | {row['reference']} | {row['n']} | {pct(row['rater_dsc'])} | "
-                     f"{pct(row['model_dsc'])} | {pct(row['rater_nsd'])} | {pct(row['model_nsd'])} |")
+        lines.append(f"| {row['rater']} | {row['reference']} | {row['n']} | {pct(row, 'rater_dsc')} | "
+                     f"{pct(row, 'model_dsc')} | {pct(row, 'rater_nsd')} | {pct(row, 'model_nsd')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,8 +169,8 @@ def write_expert_comparison(scores: Sequence[ExpertScore], folder: str | os.Path
     table = expert_table(scores, model_name)
     fields = [f.name for f in dataclasses.fields(ExpertScore)]
     written = [write_csv(folder / "experts_scores.csv", fields, ([getattr(s, f) for f in fields] for s in scores))]
-    keys = ["rater", "reference", "n", "rater_dsc", "model_dsc", "rater_nsd", "model_nsd"]
-    written.append(write_csv(folder / "experts.csv", keys, ([row[k] for k in keys] for row in table)))
+    written.append(write_csv(folder / "experts.csv", EXPERT_COLUMNS,
+                             ([row[k] for k in EXPERT_COLUMNS] for row in table)))
     with atomic_path(folder / "experts.md") as tmp:
         tmp.write_text(expert_markdown(table))
     written.append(folder / "experts.md")

@@ -104,13 +104,13 @@ def accuracy_markdown(tables: dict[str, list[ResultRow]], description: Descripti
     parts = []
     for rule in dict.fromkeys(tolerance.values()):
         in_pixels = rule.endswith(" px") and sizes is not None
-        header = ["task", "role", "n (images)"] + (["objects"] if show_objects else []) + \
+        header = ["task", "role", "n (images)"] + (["objects scored one by one"] if show_objects else []) + \
             [f"{m} DSC" for m in methods] + [f"{m} NSD ({rule})" for m in methods] + \
             ([f"{rule} / image diagonal"] if in_pixels else [])
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for g in (g for g in groups if tolerance[g] == rule):
             cells = [_task_name(*g, description), _role(g[0], description), str(counts[g])]
-            cells += [str(objects[g])] if show_objects else []
+            cells += [str(objects[g]) if objects[g] != counts[g] else "-"] if show_objects else []
             cells += [_pct([r.dsc for r in rows_of(images, m, g)]) for m in methods]
             cells += [_pct([r.nsd for r in rows_of(images, m, g)]) for m in methods]
             if in_pixels:
@@ -120,9 +120,10 @@ def accuracy_markdown(tables: dict[str, list[ResultRow]], description: Descripti
     lead = ("DSC and NSD in %, median [interquartile range] over the images (n), one value per image "
             "or volume and label: each label of an image is scored on the union of its objects; "
             "instances (stardist's nuclei) are scored one by one and averaged within their image, "
-            "so their image counts once (objects: how many). The NSD tolerance is in each table's "
-            "NSD headers: in mm for volumes and images with a pixel size; in pixels at the image's "
-            "own resolution for images without one, where the last column says how strict that is.\n\n")
+            "so their image counts once (the objects column counts them; -: no instances). The NSD "
+            "tolerance is in each table's NSD headers: in mm for volumes and images with a pixel "
+            "size; in pixels at the image's own resolution for images without one, where the last "
+            "column says how strict that is.\n\n")
     return lead + "\n".join(parts)
 
 
