@@ -12,8 +12,7 @@ from PIL import Image
 from scipy import ndimage
 
 from medsam.evaluation.results import write_results
-from medsam.protocol.predict import evaluate_methods
-from medsam.segmentation import CallableSegmenter
+from tests.model_free import nuclei_rows
 
 
 def read_csv(path):
@@ -21,26 +20,10 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def box_as_mask(image, box, shrink=0.0):
-    mask = np.zeros(image.shape[:2], bool)
-    x0, y0, x1, y1 = box
-    dx, dy = shrink * (x1 - x0) / 2, shrink * (y1 - y0) / 2
-    mask[int(round(y0 + dy)):int(round(y1 - dy)) + 1, int(round(x0 + dx)):int(round(x1 - dx)) + 1] = True
-    return mask
-
-
 @pytest.fixture
 def nuclei_tables(shared_data, tmp_path):
     """Two result CSVs of stardist's 125 nuclei (one image), one per model-free method."""
-    from medsam.datasets.description import parse_description
-
-    description = parse_description({"datasets": [
-        {"name": "stardist", "modality": "microscopy", "images": "stardist_nuclei/img2d.tif",
-         "labels": "stardist_nuclei/mask2d.tif", "min_pixels": 20}]}, shared_data)
-    methods = {"box": CallableSegmenter(box_as_mask),
-               "shrunk": CallableSegmenter(lambda image, box: box_as_mask(image, box, 0.25))}
-    rows = evaluate_methods(description.datasets[0], methods, {"img2d"}, ("tight",))["tight"]
-    return [write_results([r for r in rows if r.method == m], tmp_path / f"{m}.csv") for m in methods]
+    return [write_results(rows, tmp_path / f"{m}.csv") for m, rows in nuclei_rows(shared_data).items()]
 
 
 def test_compare_pairs_images_unless_objects_are_asked_for(cli, nuclei_tables, tmp_path):

@@ -13,29 +13,13 @@ from medsam.evaluation.report import ReportConfig, build_report
 from medsam.evaluation.results import read_results, write_results
 from medsam.evaluation.summary import summarize, summary_markdown
 from medsam.evaluation.units import analysis_rows, by_image, has_objects, pooled_by_image
-from medsam.protocol.predict import evaluate_methods
-from medsam.segmentation import CallableSegmenter
-
-
-def box_as_mask(image, box, shrink=0.0):
-    mask = np.zeros(image.shape[:2], bool)
-    x0, y0, x1, y1 = box
-    dx, dy = shrink * (x1 - x0) / 2, shrink * (y1 - y0) / 2
-    mask[int(round(y0 + dy)):int(round(y1 - dy)) + 1, int(round(x0 + dx)):int(round(x1 - dx)) + 1] = True
-    return mask
+from tests.model_free import nuclei_rows
 
 
 @pytest.fixture(scope="module")
-def nuclei(description):
+def nuclei(shared_data):
     """Method -> the 125 object rows of stardist's one evaluation image."""
-    spec = next(s for s in description.datasets if s.name == "stardist")
-    methods = {"box": CallableSegmenter(box_as_mask),
-               "shrunk": CallableSegmenter(lambda image, box: box_as_mask(image, box, 0.25))}
-    from medsam.datasets.cases import find_dataset_cases
-
-    cases = {c.case for c in find_dataset_cases(spec)}
-    rows = evaluate_methods(spec, methods, cases, ("tight",))["tight"]
-    return {m: [r for r in rows if r.method == m] for m in methods}
+    return nuclei_rows(shared_data)
 
 
 def test_one_image_of_125_objects_is_one_case_and_no_test(nuclei):

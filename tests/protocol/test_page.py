@@ -23,25 +23,16 @@ from medsam.protocol.page import (
     write_page,
 )
 from medsam.protocol.predict import evaluate_methods
-from medsam.segmentation import CallableSegmenter
+from tests.model_free import STARDIST, nuclei_rows, two_methods
 
 CASES = {"jsrt": {"JPCLN001", "JPCLN002", "JPCLN003"}, "busi": {"10018", "10025", "10026"}}
-
-
-def box_as_mask(image, box, shrink=0.0):
-    mask = np.zeros(image.shape[:2], bool)
-    x0, y0, x1, y1 = box
-    dx, dy = shrink * (x1 - x0) / 2, shrink * (y1 - y0) / 2
-    mask[int(round(y0 + dy)):int(round(y1 - dy)) + 1, int(round(x0 + dx)):int(round(x1 - dx)) + 1] = True
-    return mask
 
 
 @pytest.fixture
 def tables(description):
     """Method -> rows (tight boxes) on three JSRT cases (internal) and three BUSI cases
     (external)."""
-    methods = {PUBLISHED: CallableSegmenter(box_as_mask),
-               FINETUNED: CallableSegmenter(lambda image, box: box_as_mask(image, box, 0.25))}
+    methods = two_methods(PUBLISHED, FINETUNED)
     out: dict = {}
     for spec in description.datasets:
         if spec.name in CASES:
@@ -151,23 +142,13 @@ def test_the_page_is_written_from_what_the_steps_left(tables, description, tmp_p
     assert list(load_tables(out, "tight")) == [PUBLISHED, FINETUNED]
 
 
-def test_objects_of_one_image_count_once_and_come_back_as_a_labelled_secondary_analysis(tmp_path, shared_data):
+def test_objects_of_one_image_count_once_and_come_back_as_a_labelled_secondary_analysis(shared_data):
     """stardist's one image of 125 nuclei: n = 1 image and no test in the primary tables;
     the objects' table says what it is."""
-    import json
+    from medsam.datasets.description import parse_description
 
-    from medsam.datasets.description import load_description
-
-    path = tmp_path / "nuclei.json"
-    path.write_text(json.dumps({"root": str(shared_data), "datasets": [
-        {"name": "stardist", "modality": "microscopy", "images": "stardist_nuclei/img2d.tif",
-         "labels": "stardist_nuclei/mask2d.tif", "min_pixels": 20, "external": True}]}))
-    description = load_description(path)
-    (spec,) = description.datasets
-    methods = {PUBLISHED: CallableSegmenter(box_as_mask),
-               FINETUNED: CallableSegmenter(lambda image, box: box_as_mask(image, box, 0.25))}
-    rows = evaluate_methods(spec, methods, {"img2d"}, ("tight",))["tight"]
-    tables = {m: [r for r in rows if r.method == m] for m in methods}
+    description = parse_description({"datasets": [STARDIST]}, shared_data)
+    tables = nuclei_rows(shared_data, PUBLISHED, FINETUNED)
     assert len(tables[PUBLISHED]) == 125
     cells = _cells(accuracy_markdown(tables, description), "stardist")
     assert cells[1:4] == ["external", "1", "125"]   # role, images, objects

@@ -113,7 +113,7 @@ def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 def _cells(prefix: str, scores: Sequence[ExpertScore]) -> dict:
     """``<prefix>_dsc`` / ``_nsd`` medians with their ``_q1`` / ``_q3`` quartiles."""
-    out = {}
+    out: dict[str, float] = {}
     for metric in ("dsc", "nsd"):
         median, q1, q3 = _quartiles([getattr(s, metric) for s in scores])
         out |= {f"{prefix}_{metric}": median, f"{prefix}_{metric}_q1": q1, f"{prefix}_{metric}_q3": q3}
