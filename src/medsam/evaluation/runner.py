@@ -24,7 +24,7 @@ from ..datasets.description import case_id
 from ..errors import InputError, MedSAMError, as_failure
 from ..io.geometry import Geometry
 from ..io.values import binarise
-from ..metrics.case import evaluate_labels
+from ..metrics.case import check_diagonal_pct, evaluate_labels
 from ..segmentation.cases import case_name
 from .results import ResultRow, rows_from_metrics
 
@@ -68,9 +68,10 @@ class EvaluateConfig:
             raise InputError(f"threshold must be a finite number, got {self.threshold}")
         if self.workers is not None and self.workers < 1:
             raise InputError(f"workers must be at least 1, got {self.workers}")
-        if self.diagonal_pct is not None and not 0 < self.diagonal_pct <= 100:
-            raise InputError(f"the NSD tolerance as a share of the diagonal must be in (0, 100] %, "
-                             f"got {self.diagonal_pct}")
+        try:
+            check_diagonal_pct(self.diagonal_pct)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True)

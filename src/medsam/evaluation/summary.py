@@ -46,11 +46,16 @@ class SummaryRow:
     nsd_tolerance: str = "not recorded"
 
 
+def nsd_title(tolerance: str) -> str:
+    """The NSD title with its tolerance in words (:func:`~medsam.metrics.case.tolerance_description`)."""
+    return f"NSD (%, tolerance {tolerance})"
+
+
 def metric_title(metric: str, rows: Iterable[ResultRow] = ()) -> str:
     """The title of ``metric`` with its unit; HD95 in px when ``rows`` come from images
     without a physical pixel size; NSD with the tolerance of ``rows``."""
     if metric == "nsd":
-        return f"NSD (%, tolerance {tolerance_description(rows)})"
+        return nsd_title(tolerance_description(rows))
     if metric != "hd95":
         return METRIC_TITLES.get(metric, metric)
     units = {length_unit(r.volume_unit) for r in rows} or {"mm"}
@@ -103,7 +108,7 @@ def summary_markdown(summary: Sequence[SummaryRow]) -> str:
     units = {s.length_unit for s in summary} or {"mm"}
     unit = units.pop() if len(units) == 1 else None
     tolerances = list(dict.fromkeys(s.nsd_tolerance for s in summary))
-    nsd = f"NSD (%, tolerance {tolerances[0]})" if len(tolerances) == 1 else "NSD (%)"
+    nsd = nsd_title(tolerances[0]) if len(tolerances) == 1 else "NSD (%)"
     titles = {**METRIC_TITLES, "nsd": nsd, "hd95": f"HD95 ({unit})" if unit else "HD95"}
     analysis = summary[0].unit if summary else "image"
     show_objects = any(s.n_objects != s.n_cases for s in summary)

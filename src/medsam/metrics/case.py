@@ -73,6 +73,12 @@ def tolerance_description(rows: Iterable[CaseMetrics]) -> str:
     return " or ".join(rules) or "not recorded"
 
 
+def check_diagonal_pct(value: float | None) -> None:
+    """ValueError unless ``value`` is None or a share of the diagonal in (0, 100] %."""
+    if value is not None and not 0 < value <= 100:
+        raise ValueError(f"the NSD tolerance as a share of the diagonal must be in (0, 100] %, got {value}")
+
+
 def nsd_tolerance(shape: Sequence[int], tolerance: float, spacing_known: bool,
                   diagonal_pct: float | None) -> float:
     """The NSD tolerance of an image of ``shape``: ``tolerance`` (mm, or pixels when the

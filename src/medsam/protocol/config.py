@@ -10,6 +10,7 @@ from ..datasets.description import Description
 from ..errors import InputError
 from ..evaluation.accuracy import BOX_SETTINGS
 from ..intensity import RGB_MODALITIES
+from ..metrics.case import check_diagonal_pct
 
 #: the steps, in the order they run
 STEPS = ("prepare", "finetune", "unet", "predict", "volumes", "raters", "report")
@@ -87,9 +88,10 @@ class ProtocolConfig:
             raise InputError(f"unknown box settings {bad}; choose from {', '.join(BOX_SETTINGS)}")
         if self.finetune_minutes <= 0 or self.unet_minutes <= 0:
             raise InputError("training budgets must be positive minutes")
-        if self.nsd_diagonal is not None and not 0 < self.nsd_diagonal <= 100:
-            raise InputError(f"the NSD tolerance as a share of the diagonal must be in (0, 100] %, "
-                             f"got {self.nsd_diagonal}")
+        try:
+            check_diagonal_pct(self.nsd_diagonal)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         if self.max_cases is not None and self.max_cases < 1:
             raise InputError(f"max_cases must be at least 1, got {self.max_cases}")
 

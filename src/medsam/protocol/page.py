@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..datasets.description import Description
+from ..evaluation.compare import compare_methods
 from ..evaluation.report import ReportConfig, build_report, write_index
 from ..evaluation.results import ResultRow, read_results
 from ..evaluation.stats import paired_wilcoxon
@@ -98,6 +99,7 @@ def accuracy_markdown(tables: dict[str, list[ResultRow]], description: Descripti
         return [r for r in source[m] if (r.task, r.label) == g]
 
     tolerance = {g: tolerance_description(r for m in methods for r in rows_of(tables, m, g)) for g in groups}
+    pixels = {g: next(r.nsd_tolerance for m in methods for r in rows_of(tables, m, g)) for g in groups}
     objects = {g: max(len(rows_of(tables, m, g)) for m in methods) for g in groups}
     counts = {g: max(len(rows_of(images, m, g)) for m in methods) for g in groups}
     show_objects = any(objects[g] != counts[g] for g in groups)
@@ -114,7 +116,7 @@ def accuracy_markdown(tables: dict[str, list[ResultRow]], description: Descripti
             cells += [_pct([r.dsc for r in rows_of(images, m, g)]) for m in methods]
             cells += [_pct([r.nsd for r in rows_of(images, m, g)]) for m in methods]
             if in_pixels:
-                cells.append(_share_of_diagonal(rule, (sizes or {}).get(g[0])))
+                cells.append(_share_of_diagonal(pixels[g], (sizes or {}).get(g[0])))
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines) + "\n")
     lead = ("DSC and NSD in %, median [interquartile range] over the images (n), one value per image "
@@ -127,10 +129,10 @@ def accuracy_markdown(tables: dict[str, list[ResultRow]], description: Descripti
     return lead + "\n".join(parts)
 
 
-def _share_of_diagonal(rule: str, size: tuple[int, int] | None) -> str:
+def _share_of_diagonal(pixels: float, size: tuple[int, int] | None) -> str:
+    """A tolerance of ``pixels`` as a share of the diagonal of an image of ``size``."""
     if size is None:
         return "n/a"
-    pixels = float(rule.split()[0])
     return f"{100 * pixels / float(np.hypot(*size)):.2f} % ({size[0]} x {size[1]} px)"
 
 
@@ -143,6 +145,11 @@ def objects_markdown(tables: dict[str, list[ResultRow]], description: Descriptio
     if not tasks:
         return ""
     methods = list(tables)
+    tests = {}
+    if PUBLISHED in tables and len(tables) > 1:
+        subset = {m: [r for r in rows if (r.task, r.label) in tasks] for m, rows in tables.items()}
+        tests = {(c.task, c.label, c.method_b): c for c in compare_methods(
+            subset, ("dsc",), baseline=PUBLISHED, allow_missing=True, unit="object")}
     lines = ["| task | images | objects | " + " | ".join(f"{m} DSC" for m in methods) + " | " +
              " | ".join(f"{PUBLISHED} - {m}: median, p" for m in methods if m != PUBLISHED) + " |"]
     lines.append("|" + "---|" * (3 + len(methods) + len([m for m in methods if m != PUBLISHED])))
@@ -152,12 +159,10 @@ def objects_markdown(tables: dict[str, list[ResultRow]], description: Descriptio
         cells = [_task_name(*g, description), str(len(images)), str(max(len(v) for v in rows.values()))]
         cells += [_pct([r.dsc for r in rows[m].values()]) for m in methods]
         for m in methods:
-            if m == PUBLISHED or PUBLISHED not in rows:
-                continue
-            common = sorted(set(rows[PUBLISHED]) & set(rows[m]))
-            test = paired_wilcoxon([rows[PUBLISHED][c].dsc for c in common], [rows[m][c].dsc for c in common])
-            p = "n/a" if np.isnan(test.pvalue) else f"{test.pvalue:.2g}"
-            cells.append(f"{100 * test.median_difference:+.1f}, p {p}")
+            test = tests.get((*g, m))
+            if test is not None:
+                p = "n/a" if np.isnan(test.pvalue) else f"{test.pvalue:.2g}"
+                cells.append(f"{100 * test.median_difference:+.1f}, p {p}")
         lines.append("| " + " | ".join(cells) + " |")
     return ("Secondary analysis, every object counted as a case. Objects of one image share its "
             "acquisition, preparation and annotator, so they are not independent: the p-values "
