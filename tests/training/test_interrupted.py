@@ -1,6 +1,10 @@
 """`medsam train` killed with SIGKILL at several points, then resumed: the result equals
 an uninterrupted run's (weights bit for bit, the logs row for row). A damaged resume
-file and a disk that fills during a checkpoint leave the previous checkpoint usable."""
+file and a disk that fills during a checkpoint leave the previous checkpoint usable.
+
+The runs train the box-cropped U-Net (16 MiB of weights, 32 MiB of resume state), the
+smallest model the trainer takes: the loop, its checkpoints and its resume are the same
+code for every variant (tests/training/test_trainer.py resumes a SAM model in-process)."""
 
 import csv
 import os
@@ -19,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 # one thread: CPU kernels are bit-reproducible with one thread only
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-SETTINGS = ["--variant", "lite", "--init", "scratch", "--epochs", "2", "--batch-size", "1",
+SETTINGS = ["--variant", "unet", "--init", "scratch", "--epochs", "2", "--batch-size", "1",
             "--set", "max_steps_per_epoch=2", "--set", "tune_max_items=1", "--set", "save_every=1",
             "--set", "seed=0", "--device", "cpu", "--no-progress"]
 
@@ -60,21 +64,19 @@ def _steps_logged(out):
         return 0
 
 
+#: where one run is killed, in order: each point is met by the run resumed after the kill
+#: before it (a resume starts again from the last committed checkpoint, or from nothing)
 KILL_POINTS = {
     "before the first checkpoint": lambda out: (out / "config.json").exists(),
-    "mid-epoch, after a step checkpoint": lambda out: (out / "resume.pt").exists()
-    and not (out / "log.csv").exists(),
     "while a checkpoint is written": lambda out: any(p.name.startswith(".resume.pt.")
                                                      for p in out.glob(".*")),
+    "mid-epoch, after a step checkpoint": lambda out: (out / "resume.pt").exists()
+    and not (out / "log.csv").exists(),
     "in the second epoch": lambda out: _steps_logged(out) >= 3,
 }
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_killed_then_resumed_equals_an_uninterrupted_run(prepared_jsrt, tmp_path, straight, point):
-    out = tmp_path / "run"
-    process = subprocess.Popen(command(prepared_jsrt, out), env=ENV, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+def _kill_at(point, process, out):
     deadline = time.monotonic() + 600
     while not KILL_POINTS[point](out):
         assert process.poll() is None, f"the run ended before {point}: {process.stderr.read()}"
@@ -82,7 +84,17 @@ def test_killed_then_resumed_equals_an_uninterrupted_run(prepared_jsrt, tmp_path
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert (out / ".medsam.lock").exists()          # left by the killed run ...
+
+
+def test_killed_at_every_point_then_resumed_equals_an_uninterrupted_run(prepared_jsrt, tmp_path, straight):
+    """One run killed at each point in turn (the first start, then three resumes), and a last
+    resume that ends it: each resume takes over the killed run's lock and leftovers."""
+    out = tmp_path / "run"
+    for i, point in enumerate(KILL_POINTS):
+        process = subprocess.Popen(command(prepared_jsrt, out, *(["--resume"] if i else [])), env=ENV,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _kill_at(point, process, out)
+        assert (out / ".medsam.lock").exists(), point         # left by the killed run ...
     done = subprocess.run(command(prepared_jsrt, out, "--resume"), env=ENV, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr         # ... and taken over: its process is gone
@@ -107,14 +119,14 @@ def test_a_truncated_resume_file_is_refused_and_nothing_changes(prepared_jsrt, t
 
 
 def test_a_disk_that_fills_during_a_checkpoint_keeps_the_previous_one(prepared_jsrt, tmp_path):
-    """200 MiB: room for the first step checkpoint (last.pth 38 MiB + resume.pt 111 MiB),
+    """80 MiB: room for the first step checkpoint (last.pth 16 MiB + resume.pt 32 MiB),
     not for the next pair beside it: the pair on disk stays the first one, whole and
     matching (the weights and the resume state are committed together)."""
     require_small_disk(tmp_path)
     disk = tmp_path / "disk"
     saved = tmp_path / "saved"
-    run = run_on_small_disk(disk, command(prepared_jsrt, disk / "run")[3:], size_kib=200 * 1024,
-                            free_kib=200 * 1024, after=f"cp -r {disk / 'run'} {saved}")
+    run = run_on_small_disk(disk, command(prepared_jsrt, disk / "run")[3:], size_kib=80 * 1024,
+                            free_kib=80 * 1024, after=f"cp -r {disk / 'run'} {saved}")
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("medsam: error:")]
     assert len(errors) == 1 and "no space left on device" in errors[0], run.stderr

@@ -17,18 +17,28 @@ def settings(prepared, out, **extra):
 
 @pytest.fixture(scope="module")
 def unet_run(prepared_jsrt, tmp_path_factory):
-    """A U-Net trained on JSRT's training split for about 40 seconds."""
+    """A U-Net trained on JSRT's training split for 4 epochs of 5 steps (batch 8): a
+    number of steps, not what a time budget happens to allow on a loaded machine
+    (measured: tuning DSC 0.77, 0.78, 0.84, 0.89 after each epoch; about 15 s here)."""
     out = tmp_path_factory.mktemp("unet") / "run"
-    return train(settings(prepared_jsrt, out, epochs=100, max_steps_per_epoch=None,
-                          max_minutes=0.6, batch_size=8))
+    return train(settings(prepared_jsrt, out, epochs=4, max_steps_per_epoch=None, batch_size=8))
 
 
 @pytest.mark.slow
-def test_time_budget_ends_the_run_and_the_unet_learns(unet_run):
-    assert unet_run.out_of_time
-    assert 1 <= len(unet_run.history) < 100
-    # lungs and heart from their boxes, after well under a minute on two CPU cores
+def test_the_unet_learns_lungs_and_heart_from_their_boxes(unet_run):
+    assert not unet_run.out_of_time
+    assert [h["global_step"] for h in unet_run.history] == [5, 10, 15, 20]
     assert unet_run.best_dsc is not None and unet_run.best_dsc > 0.8
+
+
+def test_time_budget_ends_the_run(prepared_jsrt, tmp_path):
+    """The budget ends the run after the step that passes it, whatever that step's number
+    (no accuracy claim: how far a run gets in 1.2 s depends on the machine and its load)."""
+    result = train(settings(prepared_jsrt, tmp_path / "budget", epochs=1000, max_steps_per_epoch=None,
+                            max_minutes=0.02, batch_size=8))
+    assert result.out_of_time
+    assert 1 <= len(result.history) < 1000
+    assert (result.run_dir / "last.pth").is_file()
 
 
 @pytest.mark.slow
