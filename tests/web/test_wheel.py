@@ -43,11 +43,38 @@ def wheel(tmp_path_factory):
     return found
 
 
+def _link_installed(name: str, site: Path, done: set[str]) -> None:
+    """Link distribution ``name`` and what it requires (no extras) from this interpreter's
+    environment into ``site``, each as pip installed it (its folders, modules and
+    ``.dist-info``), so pip in the new environment finds them installed."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    dist = metadata.distribution(name)
+    key = dist.metadata["Name"].lower().replace("_", "-")
+    if key in done:
+        return
+    done.add(key)
+    for top in {Path(str(f)).parts[0] for f in dist.files or ()} - {".."}:
+        source = Path(str(dist.locate_file(top)))
+        if source.exists() and not (site / top).exists():
+            (site / top).symlink_to(source)
+    for text in dist.requires or ():
+        requirement = Requirement(text)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            _link_installed(requirement.name, site, done)
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory, wheel):
-    """A fresh virtual environment with the wheel and its web extra (torch as the README installs it)."""
+    """A fresh virtual environment that already has torch (this environment's, linked in,
+    as on a machine where the README's ``pip install torch==2.13.0`` ran before), then the
+    wheel and its web extra installed by pip, not editable."""
     venv = tmp_path_factory.mktemp("wheel-venv")
     _run(sys.executable, "-m", "venv", venv)
+    (site,) = venv.glob("lib/python*/site-packages")
+    _link_installed("torch", site, set())
     _run(venv / "bin/python", "-m", "pip", "install", "-q", "torch==2.13.0", f"{wheel}[web]")
     return venv
 
