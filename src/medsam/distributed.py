@@ -1,17 +1,21 @@
 """Multi-process jobs (training, and segmenting a folder of cases) from the
 environment that ``torchrun`` (or SLURM with ``torchrun``) provides: ``RANK``,
 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``. Without them
-everything runs in one process."""
+everything runs in one process.
+
+Reading the environment does not import torch (a command checks its inputs before paying
+for it); the functions that talk to other processes import it when called."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -53,23 +57,32 @@ def read_env() -> DistEnv:
 
 def init(env: DistEnv, device: torch.device) -> None:
     """Join the process group (NCCL on CUDA, gloo otherwise) when ``env`` is distributed."""
+    import torch.distributed as dist
+
     if env.distributed and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
 
 
 def shutdown() -> None:
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def barrier() -> None:
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.barrier()
 
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:
     """Sum each value over all processes (identity in one process)."""
+    import torch
+    import torch.distributed as dist
+
     if not dist.is_initialized():
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=device)
@@ -79,6 +92,8 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
 
 def device_for(env: DistEnv, requested: str) -> torch.device:
     """The device of this process: ``cuda:LOCAL_RANK`` for CUDA jobs, else the request."""
+    import torch
+
     from .devices import resolve_device
 
     device = resolve_device(requested)
@@ -90,6 +105,8 @@ def device_for(env: DistEnv, requested: str) -> torch.device:
 
 def gather(value: object) -> list[object]:
     """Every process's ``value``, in rank order, in every process (``[value]`` alone)."""
+    import torch.distributed as dist
+
     if not dist.is_initialized():
         return [value]
     out: list[object] = [None] * dist.get_world_size()

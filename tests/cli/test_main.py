@@ -18,16 +18,19 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 @pytest.mark.parametrize("code", ["import medsam",
-                                  "from medsam.cli import build_parser; build_parser()"])
-def test_import_and_the_parser_do_not_import_torch(code):
+                                  "from medsam.cli import build_parser; build_parser()",
+                                  "from medsam.cli import main; assert main(['segment', 'missing.png', "
+                                  "'-o', 'x.png']) == 2"])
+def test_import_and_the_parser_do_not_import_torch(code, tmp_path):
     """``import medsam`` does no work, and neither does building the command line's
-    parser: an option error is reported in well under a second, not after importing
-    torch (a U-Net segmenter once imported it at module level)."""
+    parser, nor ``medsam segment`` on a missing input: an option error or a missing file
+    is reported in well under a second, not after importing torch (a U-Net segmenter once
+    imported it at module level, ``medsam.distributed`` before it read the environment)."""
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print('torch' in sys.modules)"],
-                         capture_output=True, text=True,
+                         capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(__import__('pathlib').Path(medsam.__file__).parents[1])})
     assert out.stdout.strip() == "False", out.stderr
 
