@@ -6,6 +6,8 @@ developer machines and in CI). ``MEDSAM_SHARED_DATA`` overrides the location.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -15,6 +17,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDSAM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_embeddings(tmp_path_factory) -> Path:
+    """One folder of slice embeddings for the whole session (``MEDSAM_EMBEDDING_CACHE``):
+    every ``medsam`` command, in this process or in a child process, and every segmenter
+    made with :func:`embedding_store` keeps and reuses its embeddings there, so a slice is
+    encoded once per session, not once per test. It starts empty each session; a test of
+    a cold store removes the variable or names a folder of its own."""
+    from medsam.segmentation.embedding_store import STORE_ENV
+
+    folder = tmp_path_factory.mktemp("embeddings")
+    before = os.environ.get(STORE_ENV)
+    os.environ[STORE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(STORE_ENV, None)
+    else:
+        os.environ[STORE_ENV] = before
+
+
+@pytest.fixture(scope="session")
+def embedding_store(session_embeddings):
+    """The session's :class:`~medsam.segmentation.embedding_store.EmbeddingStore`."""
+    from medsam.segmentation.embedding_store import EmbeddingStore
+
+    return EmbeddingStore(session_embeddings)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +86,50 @@ def same_place():
     return close
 
 
+@contextlib.contextmanager
+def _environment(cwd: str | os.PathLike | None, env: dict | None):
+    """Run a block in ``cwd`` with ``env`` added to the environment, both restored after."""
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update({k: str(v) for k, v in (env or {}).items()})
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def call_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
+             timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``medsam ARGS`` in this process: :func:`medsam.cli.main` with stdout and stderr
+    captured, in ``cwd`` with ``env`` added, returned as :func:`run_cli` returns a
+    process (an argparse exit gives its status). For checks of parsing, messages and
+    outputs; what needs a process of its own (signals, concurrency, a thread count, an
+    exit status as a shell sees it) uses :func:`run_cli`. ``timeout`` is accepted for
+    the same signature and not enforced."""
+    from medsam.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with _environment(cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:   # argparse: --help, --version, a usage error
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(["medsam", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli():
+    """``cli(*args, cwd=None, env=None)``: ``medsam ARGS`` in this process (:func:`call_cli`)."""
+    return call_cli
+
+
+@pytest.fixture
+def cli_process():
+    """``cli_process(*args, cwd=None, env=None)``: ``python -m medsam ARGS`` as a real
+    process (:func:`run_cli`)."""
     return run_cli
 
 

@@ -26,8 +26,8 @@ def test_benchmark_interactive_writes_the_tables_and_the_plot(cli, tmp_path, lit
     assert again.returncode == 2 and "output exists" in again.stderr and "--overwrite" in again.stderr
 
 
-def test_benchmark_interactive_bad_input_is_one_line(cli, tmp_path):
-    done = cli("benchmark", "interactive", "--description", str(DESCRIPTION), "--datasets", "nope",
+def test_benchmark_interactive_bad_input_is_one_line(cli_process, tmp_path):
+    done = cli_process("benchmark", "interactive", "--description", str(DESCRIPTION), "--datasets", "nope",
                "-o", str(tmp_path / "b"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
@@ -37,5 +37,5 @@ def test_benchmark_interactive_bad_input_is_one_line(cli, tmp_path):
     two_d.write_text(json.dumps({"root": str(ROOT.parent / "shared/data"), "datasets": [
         {"name": "jsrt", "modality": "xray", "images": "jsrt_scr_cxr/images/JPCLN001.png",
          "labels": "jsrt_scr_cxr/masks_labels/{stem}.png"}]}))
-    done = cli("benchmark", "interactive", "--description", str(two_d), "-o", str(tmp_path / "c"))
+    done = cli_process("benchmark", "interactive", "--description", str(two_d), "-o", str(tmp_path / "c"))
     assert done.returncode == 2 and "no 3D cases" in done.stderr

@@ -140,10 +140,11 @@ def write_two_methods(cli, lesion_folders, tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_volume_report(cli, lesion_folders, tmp_path):
+def test_compare_volume_report(cli, cli_process, lesion_folders, tmp_path):
+    """evaluate, compare, volume and report, each as a real process."""
     pytest.importorskip("matplotlib")
-    a, b = write_two_methods(cli, lesion_folders, tmp_path)
-    proc = cli("compare", a, b, "-o", tmp_path / "cmp", "--correction", "bh")
+    a, b = write_two_methods(cli_process, lesion_folders, tmp_path)
+    proc = cli_process("compare", a, b, "-o", tmp_path / "cmp", "--correction", "bh")
     assert proc.returncode == 0, proc.stderr
     assert "Benjamini-Hochberg" in proc.stdout
     rows = read_csv(tmp_path / "cmp" / "comparison.csv")
@@ -152,11 +153,11 @@ def test_compare_volume_report(cli, lesion_folders, tmp_path):
     assert rows[0]["method_b"] == "shifted"
     assert (tmp_path / "cmp" / "boxplot_dsc.png").stat().st_size > 1000
 
-    proc = cli("volume", "--agreement", a, "-o", tmp_path / "vol")
+    proc = cli_process("volume", "--agreement", a, "-o", tmp_path / "vol")
     assert proc.returncode == 0, proc.stderr
     assert "Pearson r" in proc.stdout and (tmp_path / "vol" / "bland_altman.png").exists()
 
-    proc = cli("report", a, b, "-o", tmp_path / "rep", "--names", "dilated,shifted")
+    proc = cli_process("report", a, b, "-o", tmp_path / "rep", "--names", "dilated,shifted")
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "dilated" in html and "boxplot_dsc.png" in html

@@ -38,9 +38,9 @@ def test_experts_on_drive(cli, shared_data, tmp_path):
     assert "| first |" in result.stdout
 
 
-def test_experts_errors(cli, shared_data, tmp_path):
+def test_experts_errors(cli, cli_process, shared_data, tmp_path):
     drive = shared_data / "drive_fundus" / "test"
-    one = cli("experts", "--rater", f"a={drive / '1st_manual'}", "-o", tmp_path / "x")
+    one = cli_process("experts", "--rater", f"a={drive / '1st_manual'}", "-o", tmp_path / "x")
     assert one.returncode == 2 and "at least two" in one.stderr
     missing = cli("experts", "--rater", f"a={drive / '1st_manual'}", "--rater", f"b={tmp_path / 'nope'}",
                   "-o", tmp_path / "x")

@@ -6,8 +6,8 @@ import medsam
 from medsam.cli import main
 
 
-def test_version_subprocess(cli):
-    result = cli("--version")
+def test_version_subprocess(cli_process):
+    result = cli_process("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"medsam {medsam.__version__}"
 

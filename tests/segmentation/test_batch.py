@@ -17,8 +17,8 @@ JSRT = "jsrt_scr_cxr"
 
 
 @pytest.fixture(scope="module")
-def segmenter(lite_medsam_model):
-    return make_segmenter(lite_medsam_model, precision="exact")
+def segmenter(lite_medsam_model, embedding_store):
+    return make_segmenter(lite_medsam_model, precision="exact", store=embedding_store)
 
 
 def heart_box(shared_data, case):

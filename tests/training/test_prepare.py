@@ -91,21 +91,21 @@ def test_tiling_resume_extension_and_failures(tmp_path, shared_data, cli):
         assert [r["case"] for r in csv.DictReader(f)] == ["x"]
 
 
-def test_bad_descriptions_fail_before_processing(tmp_path, shared_data, cli):
+def test_bad_descriptions_fail_before_processing(tmp_path, shared_data, cli_process):
     missing = jsrt_dataset(labels="jsrt_scr_cxr/no_such_folder/{stem}.png")
     desc = write_description(tmp_path, shared_data, [missing])
-    done = cli("prepare", desc, "-o", tmp_path / "o", "--no-progress")
+    done = cli_process("prepare", desc, "-o", tmp_path / "o", "--no-progress")
     assert done.returncode == 2
     assert "label files not found" in done.stderr and "no_such_folder" in done.stderr
     assert not (tmp_path / "o").exists()
     nothing = jsrt_dataset(images="jsrt_scr_cxr/images/*.nii")
     desc = write_description(tmp_path, shared_data, [nothing])
-    done = cli("prepare", desc, "-o", tmp_path / "o", "--no-progress")
+    done = cli_process("prepare", desc, "-o", tmp_path / "o", "--no-progress")
     assert done.returncode == 2 and "no image matches" in done.stderr
     absent = jsrt_dataset(images="jsrt_scr_cxr/images/JPCLN001.png",
                           classes={"1": "right_lung", "7": "liver"})
     desc = write_description(tmp_path, shared_data, [absent])
-    done = cli("prepare", desc, "-o", tmp_path / "o2", "--no-progress")
+    done = cli_process("prepare", desc, "-o", tmp_path / "o2", "--no-progress")
     assert done.returncode == 2
     assert "labels 7 (liver) are absent from every mask" in done.stderr
     assert done.stderr.count("\n") == 1

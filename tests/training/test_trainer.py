@@ -117,8 +117,8 @@ def test_bad_inputs_fail_before_training(prepared_jsrt, tmp_path):
     assert not any((tmp_path / f"r{i}").exists() for i in range(1, 6))
 
 
-def test_cli_errors_are_one_line(prepared_jsrt, tmp_path, cli):
-    done = cli("train", "--data", prepared_jsrt, "-o", tmp_path / "r", "--variant", "lite",
+def test_cli_errors_are_one_line(prepared_jsrt, tmp_path, cli_process):
+    done = cli_process("train", "--data", prepared_jsrt, "-o", tmp_path / "r", "--variant", "lite",
                "--set", "epochs=zero")
     assert done.returncode == 2
     assert done.stderr.strip() == "medsam: error: setting 'epochs': 'zero' is not a valid int"

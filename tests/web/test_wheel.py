@@ -75,7 +75,8 @@ def venv(tmp_path_factory, wheel):
     _run(sys.executable, "-m", "venv", venv)
     (site,) = venv.glob("lib/python*/site-packages")
     _link_installed("torch", site, set())
-    _run(venv / "bin/python", "-m", "pip", "install", "-q", "torch==2.13.0", f"{wheel}[web]")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # a checkout's src is no install
+    _run(venv / "bin/python", "-m", "pip", "install", "-q", "torch==2.13.0", f"{wheel}[web]", env=env)
     return venv
 
 

@@ -11,9 +11,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def make_app(model, **options):
     from medsam.segmentation import MedSAMSegmenter
+    from medsam.segmentation.embedding_store import configured_store
     from medsam.web import create_app
 
-    return create_app(lambda: MedSAMSegmenter(model), model_name="lite_medsam", **options)
+    store = configured_store()   # the test session's (tests/conftest.py: session_embeddings)
+    return create_app(lambda: MedSAMSegmenter(model, store=store), model_name="lite_medsam", **options)
 
 
 def serve(app):

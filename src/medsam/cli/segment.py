@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-cache", action="store_true",
                         help="keep slice embeddings on disk ($MEDSAM_HOME/embeddings, 2 GiB at most, safe "
                              "to delete) so a later run on the same slices skips the image encoder; "
-                             "always on for the CVPR 2025 interactive challenge's npz cases")
+                             "always on for the CVPR 2025 interactive challenge's npz cases, and for "
+                             "every run when MEDSAM_EMBEDDING_CACHE names a folder (used instead)")
     parser.add_argument("--series", metavar="UID",
                         help="DICOM series to use when a folder holds several: its id, or #N for "
                              "the N-th one listed")
@@ -177,11 +178,9 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
                            progress=report)
     except WeightsDownloadError as exc:
         raise WeightsDownloadError(f"{exc} (--checkpoint PATH)") from None
-    store = None
-    if disk_cache or getattr(args, "embedding_cache", False):
-        from ..segmentation.embedding_store import EmbeddingStore
+    from ..segmentation.embedding_store import configured_store
 
-        store = EmbeddingStore()
+    store = configured_store(disk_cache or getattr(args, "embedding_cache", False))
     segmenter = make_segmenter(model, precision=args.precision, store=store)
     default = "" if (args.checkpoint or args.weights) else ", the default"
     if report:

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     def make_segmenter() -> MedSAMSegmenter:
         return MedSAMSegmenter(first.model, transform=first.transform, precision=first.precision,
-                               cache_slices=limits.cache_slices)
+                               cache_slices=limits.cache_slices, store=first.store)
 
     app = create_app(make_segmenter, limits=limits, token=token, model_name=args.checkpoint or args.weights or
                      "lite_medsam", replay_options=_replay_options(args))

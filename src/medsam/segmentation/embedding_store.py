@@ -13,6 +13,11 @@ process. The embeddings of a volume's slices do not change between steps, so
   unreadable one is removed).
 
 The files hold plain arrays only (``np.load(allow_pickle=False)``), written atomically.
+
+:func:`configured_store` is the store a command uses: ``$MEDSAM_EMBEDDING_CACHE``, when
+set, names a folder that keeps the embeddings of every run (a test suite or a batch of
+experiments on the same images); otherwise a command that asks for a store gets the default
+folder.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 
 #: default bound of the store's folder (a LiteMedSAM slice embedding is 4 MiB)
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
+#: environment variable naming a folder where every run keeps its slice embeddings
+STORE_ENV = "MEDSAM_EMBEDDING_CACHE"
 
 
 def default_store_dir() -> Path:
@@ -36,6 +43,16 @@ def default_store_dir() -> Path:
     from ..weights.cache import cache_dir
 
     return cache_dir() / "embeddings"
+
+
+def configured_store(requested: bool = False) -> "EmbeddingStore | None":
+    """The store of a command's run: in ``$MEDSAM_EMBEDDING_CACHE`` when that is set (every
+    run keeps its embeddings there), else in :func:`default_store_dir` when ``requested``,
+    else None (embeddings kept in memory only)."""
+    folder = os.environ.get(STORE_ENV)
+    if folder:
+        return EmbeddingStore(folder)
+    return EmbeddingStore() if requested else None
 
 
 def model_fingerprint(model: "torch.nn.Module") -> str:
