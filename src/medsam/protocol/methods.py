@@ -20,13 +20,16 @@ class Methods:
         self._models: dict[str, Any] = {}
 
     def segmenter(self, source: str) -> Segmenter2D:
-        """A fresh segmenter on the model of ``source`` (weights name or file)."""
+        """A fresh segmenter on the model of ``source`` (weights name or file), keeping slice
+        embeddings where ``$MEDSAM_EMBEDDING_CACHE`` says (see
+        :func:`~medsam.segmentation.embedding_store.configured_store`)."""
         from ..loading import load_model
+        from ..segmentation.embedding_store import configured_store
         from ..segmentation.segmenter import make_segmenter
 
         if source not in self._models:
             self._models[source] = load_model(source, device=self.config.device, progress=False)
-        return make_segmenter(self._models[source], precision="exact")
+        return make_segmenter(self._models[source], precision="exact", store=configured_store())
 
     def sam_available(self) -> bool:
         """SAM's weights are cached (a registered name) or are a file at hand."""
