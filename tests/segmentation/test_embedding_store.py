@@ -56,3 +56,25 @@ def test_damaged_files_are_computed_again_and_the_folder_stays_bounded(lite_meds
     assert not (tmp_path / "off").exists()
     with pytest.raises(ValueError):
         EmbeddingStore(tmp_path, max_bytes=-1)
+
+
+def test_files_belong_to_the_image_encoder_not_the_whole_model(lite_medsam_checkpoint, tmp_path):
+    """A model whose decoder changed (a fine-tune with its encoder frozen) finds its base
+    model's embeddings; one whose encoder changed does not."""
+    import torch
+
+    from medsam import load_model
+
+    image = _slice(2)
+    base, decoder_tuned, encoder_tuned = (load_model(lite_medsam_checkpoint) for _ in range(3))
+    with torch.no_grad():
+        next(decoder_tuned.mask_decoder.parameters()).add_(0.01)
+        next(encoder_tuned.image_encoder.parameters()).add_(0.01)
+    MedSAMSegmenter(base, store=EmbeddingStore(tmp_path / "emb")).set_slice(image, key=content_key(image))
+    same = MedSAMSegmenter(decoder_tuned, store=EmbeddingStore(tmp_path / "emb"))
+    same.set_slice(image, key=content_key(image))
+    assert (same.store.hits, same.store.misses) == (1, 0)
+    other = MedSAMSegmenter(encoder_tuned, store=EmbeddingStore(tmp_path / "emb"))
+    other.set_slice(image, key=content_key(image))
+    assert (other.store.hits, other.store.misses) == (0, 1)
+    assert len(list((tmp_path / "emb").glob("*.npz"))) == 2

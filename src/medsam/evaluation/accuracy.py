@@ -195,8 +195,9 @@ def case_predictions(spec: DatasetSpec, segmenters: Sequence[Segmenter2D], setti
                                      spec.min_voxels, BOX_SETTINGS[setting], rng)
             if not refs.prompts:
                 continue
-            predictions = [segment(prepared, geometry, refs.prompts, segmenter,
-                                   cache_key=(spec.name, files.case)) for segmenter in segmenters]
+            # slices named by their contents: reused across settings, and on disk where the
+            # segmenter has a store (medsam.segmentation.embedding_store)
+            predictions = [segment(prepared, geometry, refs.prompts, segmenter) for segmenter in segmenters]
             yield files.case, geometry, setting, refs, predictions
 
 

@@ -4,9 +4,11 @@ The CVPR 2025 interactive challenge runs every step (the box, then each click) a
 process. The embeddings of a volume's slices do not change between steps, so
 :class:`EmbeddingStore` keeps them in a folder (by default ``$MEDSAM_HOME/embeddings``):
 
-* one ``.npz`` file per slice, named by a digest of the model's weights, its
-  preprocessing and precision, and the slice's contents (so a file can only be used
-  for the slice, model and settings it was made from);
+* one ``.npz`` file per slice, named by a digest of the image encoder's weights (the
+  only weights an embedding depends on, so a model fine-tuned with its encoder frozen
+  shares its base model's files), the preprocessing and precision, and the slice's
+  contents (so a file can only be used for the slice, encoder and settings it was made
+  from);
 * bounded in size: after each write the least recently used files are deleted until the
   folder holds at most ``max_bytes``;
 * safe to delete at any time: a missing or unreadable file is computed again (an
@@ -150,6 +152,7 @@ class EmbeddingStore:
 
 
 def store_namespace(model: Any, transform: Any, precision: str) -> str:
-    """What makes two embeddings of the same slice differ: weights, preprocessing, precision."""
+    """What makes two embeddings of the same slice differ: the image encoder's weights (the
+    whole model's where it has no ``image_encoder``), preprocessing, precision."""
     name = getattr(transform, "name", str(transform))
-    return f"{model_fingerprint(model)}|{name}|{precision}"
+    return f"{model_fingerprint(getattr(model, 'image_encoder', model))}|{name}|{precision}"
