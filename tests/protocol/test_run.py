@@ -2,7 +2,6 @@
 page, and a second run that resumes instead of redoing."""
 
 import json
-import time
 
 import pytest
 
@@ -26,10 +25,9 @@ def protocol_run(shared_data, lite_medsam_checkpoint, tmp_path_factory):
                                 published=str(lite_medsam_checkpoint), device="cpu", progress=False)
         lines: list[str] = []
         index = run_protocol(config, log=lines.append)
-        start = time.perf_counter()
         again: list[str] = []
         run_protocol(config, log=again.append)
-        yield config, index, lines, again, time.perf_counter() - start
+        yield config, index, lines, again
     finally:
         if before is None:
             os.environ.pop("MEDSAM_HOME", None)
@@ -39,7 +37,7 @@ def protocol_run(shared_data, lite_medsam_checkpoint, tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_step_ran_and_every_method_scored_every_task(protocol_run):
-    config, index, lines, _, _ = protocol_run
+    config, index, lines, _ = protocol_run
     steps = json.loads((config.out / "steps.json").read_text())
     assert list(steps) == list(config.steps)
     assert all(info["seconds"] >= 0 for info in steps.values())
@@ -70,7 +68,7 @@ def test_published_model_is_accurate_on_the_evaluation_cases(protocol_run):
 
 @pytest.mark.slow
 def test_results_page_shows_tables_tests_plots_volumes_and_raters(protocol_run):
-    config, index, _, _, _ = protocol_run
+    config, index, _, _ = protocol_run
     page = index.read_text()
     for text in ("How this run was made", "medsam reproduce -o", "Accuracy with tight boxes",
                  "Accuracy with perturbed boxes", "within each task", "Fine-tuning: gain or loss",
@@ -89,12 +87,12 @@ def test_results_page_shows_tables_tests_plots_volumes_and_raters(protocol_run):
 
 @pytest.mark.slow
 def test_a_second_run_resumes_instead_of_redoing(protocol_run):
-    config, _, lines, again, seconds = protocol_run
+    config, _, lines, again = protocol_run
     assert any(line.startswith("finetune:") for line in lines)
     assert lines[0] == ("estimate: about 0.3 min of training budgets (fine-tune 0.1 min + 2 U-Nets (RGB, grey) "
                         "x 0.1 min), plus prediction and scoring")
+    # only the report is written again (its seconds are the machine's, not a verdict)
     assert [line.split(":")[0] for line in again] == ["report", "report"]
-    assert seconds < 60
 
 
 def test_cli_refuses_bad_input_in_one_line(cli_process, tmp_path):

@@ -259,14 +259,13 @@ def test_a_long_propagation_does_not_block_other_sessions(server, http, shared_d
     while not http.get(slow).json()["progress"]["busy"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    start = time.monotonic()
     assert http.get(f"{server}/api/health").status_code == 200
     assert http.get(other).json()["image"]["shape"] == [30, 101, 122]
-    answered = time.monotonic() - start
     progress = http.get(slow).json()["progress"]
     worker.join()
+    # answered while the first one ran (a blocked server answers after it: no longer busy)
     assert progress["busy"], "the other requests should have been answered while the first one ran"
-    assert answered < 2.0 and result["response"].status_code == 200
+    assert result["response"].status_code == 200
     first, last = result["response"].json()["objects"][0]["slices"]
     assert last - first > 10
 
