@@ -147,6 +147,18 @@ def lite_medsam_checkpoint() -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_vit_b():
+    """One randomly initialised ViT-B (seed 0, eval mode) for the session's tests: treat it
+    as read-only (a test that changes a model builds its own)."""
+    import torch
+
+    from medsam import build_model
+
+    torch.manual_seed(0)
+    return build_model("vit_b").eval()
+
+
+@pytest.fixture(scope="session")
 def lite_medsam_model(lite_medsam_checkpoint):
     """The real LiteMedSAM model (eval mode, CPU), shared by the tests of a session."""
     from medsam import load_model

@@ -327,12 +327,10 @@ def medsam_published_masks(model, image, boxes):
 
 
 @pytest.mark.slow
-def test_medsam_vit_b_equals_published_pipeline(case):
+def test_medsam_vit_b_equals_published_pipeline(case, random_vit_b):
     """Our ViT-B (random weights) through the predictor == MedSAM's script on it."""
-    import medsam
-
     image, box = case
-    model = medsam.build_model("vit_b")
+    model = random_vit_b
     boxes = [box, [0, 0, image.shape[1], image.shape[0]]]
     expected, expected_logits, _, _ = medsam_published_masks(model, image, boxes)
     p = MedSAMPredictor(model)
