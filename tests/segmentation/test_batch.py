@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from medsam import io
 from medsam.errors import InputError
@@ -104,6 +105,7 @@ MR = "monai_testing/anatomical.nii"
     (JSRT + "/images/JPCLN001.png", None, None, None, "not valid JSON"),
     (MR, "1,1,0,5,5,2", None, None, "modality"),
     (MR, "1,1,0,5,5,2", None, "xyz", "xyz"),
+    ("sixteen.png", "1,1,5,5", None, None, r"sixteen\.png: image values are uint16 in 0\.\.60000; "),
 ])
 def test_bad_input_is_refused_before_any_work(shared_data, tmp_path, name, box, slice_, modality, message):
     """Every problem of a case is found by prepare_case (plan_folder for a folder) before a
@@ -115,6 +117,7 @@ def test_bad_input_is_refused_before_any_work(shared_data, tmp_path, name, box, 
     (tmp_path / "bad.nii.gz").write_bytes(b"\x1f\x8b garbage")
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "bad.json").write_text("{oops")
+    Image.fromarray(np.linspace(0, 60000, 64 * 64).astype(np.uint16).reshape(64, 64)).save(tmp_path / "sixteen.png")
     path = (tmp_path if not name.startswith((JSRT, "monai")) else shared_data) / name
     out = tmp_path / "out" / "mask.nii.gz"
     with pytest.raises(InputError, match=message):

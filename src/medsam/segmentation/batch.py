@@ -167,8 +167,11 @@ def prepare_case(path: str | os.PathLike, output: str | os.PathLike, options: Ca
     case = load_case(path, series_id=options.series)
     prompts = case_prompts(case, prompts_file, boxes)
     resolve_prompts(prompts, case.image.shape[:case.geometry.ndim], case.geometry, options.mode)
-    image = prepare_intensities(case.image, case.geometry, options.modality or case.modality,
-                                options.window, options.level, options.width)
+    try:
+        image = prepare_intensities(case.image, case.geometry, options.modality or case.modality,
+                                    options.window, options.level, options.width)
+    except InputError as exc:   # the values' problem, named with their file
+        raise InputError(f"{path}: {exc.message}", exc.option) from None
     return PreparedCase(case, prompts, image, output, case_seg_sources(case, output, options.series))
 
 
