@@ -29,21 +29,18 @@ def session_embeddings(tmp_path_factory) -> Path:
     from medsam.segmentation.embedding_store import STORE_ENV
 
     folder = tmp_path_factory.mktemp("embeddings")
-    before = os.environ.get(STORE_ENV)
-    os.environ[STORE_ENV] = str(folder)
-    yield folder
-    if before is None:
-        os.environ.pop(STORE_ENV, None)
-    else:
-        os.environ[STORE_ENV] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STORE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
 def embedding_store(session_embeddings):
-    """The session's :class:`~medsam.segmentation.embedding_store.EmbeddingStore`."""
-    from medsam.segmentation.embedding_store import EmbeddingStore
+    """The session's :class:`~medsam.segmentation.embedding_store.EmbeddingStore` (the one
+    every command of the session uses: ``configured_store``)."""
+    from medsam.segmentation.embedding_store import configured_store
 
-    return EmbeddingStore(session_embeddings)
+    return configured_store()
 
 
 @pytest.fixture(scope="session")
@@ -86,21 +83,6 @@ def same_place():
     return close
 
 
-@contextlib.contextmanager
-def _environment(cwd: str | os.PathLike | None, env: dict | None):
-    """Run a block in ``cwd`` with ``env`` added to the environment, both restored after."""
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    try:
-        os.environ.update({k: str(v) for k, v in (env or {}).items()})
-        if cwd is not None:
-            os.chdir(cwd)
-        yield
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-
 def call_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
              timeout: float | None = None) -> subprocess.CompletedProcess:
     """``medsam ARGS`` in this process: :func:`medsam.cli.main` with stdout and stderr
@@ -112,7 +94,11 @@ def call_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None 
     from medsam.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with _environment(cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for name, value in (env or {}).items():
+            patch.setenv(name, str(value))
+        if cwd is not None:
+            patch.chdir(cwd)
         try:
             code = main([str(a) for a in args])
         except SystemExit as exc:   # argparse: --help, --version, a usage error
