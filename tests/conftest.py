@@ -153,6 +153,15 @@ def lite_medsam_model(lite_medsam_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def lite_interactive_model(lite_medsam_checkpoint):
+    """The shipped interactive model (``lite_interactive``: its trained parts, checked by
+    sha256, over the official LiteMedSAM file), shared by the tests of a session."""
+    from medsam import load_model
+
+    return load_model("lite_interactive")
+
+
+@pytest.fixture(scope="session")
 def pacs_ct_series(tmp_path_factory, shared_data):
     """The real CT series of ``totalseg/example_ct_dicom`` as a PACS exports it: the shared
     copy is anonymised, with its study, series and SOP instance UIDs emptied; here they are

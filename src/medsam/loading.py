@@ -28,6 +28,10 @@ from .errors import CheckpointError, InputError, first_line
 from .modeling.build import MODEL_CONFIGS, ViTConfig
 from .modeling.registry import MODEL_REGISTRY, Model, ModelKind, model_kind
 
+#: the record of a file that holds some components of a model, trained over named base
+#: weights (:func:`medsam.training.checkpointing.save_parts`)
+PARTS_FORMAT = "medsam-parts-1"
+
 #: encoders above this many parameters (ViT-L, ViT-H) are built on the meta device
 _META_BUILD_PARAMETERS = 200_000_000
 
@@ -97,6 +101,8 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
         checkpoint = DEFAULT_WEIGHTS
     path = _resolve(checkpoint, progress)
     state, metadata = read_checkpoint(path)
+    if metadata.get("format") == PARTS_FORMAT:
+        state, metadata = _over_base(state, metadata, path, progress)
     kind, how = _choose_kind(variant, metadata, state, path)
     model = _assemble(kind, how, state, metadata, path)
     try:
@@ -106,8 +112,40 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
     model.preprocessing, model.preprocessing_source = _preprocessing(checkpoint, path, kind, metadata, transform)
     _check_transform(model.preprocessing, model.image_size, path)
     model.metadata = metadata
+    model.interactive = metadata.get("interactive") is True
     model.weights_name, model.weights_file = str(checkpoint), str(path)
     return model.eval()
+
+
+def _over_base(parts: StateDict, metadata: Mapping[str, Any], path: Path, progress: bool
+               ) -> Tuple[StateDict, dict]:
+    """A parts file (:data:`PARTS_FORMAT`: some components trained over named base
+    weights) -> the whole state dict and the parts' record. The base must be the
+    published file (its checksum) and the parts whole components of it."""
+    from .weights import get_entry, verify
+
+    base = metadata.get("base")
+    if not isinstance(base, str):
+        raise CheckpointError(f"{path}: a parts file must name its base weights ('base')")
+    base_path = _resolve(base, progress)
+    entry = get_entry(base)
+    if entry.checksum is not None and not verify(base, base_path):
+        raise CheckpointError(f"{base_path}: the base weights {base!r} of {path.name} are not the "
+                              f"published file; delete it so that it is fetched again")
+    state, _ = read_checkpoint(base_path)
+    components = sorted({key.split(".")[0] for key in parts})
+    claimed = metadata.get("parts")
+    if not parts or claimed != components:
+        raise CheckpointError(f"{path}: the file claims trained parts {claimed} but holds "
+                              f"{components or 'none'}; it is damaged or incomplete")
+    for component in components:
+        expected = {k for k in state if k.startswith(component + ".")}
+        got = {k for k in parts if k.startswith(component + ".")}
+        if expected != got:
+            raise CheckpointError(f"{path}: its {component} does not fit the base weights {base!r}: "
+                                  f"{_mismatches({k: state[k] for k in expected}, {k: parts[k] for k in got})}")
+    merged = {**state, **{k: v.float() for k, v in parts.items()}}
+    return merged, {**dict(metadata), "variant": entry.variant}
 
 
 def _choose_kind(variant: Optional[str], metadata: Mapping[str, Any], state: StateDict,

@@ -367,3 +367,32 @@ def get_transform(name: str) -> Transform:
     except KeyError:
         raise ValueError(f"unknown transform {name!r}; choose one of {sorted(TRANSFORMS)}") \
             from None
+
+
+#: side of SAM's low-resolution logits (and of its dense mask prompt)
+LOW_RES = 256
+#: the logit a mask given as SAM's dense prompt (``mask_input``) has inside (and minus it
+#: outside): interactive models are trained with binary masks at this value
+#: (:mod:`medsam.training.interactive`) and given them the same way
+MASK_PROMPT_LOGIT = 6.0
+
+
+def low_res_target(mask: np.ndarray, input_size: tuple[int, int], image_size: int) -> np.ndarray:
+    """(H, W) bool -> (256, 256) float32 mask aligned with the decoder's logits: resized
+    to ``input_size * 256 / image_size`` (area-weighted, threshold 0.5) and zero padded
+    at the bottom/right like the image."""
+    scale = LOW_RES / image_size
+    h, w = max(1, round(input_size[0] * scale)), max(1, round(input_size[1] * scale))
+    t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    resized = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
+                            antialias=True)[0, 0]
+    out = torch.zeros(LOW_RES, LOW_RES)
+    out[:h, :w] = (resized > 0.5).float()
+    return out.numpy()
+
+
+def mask_prompt(mask: np.ndarray, input_size: tuple[int, int], image_size: int) -> np.ndarray:
+    """(H, W) bool -> (256, 256) float32 dense prompt: :func:`low_res_target` as
+    +/- :data:`MASK_PROMPT_LOGIT`."""
+    low = low_res_target(mask, input_size, image_size)
+    return np.where(low > 0.5, MASK_PROMPT_LOGIT, -MASK_PROMPT_LOGIT).astype(np.float32)

@@ -74,3 +74,20 @@ def test_class_template_needs_classes(tmp_path):
     with pytest.raises(InputError, match="needs 'classes'"):
         parse_dataset({"name": "x", "modality": "ct", "images": "*.png", "labels": "{stem}_{class}.png"},
                       tmp_path, "test")
+
+
+def test_cases_named_by_their_folder_and_a_chosen_few(shared_data):
+    """The soft-tissue sarcoma set keeps one patient per folder (``STS_002/CT_image.nii.gz``):
+    a case pattern holding "/" names cases by their folder, and ``cases`` keeps a list."""
+    from medsam.datasets.cases import find_dataset_cases
+    from medsam.datasets.description import parse_dataset
+
+    item = {"name": "sts_ct", "modality": "ct", "images": "ibsi_sts/*/CT_image.nii.gz",
+            "case_pattern": "^(STS_\\d+)/", "labels": "ibsi_sts/{case}/CT_mask.nii.gz"}
+    every = find_dataset_cases(parse_dataset(item, shared_data, "test"))
+    assert len(every) == 28 and every[0].case == "STS_002"
+    assert every[0].label == shared_data / "ibsi_sts" / "STS_002" / "CT_mask.nii.gz"
+    few = find_dataset_cases(parse_dataset({**item, "cases": ["STS_006", "STS_031"]}, shared_data, "test"))
+    assert [c.case for c in few] == ["STS_006", "STS_031"]
+    with pytest.raises(InputError, match="cases STS_999 are not among its images"):
+        find_dataset_cases(parse_dataset({**item, "cases": ["STS_999"]}, shared_data, "test"))

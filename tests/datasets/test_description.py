@@ -42,6 +42,8 @@ def test_yaml_description(tmp_path):
     ({"name": "a", "modality": "ct", "images": "x", "classes": {"0": "bg"}}, "must be positive"),
     ({"name": "a", "modality": "ct", "images": "x", "tile_size": 64, "tile_overlap": 64},
      "tile_overlap"),
+    ({"name": "a", "modality": "ct", "images": "x", "cases": "STS_002"}, "'cases' must be a non-empty list"),
+    ({"name": "a", "modality": "ct", "images": "x", "split_group": "a b"}, "'split_group' must be a name"),
 ])
 def test_bad_dataset_entries_raise_input_error(tmp_path, item, message):
     with pytest.raises(InputError, match=message):

@@ -142,3 +142,54 @@ def test_a_2d_image_is_a_volume_of_one_slice():
     assert not mask[24, 24]
     replayed = segment(img, Geometry((1.0, 1.0)), s.prompts(), ThresholdSegmenter(100, 255, min_fill=0.05))
     np.testing.assert_array_equal(replayed, s.label_map())
+
+
+class _Recording:
+    """A real MedSAM segmenter that records which prompts reach the model."""
+
+    def __init__(self, model, store=None):
+        from medsam.segmentation import MedSAMSegmenter
+
+        class Recording(MedSAMSegmenter):
+            def segment_scored(inner, box, points=None, point_labels=None, mask_input=None):
+                self.calls.append((0 if points is None else len(points), mask_input is not None))
+                return super().segment_scored(box, points, point_labels, mask_input)
+
+            def segment(inner, boxes):
+                self.calls += [(0, False)] * len(boxes)
+                return super().segment(boxes)
+
+        self.calls: list[tuple[int, bool]] = []
+        self.segmenter = Recording(model, store=store)
+
+
+@pytest.fixture(scope="module")
+def kidney_ct(shared_data):
+    from medsam import io
+    from medsam.intensity import prepare_intensities
+
+    image, geometry = io.read(shared_data / "totalseg" / "example_ct_sm.nii.gz")
+    return prepare_intensities(image, geometry, "ct", "abdomen"), geometry
+
+
+def test_clicks_and_neighbour_masks_go_to_the_model_only_when_it_was_trained_for_them(
+        kidney_ct, lite_interactive_model, lite_medsam_model, embedding_store):
+    image, geometry = kidney_ct
+    seen = {}
+    for name, model in (("trained", lite_interactive_model), ("plain", lite_medsam_model)):
+        recorder = _Recording(model, embedding_store)
+        session = InteractiveSession(recorder.segmenter)
+        session.load(image, geometry)
+        session.add_box(1, (70, 29, 92, 51), key_slice=9, z_range=(5, 14))
+        walked = list(recorder.calls)
+        recorder.calls.clear()
+        session.add_click(1, 80, 40, 12, foreground=False)
+        seen[name] = (walked, list(recorder.calls))
+    walked, clicked = seen["trained"]
+    # the key slice from its box alone, every other slice with its neighbour's mask
+    assert walked[0] == (0, False) and len(walked) > 3 and all(c == (0, True) for c in walked[1:])
+    # the clicked slice with its click and its own mask; carried slices with their neighbour's
+    assert clicked[0] == (1, True) and all(c[1] for c in clicked)
+    # LiteMedSAM: boxes alone everywhere (its clicks are mask edits)
+    walked, clicked = seen["plain"]
+    assert len(walked) > 3 and all(c == (0, False) for c in walked + clicked)

@@ -109,3 +109,25 @@ def test_bad_descriptions_fail_before_processing(tmp_path, shared_data, cli_proc
     assert done.returncode == 2
     assert "labels 7 (liver) are absent from every mask" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_a_split_group_keeps_a_patient_in_one_split_across_datasets(shared_data, tmp_path):
+    """A patient's CT and MR (two datasets of one split group) are in the same split, though
+    the two datasets hold different patients (28 CT, 41 MR)."""
+    from medsam.datasets.description import load_description
+
+    common = {"case_pattern": "^(STS_\\d+)/", "min_pixels": 10, "min_voxels": 100, "split_group": "sts",
+              "cases": ["STS_002", "STS_003", "STS_005", "STS_006", "STS_008", "STS_012"]}
+    path = write_description(tmp_path, shared_data, [
+        {"name": "ct", "modality": "ct", "images": "ibsi_sts/*/CT_image.nii.gz",
+         "labels": "ibsi_sts/{case}/CT_mask.nii.gz", **common},
+        {"name": "mr", "modality": "mr", "images": "ibsi_sts/*/MR_T1_image.nii.gz",
+         "labels": "ibsi_sts/{case}/MR_T1_mask.nii.gz", **common}], split=[0.5, 0.25, 0.25])
+    prepare(load_description(path), tmp_path / "out", workers=0, progress=False)
+    splits: dict = {}
+    for row in read_manifest(tmp_path / "out"):
+        splits.setdefault(row["case"], set()).add((row["dataset"], row["split"]))
+    assert set(splits) == set(common["cases"])
+    for case, seen in splits.items():
+        assert {d for d, _ in seen} == {"ct", "mr"} and len({s for _, s in seen}) == 1, (case, seen)
+    assert {s for seen in splits.values() for _, s in seen} == {"train", "tune", "validation"}

@@ -163,16 +163,17 @@ def _print_failures(failed: Sequence[CaseResult]) -> None:
 
 
 def model_segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True,
-               disk_cache: bool = False) -> Segmenter2D:
-    """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM),
+                    disk_cache: bool = False, interactive: bool = False) -> Segmenter2D:
+    """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM, or
+    for ``interactive`` work, clicks and challenge steps, the model trained for them),
     fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
     model, preprocessing and precision."""
     from .. import load_model
     from ..errors import WeightsDownloadError
     from ..segmentation.segmenter import make_segmenter
-    from ..weights import DEFAULT_WEIGHTS
+    from ..weights import DEFAULT_INTERACTIVE_WEIGHTS, DEFAULT_WEIGHTS
 
-    source = args.checkpoint or args.weights or DEFAULT_WEIGHTS
+    source = args.checkpoint or args.weights or (DEFAULT_INTERACTIVE_WEIGHTS if interactive else DEFAULT_WEIGHTS)
     try:
         model = load_model(source, variant=args.variant, device=device, transform=args.transform,
                            progress=report)
@@ -182,7 +183,8 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
 
     store = configured_store(disk_cache or getattr(args, "embedding_cache", False))
     segmenter = make_segmenter(model, precision=args.precision, store=store)
-    default = "" if (args.checkpoint or args.weights) else ", the default"
+    default = "" if (args.checkpoint or args.weights) else \
+        (", the default for clicks and challenge steps" if interactive else ", the default")
     if report:
         print(f"medsam: model {source} ({model.variant}{default}; {model.preprocessing} preprocessing) on "
               f"{model.device}, {getattr(segmenter, 'precision', 'exact')} precision [preprocessing: "
@@ -209,7 +211,9 @@ def run(args: argparse.Namespace) -> int:
         return 0  # one case is one process's work: the others of a torchrun job stand by
     output = Path(args.output) if args.output else output_path_for(source)
     prepared = prepare_case(source, output, options, prompts_file, boxes)   # fail before loading
-    segmenter = model_segmenter(args, args.device, disk_cache=prepared.case.interaction is not None)
+    interactive = prepared.case.interaction is not None or any(p.points for p in prepared.prompts)
+    segmenter = model_segmenter(args, args.device, disk_cache=prepared.case.interaction is not None,
+                                interactive=interactive)
     _print_case(segment_prepared(prepared, segmenter, options, progress=True))
     return 0
 
@@ -222,8 +226,12 @@ def _run_folder(args: argparse.Namespace, source: Path, options: CaseOptions, pr
 
     main = distributed.read_env().is_main
     npz = any(p.suffix.lower() == ".npz" for p in source.iterdir())   # challenge cases: embeddings on disk
+    given = [*(prompts_file.shared or ()), *(p for v in prompts_file.by_case.values() for p in v)] \
+        if prompts_file is not None else []
+    interactive = npz or any(p.points for p in [*given, *boxes])
     done: FolderResult = segment_folder(
-        source, lambda device: model_segmenter(args, device, report=main, disk_cache=npz), args.output,
+        source, lambda device: model_segmenter(args, device, report=main, disk_cache=npz,
+                                               interactive=interactive), args.output,
         options, prompts_file, boxes, device=args.device, on_case=_print_case, on_failures=_print_failures,
         progress=True)
     if main:

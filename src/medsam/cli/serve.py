@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         token = token or secrets.token_urlsafe(16)
         print(f"medsam: warning: the app is reachable from other machines on {args.host}; anyone with the "
               f"token can read the images uploaded to it. Use it on a trusted network only.", file=sys.stderr)
-    first = model_segmenter(args, args.device)
+    first = model_segmenter(args, args.device, interactive=True)
     if not isinstance(first, MedSAMSegmenter):
         raise InputError(f"--checkpoint {args.checkpoint}: the web app runs MedSAM-family models; "
                          f"this is a {type(getattr(first, 'model', first)).__name__} (use medsam segment for it)")

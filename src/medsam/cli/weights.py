@@ -27,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
     path = sub.add_parser("path", help="print the cached file of a named checkpoint")
     path.add_argument("name", help="weights name (see `medsam weights list`)")
+    pack = sub.add_parser("pack", help="keep only the trained parts of a run's checkpoint (prompt encoder "
+                                       "and mask decoder over named base weights), as the shipped "
+                                       "lite_interactive file is made")
+    pack.add_argument("checkpoint", help="a training run's best.pth or last.pth")
+    pack.add_argument("-o", "--output", required=True, help="the parts file to write")
+    pack.add_argument("--base", default="lite_medsam",
+                      help="the named weights the run started from (default: lite_medsam)")
+    pack.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 
 def _format_size(entry: WeightsEntry) -> str:
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights_command == "list":
         return _list()
+    if args.weights_command == "pack":
+        return _pack(args)
     if args.weights_command == "download":
         path = weights.download(args.name, url=args.url, force=args.force,
                                 progress=not args.quiet, timeout=args.timeout)
@@ -80,4 +90,22 @@ def run(args: argparse.Namespace) -> int:
         print(weights.get_weights_path(args.name, download=False))
     except MedSAMError as exc:
         raise MedSAMError(f"{exc} (`medsam weights download {args.name}`)") from None
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..training.checkpointing import save_parts
+    from ..weights import file_digest, get_entry
+
+    get_entry(args.base)
+    if not Path(args.checkpoint).is_file():
+        raise InputError(f"{args.checkpoint}: no such file")
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out}: already exists", option="overwrite")
+    save_parts(args.checkpoint, out, args.base)
+    print(f"{out}: {out.stat().st_size} bytes, sha256 {file_digest(out)}")
     return 0

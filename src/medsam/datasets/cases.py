@@ -47,11 +47,15 @@ def find_dataset_cases(spec: DatasetSpec) -> list[CaseFiles]:
     seen: dict[str, Path] = {}
     for image in images:
         stem = case_name(image)
+        if spec.case_pattern is not None and "/" in spec.case_pattern:
+            stem = f"{image.parent.name}/{stem}"
         case = spec.case_id(stem)
         if case in seen:
             raise InputError(f"dataset {spec.name!r}: {image} and {seen[case]} have the same "
                              f"case id {case!r}")
         seen[case] = image
+        if spec.cases is not None and case not in spec.cases:
+            continue
         label = None
         class_files: tuple[tuple[int, Path], ...] = ()
         if spec.labels is not None and spec.per_class_labels:
@@ -67,6 +71,10 @@ def find_dataset_cases(spec: DatasetSpec) -> list[CaseFiles]:
             raise InputError(f"dataset {spec.name!r}: 'labels' is required unless the images "
                              f"are npz files holding 'gts' ({image})")
         cases.append(CaseFiles(case, image, label, class_files))
+    if spec.cases is not None:
+        absent = sorted(set(spec.cases) - set(seen))
+        if absent:
+            raise InputError(f"dataset {spec.name!r}: cases {', '.join(absent)} are not among its images")
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise InputError(f"dataset {spec.name!r}: label files not found: "

@@ -20,7 +20,13 @@ A description is a JSON or YAML file (YAML needs the ``train`` extra)::
                                                     # missing file: class absent); omit
                                                     # for npz files that hold `gts`
           "case_pattern": null,           # optional regex: its first group, searched in
-                                          # {stem}, is the case id (default: {stem})
+                                          # {stem}, is the case id (default: {stem}); a
+                                          # pattern holding "/" is searched in
+                                          # "{folder}/{stem}" (cases named by their folder)
+          "cases": null,                  # optional: only these case ids (a held-out list)
+          "split_group": null,            # optional: datasets with the same group draw
+                                          # one split for their case ids together (one
+                                          # patient's CT and MR stay in one split)
           "classes": {"1": "polyp"},      # label id -> name; omit to keep every id
           "label_threshold": 127,         # optional: mask = (mask > 127) -> id 1
           "intensity": {"window": "abdomen"},   # CT: window preset or level/width;
@@ -59,7 +65,7 @@ from ..errors import InputError, first_line, install_hint
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DATASET_KEYS = {"name", "modality", "images", "labels", "classes", "label_threshold",
                 "intensity", "axis", "tile_size", "tile_overlap", "external", "min_pixels",
-                "min_voxels", "prompt", "case_pattern", "raters"}
+                "min_voxels", "prompt", "case_pattern", "raters", "split_group", "cases"}
 TOP_KEYS = {"root", "seed", "split", "datasets"}
 PROMPT_STYLES = ("box", "key_slice")
 
@@ -97,6 +103,8 @@ class DatasetSpec:
     prompt: str = "box"
     case_pattern: str | None = None
     raters: tuple[tuple[str, str], ...] | None = None
+    split_group: str | None = None
+    cases: tuple[str, ...] | None = None
 
     def case_id(self, stem: str) -> str:
         """The case id of an image called ``stem`` (see ``case_pattern`` and
@@ -270,6 +278,14 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
             raise InputError(f"{where}: 'raters' must map at least two rater names to mask path "
                              f"templates, got {raters!r}")
         raters = tuple(raters.items())
+    group = item.get("split_group")
+    if group is not None and (not isinstance(group, str) or not NAME_PATTERN.match(group)):
+        raise InputError(f"{where}: 'split_group' must be a name of letters, digits, _ . -, "
+                         f"got {group!r}")
+    only = item.get("cases")
+    if only is not None and (not isinstance(only, list) or not only
+                             or not all(isinstance(c, str) and c for c in only)):
+        raise InputError(f"{where}: 'cases' must be a non-empty list of case ids, got {only!r}")
     return DatasetSpec(
         name=name, modality=modality, images=item["images"], labels=labels, root=root,
         classes=_classes(item.get("classes"), where), label_threshold=threshold,
@@ -277,7 +293,8 @@ def parse_dataset(item: Any, root: Path, where: str) -> DatasetSpec:
         tile_size=tile, tile_overlap=overlap, external=external,
         min_pixels=_int(item.get("min_pixels", 100), f"{where}: 'min_pixels'", 1),
         min_voxels=_int(item.get("min_voxels", 1000), f"{where}: 'min_voxels'", 1),
-        prompt=prompt, case_pattern=pattern, raters=raters,
+        prompt=prompt, case_pattern=pattern, raters=raters, split_group=group,
+        cases=tuple(only) if only is not None else None,
     )
 
 

@@ -54,13 +54,14 @@ def challenge_box(mask: np.ndarray, rng: np.random.RandomState) -> ChallengeBox:
                         min(w - 1, int(xs.max()) + sx), min(h - 1, int(ys.max()) + sy))
 
 
-def next_click(pred: np.ndarray, gt: np.ndarray, seed: int = CLICK_SEED) -> tuple[tuple[int, int, int], bool] | None:
+def next_click(pred: np.ndarray, gt: np.ndarray, seed: int = CLICK_SEED) -> tuple[tuple[int, ...], bool] | None:
     """The challenge's next click for one class: ``((z, y, x), foreground)``, or None when
-    ``pred`` equals ``gt`` (both ``(z, y, x)`` bool)."""
+    ``pred`` equals ``gt`` (both ``(z, y, x)`` bool). The same rule in 2D: ``(y, x)``
+    arrays give ``((y, x), foreground)`` (8-connected components)."""
     error = np.asarray(pred, bool) != np.asarray(gt, bool)
     if not error.any():
         return None
-    parts, _ = ndimage.label(error, structure=np.ones((3, 3, 3), bool))
+    parts, _ = ndimage.label(error, structure=np.ones((3,) * error.ndim, bool))
     sizes = np.bincount(parts.ravel())
     sizes[0] = 0
     largest = parts == int(np.argmax(sizes))
@@ -72,7 +73,7 @@ def next_click(pred: np.ndarray, gt: np.ndarray, seed: int = CLICK_SEED) -> tupl
     edt = ndimage.distance_transform_edt(crop)[tuple(slice(p, -p) for p in pad)]
     best = np.argwhere(edt == edt.max())
     choice = best[np.random.RandomState(seed).choice(len(best))] + lo
-    center = (int(choice[0]), int(choice[1]), int(choice[2]))
+    center = tuple(int(v) for v in choice)
     return center, bool(gt[center])
 
 
@@ -422,3 +423,49 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     if not volumes:
         raise InputError(f"{description.source or 'description'}: no 3D cases in the chosen datasets")
     return rows
+
+
+def compare_models(results: dict[str, Sequence[dict[str, Any]]], out_dir: Any) -> dict[str, Any]:
+    """Several models' :func:`object_summary` results side by side: ``comparison.csv`` (one
+    row per object and step, one DSC column per model) and ``comparison.md`` (per object the
+    box step and the final DSC of each model, and the medians per step with n). Returns the
+    paths and the medians per model."""
+    from pathlib import Path
+
+    from ..fileutil import atomic_path, write_csv
+
+    out = Path(out_dir)
+    names = list(results)
+    keyed = {m: {(o["dataset"], o["case"], o["label"]): o for o in results[m]} for m in names}
+    keys = [k for k in keyed[names[0]] if all(k in keyed[m] for m in names)]
+    steps = max((len(o["dsc"]) for m in names for o in results[m]), default=1)
+
+    def dsc(o: dict[str, Any], step: int) -> float:
+        return float(o["dsc"][min(step, len(o["dsc"]) - 1)])
+
+    rows = []
+    for key in keys:
+        first = keyed[names[0]][key]
+        for step in range(steps):
+            rows.append([*key, first["name"], step] + [round(dsc(keyed[m][key], step), 4) for m in names])
+    write_csv(out / "comparison.csv", ["dataset", "case", "label", "name", "step"] + [f"dsc_{m}" for m in names],
+              rows)
+    head = ["dataset", "case", "object"] + [f"{m} box" for m in names] + [f"{m} +{steps - 1}" for m in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in keys:
+        first = keyed[names[0]][key]
+        lines.append("| " + " | ".join([key[0], key[1], first["name"] or str(key[2])]
+                                        + [f"{100 * dsc(keyed[m][key], 0):.1f}" for m in names]
+                                        + [f"{100 * dsc(keyed[m][key], steps - 1):.1f}" for m in names]) + " |")
+    medians = {m: _step_medians([keyed[m][k] for k in keys]) for m in names}
+    lines += ["", f"Median DSC over n = {len(keys)} objects, by step (box, then clicks):", ""]
+    for m in names:
+        finals = [dsc(keyed[m][k], steps - 1) for k in keys]
+        falls = sum(b < a - 1e-9 for a, b in zip(medians[m], medians[m][1:]))
+        lines.append(f"- {m}: " + ", ".join(f"{100 * v:.1f}" for v in medians[m])
+                     + (f"; worst final {100 * min(finals):.1f}" if finals else "")
+                     + f"; the median falls after {falls} click(s)")
+    with atomic_path(out / "comparison.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"paths": {"csv": out / "comparison.csv", "markdown": out / "comparison.md"},
+            "medians": medians}

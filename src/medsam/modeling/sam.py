@@ -32,7 +32,10 @@ class Sam(nn.Module):
     words where that came from, and ``metadata`` is what our own checkpoints record
     (variant, transform, input size, training data); ``weights_name`` and
     ``weights_file`` say what was loaded. :func:`medsam.load_model` sets them; the
-    predictor reads ``preprocessing``.
+    predictor reads ``preprocessing``. ``interactive`` is true for weights trained for
+    interaction (:mod:`medsam.training.interactive`: clicks as point prompts with the
+    previous mask as the dense prompt, and a neighbouring slice's mask as the dense
+    prompt), as the checkpoint records it (``metadata["interactive"]``); never guessed.
     """
 
     preprocessing: Optional[str] = None
@@ -40,6 +43,8 @@ class Sam(nn.Module):
     #: what the weights were loaded as (a registered name or the file) and the file itself
     weights_name: str = ""
     weights_file: Optional[str] = None
+    #: trained for clicks and mask prompts (recorded in the checkpoint)
+    interactive: bool = False
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
                  mask_decoder: MaskDecoder, *, image_size: int, variant: str) -> None:

@@ -23,8 +23,12 @@ CVPR 2025 challenge runs each step as a new process) gives the same mask:
    * a foreground click on a slice outside the mask extends the object to it: the slices
      between are filled, and the walk goes on beyond it while the object is there.
 
-The previous mask is not given to the model as SAM's dense prompt: measured on
-``../shared/data`` it did not help LiteMedSAM (see ``docs/interactive.md``).
+With LiteMedSAM the previous mask is not given to the model as SAM's dense prompt:
+measured on ``../shared/data`` it did not help (see ``docs/interactive.md``). A model
+trained for interaction (``model.interactive``, e.g. the ``lite_interactive`` weights)
+gets the clicks of the slice as point prompts and the slice's current mask (or, in the
+walk, the neighbouring slice's) as its dense prompt, and no mask edits are made
+(:class:`~medsam.segmentation.propagation.SliceRunner`).
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ class VolumeObject:
         clicks = self.slice_clicks()
         box = self._slice_box(out, z, config.margin)
         before = int(out[z].sum())
-        out[z] = run(z, box, clicks[z])
+        out[z] = run(z, box, clicks[z], self._slice_prior(out, z))
         if not out[z].any() or (not click.foreground and out[z].sum() < VANISHED * before):
             # the object does not reach this slice: clear it and what lies beyond
             if z > self.key_slice:
@@ -128,6 +132,15 @@ class VolumeObject:
                      anchors={self.key_slice: self.box})
         self.mask = out
         return out
+
+    def _slice_prior(self, mask: np.ndarray, z: int) -> np.ndarray | None:
+        """The mask slice ``z`` starts from at a click: its own, else the nearest slice's."""
+        if mask[z].any():
+            return mask[z]
+        filled = np.nonzero(mask.any(axis=(1, 2)))[0]
+        if filled.size == 0:
+            return None
+        return mask[int(filled[np.argmin(np.abs(filled - z))])]
 
     def _slice_box(self, mask: np.ndarray, z: int, margin: float) -> tuple[float, ...]:
         if z == self.key_slice:
@@ -257,9 +270,10 @@ class _Counting:
     def shape(self) -> tuple[int, int, int]:
         return self.run.shape
 
-    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None) -> np.ndarray:
+    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None,
+                 prior: np.ndarray | None = None) -> np.ndarray:
         self.bar.update(1)
-        return self.run(z, box, clicks)
+        return self.run(z, box, clicks, prior)
 
 
 def _progress(enabled: bool, total: int) -> Any:

@@ -110,11 +110,40 @@ class MedSAMSegmenter:
             mask_input=None if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256))
         return masks[0], float(scores[0]), logits[0, 0]
 
+    @property
+    def interactive(self) -> bool:
+        """The model was trained for clicks and mask prompts (``model.interactive``)."""
+        return bool(getattr(self.model, "interactive", False))
+
+    def segment_prompted(self, box: np.ndarray, points: np.ndarray | None = None,
+                         point_labels: np.ndarray | None = None, prior: np.ndarray | None = None
+                         ) -> np.ndarray:
+        """An interactive model's mask ``(H, W)`` bool of one object: box ``(4,)``, clicks
+        ``(K, 2)`` XY with labels ``(K,)``, and ``prior`` ``(H, W)`` bool, the mask it starts
+        from (this slice's current mask, or a neighbouring slice's), given as SAM's dense
+        prompt the way the model was trained (:func:`medsam.transforms.mask_prompt`)."""
+        if self._current is None:
+            raise ValueError("call set_slice() before segment_prompted()")
+        dense = None
+        if prior is not None and np.any(prior):
+            from ..transforms import mask_prompt
+
+            assert self._current.input_size is not None
+            dense = mask_prompt(np.asarray(prior, bool), self._current.input_size, self.transform.image_size)
+        mask, _, _ = self.segment_scored(box, points, point_labels, dense)
+        return mask
+
     def segment_points(self, box: np.ndarray, points: np.ndarray, point_labels: np.ndarray) -> np.ndarray:
         """One box ``(4,)`` XYXY refined by clicks ``(K, 2)`` XY with labels ``(K,)`` (1 foreground,
-        0 background) -> mask ``(H, W)`` bool."""
+        0 background) -> mask ``(H, W)`` bool. An interactive model takes the clicks one at a
+        time, each with the mask before it, as it was trained."""
         if self._current is None:
             raise ValueError("call set_slice() before segment_points()")
+        if self.interactive:
+            mask = self.segment_prompted(box)
+            for k in range(1, len(points) + 1):
+                mask = self.segment_prompted(box, points[:k], point_labels[:k], mask)
+            return mask
         masks, _, _ = self._current.predict(boxes=np.asarray(box, dtype=float).reshape(1, 4),
                                             points=np.asarray(points, dtype=float).reshape(1, -1, 2),
                                             point_labels=np.asarray(point_labels).reshape(1, -1))

@@ -115,7 +115,8 @@ class Runner(Protocol):
     @property
     def shape(self) -> tuple[int, int, int]: ...
 
-    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None) -> np.ndarray: ...
+    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None,
+                 prior: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class SliceRunner:
@@ -131,6 +132,9 @@ class SliceRunner:
         self.cache_key = cache_key
         self.label = label
         self.calls = 0
+        #: the segmenter's model was trained for interaction: clicks and ``prior`` masks go
+        #: to it as prompts, and no mask edits are made
+        self.interactive = bool(getattr(self.segmenter, "interactive", False))
 
     @property
     def depth(self) -> int:
@@ -148,14 +152,21 @@ class SliceRunner:
             key = None if self.cache_key is None else (self.cache_key, z)
         self.segmenter.set_slice(image, key=key)
 
-    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None) -> np.ndarray:
-        """Mask ``(H, W)`` bool of slice ``z`` from ``box`` ``(x0, y0, x1, y1)`` and its clicks."""
+    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None,
+                 prior: np.ndarray | None = None) -> np.ndarray:
+        """Mask ``(H, W)`` bool of slice ``z`` from ``box`` ``(x0, y0, x1, y1)`` and its clicks;
+        ``prior``: the mask the slice starts from (its current mask, or the neighbouring
+        slice's), used by an interactive model only."""
         self._set(z)
         self.calls += 1
         clicks = clicks or SliceClicks()
         b = np.asarray(box, dtype=float)
         if clicks.points:
             b = _box_with_points(b, clicks.foreground, self.shape[1:])
+        if self.interactive:
+            points = np.asarray(clicks.points, dtype=float).reshape(-1, 2) if clicks.points else None
+            labels = np.asarray(clicks.labels, dtype=int) if clicks.points else None
+            return np.asarray(self.segmenter.segment_prompted(b, points, labels, prior), bool)  # type: ignore[attr-defined]
         if self.model_clicks:
             mask = segment_object(self.segmenter, b, clicks.points, clicks.labels, self.label)
         else:
@@ -253,7 +264,7 @@ def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: Wal
         if box is None:
             break
         here = clicks.get(z)
-        mask = run(z, box, here)
+        mask = run(z, box, here, prev)
         if config.connected:
             mask = touching(mask, prev, here)
         forced = here is not None and bool(here.foreground)

@@ -257,7 +257,7 @@ class InteractiveSession:
 class _NotifyingRunner(SliceRunner):
     on_slice: Callable[[int], None] | None = None
 
-    def __call__(self, z: int, box: Any, clicks: Any = None) -> np.ndarray:
+    def __call__(self, z: int, box: Any, clicks: Any = None, prior: np.ndarray | None = None) -> np.ndarray:
         if self.on_slice is not None:
             self.on_slice(z)
-        return super().__call__(z, box, clicks)
+        return super().__call__(z, box, clicks, prior)

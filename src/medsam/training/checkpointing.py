@@ -44,6 +44,33 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
     return path
 
 
+def save_parts(weights: str | os.PathLike, path: str | os.PathLike, base: str,
+               components: tuple[str, ...] = ("prompt_encoder", "mask_decoder"),
+               half: bool = True) -> Path:
+    """Write the trained ``components`` of the checkpoint ``weights`` (a run's ``best.pth``)
+    as a parts file over the named ``base`` weights (:data:`medsam.loading.PARTS_FORMAT`;
+    :func:`medsam.load_model` puts them back over the base), atomically. ``half``: stored
+    as float16 (half the size; loaded back as float32). CheckpointError when the image
+    encoder differs from the base's, which a parts file could not carry."""
+    from ..checkpoint import read_checkpoint, save_torch_file, with_metadata
+    from ..errors import CheckpointError
+    from ..loading import PARTS_FORMAT, _resolve
+
+    state, metadata = read_checkpoint(weights)
+    base_state, _ = read_checkpoint(_resolve(base))
+    for key, value in base_state.items():
+        if not key.startswith(tuple(c + "." for c in components)) and \
+                (key not in state or not torch.equal(state[key].float(), value.float())):
+            raise CheckpointError(f"{weights}: {key} differs from the base weights {base!r}; only "
+                                  f"{', '.join(components)} may be trained in a parts file")
+    parts = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+             for k, v in state.items() if k.startswith(tuple(c + "." for c in components))}
+    record = {**metadata, "format": PARTS_FORMAT, "base": base, "parts": sorted(components)}
+    path = Path(path)
+    save_torch_file(with_metadata(parts, record), path)
+    return path
+
+
 def rng_state() -> dict:
     """The torch, numpy, Python (and CUDA) random states as tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

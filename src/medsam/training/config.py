@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from ..errors import InputError
 
 PRECISIONS = ("auto", "bf16", "fp32")
+PROMPT_MODES = ("box", "interactive")
 SCHEDULERS = ("constant", "cosine")
 
 
@@ -60,6 +61,12 @@ class TrainConfig:
     freeze_bn: bool = False              # BatchNorm (lite encoder) in eval mode
     freeze_image_encoder: bool = False   # train the mask decoder only (paper: False)
     cache_embeddings: bool = False       # with a frozen encoder: embed each slice once (RAM)
+    prompt_mode: str = "box"             # "interactive": clicks, mask feedback, propagation
+                                         # samples (medsam.training.interactive)
+    click_rounds: int = 8                # interactive: correction rounds after the first prompt
+    propagation_fraction: float = 0.5    # interactive: objects that start from a neighbour's mask
+    click_first_fraction: float = 0.2    # interactive: micro-batches whose first prompt is a click
+    slice_stride: int = 1                # train on every n-th slice of a volume (all 2D images)
     save_every: int = 0                  # also checkpoint every N optimizer steps (0: per epoch)
     tensorboard: bool = False
     progress: bool = True
@@ -145,6 +152,15 @@ def check_config(c: TrainConfig) -> None:
         raise InputError(f"precision must be one of {PRECISIONS}, got {c.precision!r}")
     if c.scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {SCHEDULERS}, got {c.scheduler!r}")
+    if c.prompt_mode not in PROMPT_MODES:
+        raise InputError(f"prompt_mode must be one of {PROMPT_MODES}, got {c.prompt_mode!r}")
+    if c.prompt_mode == "interactive" and not (kind.promptable and c.freeze_image_encoder):
+        raise InputError("prompt_mode interactive trains the prompt encoder and mask decoder of a SAM "
+                         "model over a frozen image encoder: it needs freeze_image_encoder: true")
+    if c.click_rounds < 0 or c.slice_stride < 1 \
+            or not (0 <= c.propagation_fraction <= 1 and 0 <= c.click_first_fraction <= 1):
+        raise InputError("click_rounds must not be negative, slice_stride at least 1, and "
+                         "propagation_fraction and click_first_fraction in [0, 1]")
     if c.cache_embeddings and not c.freeze_image_encoder:
         raise InputError("cache_embeddings needs freeze_image_encoder: true (a trained encoder "
                          "changes the embeddings)")

@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from ..intensity import to_three_channels
 from ..segmentation.boxes import perturb_box
+from ..transforms import LOW_RES, low_res_target
 
 if TYPE_CHECKING:
     from ..transforms import Transform
 
-LOW_RES = 256
+__all__ = ["LOW_RES", "EpochBatchSampler", "PreparedDataset", "load_slice", "low_res_target", "perturb_box",
+           "row_box"]
 
 
 def load_slice(root: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -51,20 +52,6 @@ def load_slice(root: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
 def row_box(row: dict) -> np.ndarray:
     """The row's ground-truth box x0, y0, x1, y1 in original pixels (float64)."""
     return np.array([row["x0"], row["y0"], row["x1"], row["y1"]], dtype=np.float64)
-
-
-def low_res_target(mask: np.ndarray, input_size: tuple[int, int], image_size: int) -> np.ndarray:
-    """(H, W) bool -> (256, 256) float32 mask aligned with the decoder's logits: resized
-    to ``input_size * 256 / image_size`` (area-weighted, threshold 0.5) and zero padded
-    at the bottom/right like the image."""
-    scale = LOW_RES / image_size
-    h, w = max(1, round(input_size[0] * scale)), max(1, round(input_size[1] * scale))
-    t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    resized = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
-                            antialias=True)[0, 0]
-    out = torch.zeros(LOW_RES, LOW_RES)
-    out[:h, :w] = (resized > 0.5).float()
-    return out.numpy()
 
 
 class PreparedDataset(torch.utils.data.Dataset):

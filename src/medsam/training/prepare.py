@@ -121,10 +121,28 @@ def prepare(description: Description, out: str | os.PathLike, workers: int = 0,
     return _assemble(description, cases, results, out, processed=len(todo), reused=reused)
 
 
+def _group_splits(description: Description, cases: dict[str, list[CaseFiles]],
+                  results: dict[tuple[str, str], dict]) -> dict[str, dict[str, str]]:
+    """Split group -> case id -> split, drawn once over the union of the group's cases
+    (seeded by the group's name), so a patient's case in two datasets shares one split."""
+    members: dict[str, set[str]] = {}
+    external: dict[str, bool] = {}
+    for spec in description.datasets:
+        if spec.split_group is None:
+            continue
+        ids = {c.case for c in cases[spec.name] if results[spec.name, c.case]["error"] is None
+               and results[spec.name, c.case]["entries"]}
+        members.setdefault(spec.split_group, set()).update(ids)
+        external[spec.split_group] = external.get(spec.split_group, False) or spec.external
+    return {group: assign_splits(sorted(ids), group, description.seed, description.split,
+                                 external[group]) for group, ids in members.items()}
+
+
 def _assemble(description: Description, cases: dict[str, list[CaseFiles]],
               results: dict[tuple[str, str], dict], out: Path, processed: int,
               reused: int) -> PrepareSummary:
     rows, failures = [], []
+    grouped = _group_splits(description, cases, results)
     for spec in description.datasets:
         names = [c.case for c in cases[spec.name]]
         good = [n for n in names if results[spec.name, n]["error"] is None]
@@ -137,8 +155,8 @@ def _assemble(description: Description, cases: dict[str, list[CaseFiles]],
                 raise InputError(f"dataset {spec.name!r}: labels {', '.join(absent)} are absent "
                                  f"from every mask")
         with_objects = [n for n in good if results[spec.name, n]["entries"]]
-        splits = assign_splits(with_objects, spec.name, description.seed, description.split,
-                               spec.external)
+        splits = grouped.get(spec.split_group or "") or assign_splits(
+            with_objects, spec.name, description.seed, description.split, spec.external)
         for n in with_objects:
             rows += [{**entry, "split": splits[n]} for entry in results[spec.name, n]["entries"]]
     manifest = write_manifest(rows, out / MANIFEST_NAME)

@@ -82,8 +82,10 @@ def select_rows(config: TrainConfig) -> tuple[list[dict], list[dict]]:
             raise InputError(f"datasets {unknown} are not in {config.data} "
                              f"(it holds {sorted(known)})")
         rows = [r for r in rows if r["dataset"] in config.datasets]
-    train = [r for r in rows if r["split"] == "train"]
-    tune = [r for r in rows if r["split"] == "tune"]
+    train = [r for r in rows if r["split"] == "train"
+             and (int(r["slice"]) < 0 or int(r["slice"]) % config.slice_stride == 0)]
+    tune = [r for r in rows if r["split"] == "tune"
+            and (int(r["slice"]) < 0 or int(r["slice"]) % config.slice_stride == 0)]
     if not train:
         raise InputError(f"{config.data}: no training objects in the manifest")
     if config.tune_max_items is not None:
@@ -223,6 +225,8 @@ def weights_metadata(config: TrainConfig, transform: Transform, train_rows: list
     record = {"format": "medsam-weights-1", "variant": config.variant, "transform": transform.name,
               "image_size": int(transform.image_size), "init": str(config.init or "scratch"),
               "trained_on": sorted({str(r["dataset"]) for r in train_rows})}
+    if config.prompt_mode == "interactive":
+        record["interactive"] = True
     kind = model_kind(config.variant)
     if model is not None and kind.architecture is not None:
         record[kind.name] = kind.architecture(model)
@@ -260,8 +264,7 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
     scheduler = make_scheduler(optimizer, config, steps * config.epochs)
     run = _Run(config=config, env=env, device=device, folder=folder, sam=sam,
                step_module=step_module, optimizer=optimizer, scheduler=scheduler,
-               dataset=PreparedDataset(config.data, train_rows, transform, config.box_shift,
-                                       config.seed),
+               dataset=_dataset(config, train_rows, transform),
                train_rows=train_rows, tune_rows=tune_rows[env.rank::env.world_size],
                transform=transform,
                cache=EmbeddingCache(cast(Sam, sam).image_encoder) if config.cache_embeddings else None,
@@ -275,6 +278,16 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
         run.resumed_stats = dict(state.get("epoch_stats") or {})
         set_rng_state(state["rng"])
     return run
+
+
+def _dataset(config: TrainConfig, train_rows: list[dict], transform: Transform) -> PreparedDataset:
+    if config.prompt_mode == "interactive":
+        from .interactive import InteractiveDataset
+
+        every = [r for r in read_manifest(config.data) if r["split"] == "train"]
+        return InteractiveDataset(config.data, train_rows, transform, config.box_shift, config.seed,
+                                  config.propagation_fraction, neighbours=every)
+    return PreparedDataset(config.data, train_rows, transform, config.box_shift, config.seed)
 
 
 def _steps_per_epoch(config: TrainConfig, n_rows: int, world_size: int, accum: int) -> int:
@@ -330,15 +343,23 @@ def _place_model(sam: Sam | BoxUNet, config: TrainConfig, env: dist_utils.DistEn
                  device: torch.device) -> tuple[Sam | BoxUNet, nn.Module]:
     """Freeze what the paper freezes, move to ``device``, wrap for DDP:
     (the model, the module a training step calls)."""
-    if model_kind(sam.variant).promptable:
+    interactive = config.prompt_mode == "interactive"
+    if model_kind(sam.variant).promptable and not interactive:
         cast(Sam, sam).prompt_encoder.requires_grad_(False)
+    if model_kind(sam.variant).promptable:
         if config.freeze_image_encoder:
             cast(Sam, sam).image_encoder.requires_grad_(False)
     sam.to(device)
     if env.distributed and device.type == "cuda" and not config.freeze_bn:
         sam = cast(Sam, nn.SyncBatchNorm.convert_sync_batchnorm(sam))
     set_train_mode(sam, config.freeze_bn, config.freeze_image_encoder)
-    step_module: nn.Module = SegmentationStep(sam, config.freeze_image_encoder)
+    step_module: nn.Module
+    if interactive:
+        from .interactive import InteractiveStep
+
+        step_module = InteractiveStep(cast(Sam, sam), config.click_rounds, config.click_first_fraction)
+    else:
+        step_module = SegmentationStep(sam, config.freeze_image_encoder)
     if env.distributed:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None,
@@ -393,6 +414,12 @@ def _optimizer_step(run: _Run, batches: Iterator[dict], stats: _EpochStats) -> f
         if run.env.distributed and micro < run.accum - 1:
             sync = run.step_module.no_sync()
         with sync:
+            if run.config.prompt_mode == "interactive":
+                loss = _interactive_loss(run, batch, micro) / run.accum
+                loss.backward()
+                step_loss += float(loss.detach())
+                stats.images += len(batch["index"]) * run.env.world_size
+                continue
             with autocast_context(run.config.precision, run.device):
                 images = batch["image"].to(run.device)
                 embeddings = None
@@ -411,6 +438,22 @@ def _optimizer_step(run: _Run, batches: Iterator[dict], stats: _EpochStats) -> f
     return step_loss
 
 
+def _interactive_loss(run: _Run, batch: dict, micro: int) -> torch.Tensor:
+    """One micro-batch's loss in interactive mode: the embeddings at full precision (as
+    inference computes them), the rounds under the run's precision."""
+    images = batch["image"].to(run.device)
+    with torch.no_grad():
+        if run.cache is not None:
+            embeddings = run.cache.get([run.train_rows[int(i)]["file"] for i in batch["index"]], images)
+        else:
+            embeddings = cast(Sam, run.sam).image_encoder(images)
+    seed = [run.config.seed, run.global_step, run.env.rank, micro]
+    with autocast_context(run.config.precision, run.device):
+        return cast(torch.Tensor, run.step_module(
+            embeddings, batch["box"].to(run.device), batch["mask"].to(run.device),
+            batch["prior"].to(run.device), batch["has_prior"].to(run.device), seed))
+
+
 def _log_step(run: _Run, epoch: int, step: int, loss: float) -> None:
     _append_csv(run.folder / "steps.csv", STEP_COLUMNS, {
         "epoch": epoch, "step": step, "global_step": run.global_step, "loss": loss,
@@ -423,8 +466,14 @@ def _end_epoch(run: _Run, epoch: int, stats: _EpochStats) -> dict:
     """Tuning DSC (summed over ranks), best.pth when it improved, the checkpoint, the
     epoch's row of ``log.csv``."""
     config = run.config
-    dsc_sum, dsc_count = tune_dice(run.sam, run.transform, Path(config.data), run.tune_rows,
-                                   run.device, cache=run.cache)
+    if config.prompt_mode == "interactive":
+        from .interactive import tune_interactive
+
+        dsc_sum, dsc_count = tune_interactive(cast(Sam, run.sam), run.transform, Path(config.data),
+                                              run.tune_rows, run.device, cache=run.cache)
+    else:
+        dsc_sum, dsc_count = tune_dice(run.sam, run.transform, Path(config.data), run.tune_rows,
+                                       run.device, cache=run.cache)
     loss_total, loss_n, total, count = dist_utils.all_sum(
         [stats.loss_sum, stats.loss_count, dsc_sum, dsc_count], run.device)
     set_train_mode(run.sam, config.freeze_bn, config.freeze_image_encoder)

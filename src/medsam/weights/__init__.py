@@ -23,11 +23,11 @@ from .cache import (
                     verify,
                     weights_dir,
 )
-from .registry import DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
+from .registry import DEFAULT_INTERACTIVE_WEIGHTS, DEFAULT_WEIGHTS, WEIGHTS, WeightsEntry, get_entry
 from .sources import InstalledPackageSource, PipWheelSource, Source, SourceAbsent, SourceUnavailable, UrlSource
 
 __all__ = [
-    "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
+    "DEFAULT_INTERACTIVE_WEIGHTS", "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
     "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "cache_dir", "cached_path", "check_file",
     "download", "file_digest", "get_entry", "get_weights_path", "identify_file", "is_cached", "manual_instructions",
     "verify",

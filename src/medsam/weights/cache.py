@@ -39,9 +39,21 @@ def weights_dir() -> Path:
     return cache_dir() / "weights"
 
 
+def bundled_path(entry: WeightsEntry) -> Path:
+    """The file of a weights entry shipped inside the package (``entry.bundled``)."""
+    import importlib.resources
+
+    assert entry.bundled is not None
+    return Path(str(importlib.resources.files("medsam").joinpath(entry.bundled)))
+
+
 def cached_path(name: str) -> Path:
-    """Where the file of ``name`` lives once fetched (it may not exist)."""
-    return weights_dir() / get_entry(name).filename
+    """Where the file of ``name`` lives once fetched (it may not exist); the package's own
+    file for weights shipped with it."""
+    entry = get_entry(name)
+    if entry.bundled is not None:
+        return bundled_path(entry)
+    return weights_dir() / entry.filename
 
 
 def is_cached(name: str) -> bool:
@@ -70,6 +82,8 @@ def get_weights_path(name: str | None = None, download: bool = False,
     otherwise raises :class:`MedSAMError` saying which file to put where.
     """
     entry = get_entry(name or DEFAULT_WEIGHTS)
+    if entry.bundled is not None:
+        return _checked_bundle(entry)
     path = weights_dir() / entry.filename
     if path.is_file():
         return path
@@ -77,6 +91,23 @@ def get_weights_path(name: str | None = None, download: bool = False,
         return _download(entry.name, progress=progress)
     raise MedSAMError(f"weights {entry.name!r} are not in the cache ({path} does not exist); "
                       f"{manual_instructions(entry)}")
+
+
+def _checked_bundle(entry: WeightsEntry) -> Path:
+    """The shipped file of ``entry``, after its size and checksum (CheckpointError when it
+    is missing or damaged)."""
+    from ..errors import CheckpointError
+
+    path = bundled_path(entry)
+    fix = "reinstall medsam (pip install --force-reinstall medsam) or check out the file again"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the weights {entry.name!r} shipped with medsam are missing; {fix}")
+    try:
+        check_file(entry, path, str(path))
+    except SourceUnavailable:
+        raise CheckpointError(f"{path}: the weights {entry.name!r} shipped with medsam are damaged "
+                              f"(size or sha256 differs from the registry); {fix}") from None
+    return path
 
 
 def _parse_checksum(checksum: str) -> tuple[str, str]:
@@ -150,6 +181,8 @@ def download(name: str | None = None, url: str | None = None, force: bool = Fals
             source's answer and :func:`manual_instructions`.
     """
     entry = get_entry(name or DEFAULT_WEIGHTS)
+    if entry.bundled is not None:
+        return _checked_bundle(entry)
     final = weights_dir() / entry.filename
     if final.is_file() and not force:
         return final
@@ -201,7 +234,7 @@ def verify(name: str, path: str | os.PathLike | None = None) -> bool:
     """True when the cached (or given) file of ``name`` is the published one
     (see :func:`check_file`)."""
     entry = get_entry(name)
-    path = Path(path) if path is not None else weights_dir() / entry.filename
+    path = Path(path) if path is not None else cached_path(name)
     if not path.is_file():
         raise MedSAMError(f"{path}: no such file")
     try:

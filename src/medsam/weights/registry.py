@@ -26,6 +26,9 @@ from .sources import InstalledPackageSource, PipWheelSource, Source, UrlSource
 
 #: the weights used when none are named: the official LiteMedSAM checkpoint
 DEFAULT_WEIGHTS = "lite_medsam"
+#: the weights used for interaction when none are named (clicks, challenge steps, the web
+#: app, the interactive benchmark): LiteMedSAM trained for clicks and mask prompts
+DEFAULT_INTERACTIVE_WEIGHTS = "lite_interactive"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class WeightsEntry:
     description: str
     homepage: str
     note: str = ""
+    #: a file shipped inside the medsam package (path relative to it): used in place,
+    #: its checksum verified on every load; None: fetched into the cache
+    bundled: str | None = None
+    #: card: what the weights were trained on, how well they do, and their terms
+    card: str = ""
 
     @property
     def url(self) -> str | None:
@@ -112,6 +120,22 @@ WEIGHTS: dict[str, WeightsEntry] = {
                             "Meta's SAM ViT-L, about 1.2 GB"),
     "sam_vit_h": _sam_entry("vit_h", "4b8939a88964f0f4ff5f5b2642c598a6", None,
                             "Meta's SAM ViT-H, about 2.4 GB"),
+    "lite_interactive": WeightsEntry(
+        name="lite_interactive",
+        filename="lite_interactive.pth",
+        sources=(),
+        variant="lite",
+        transform="litemedsam",
+        checksum="sha256:TODO",
+        size_bytes=0,
+        description="LiteMedSAM trained here for clicks and for the neighbouring slice's mask "
+                    "(prompt encoder + mask decoder over lite_medsam), shipped with medsam; the "
+                    "default for interaction; research use only",
+        homepage="docs/models/lite_interactive.md (in the medsam repository)",
+        note="trained parts only, float16, over the verified lite_medsam file; recipe: "
+             "examples/recipes/train_lite_interactive.sh",
+        bundled="weights/data/lite_interactive.pth",
+    ),
 }
 
 
