@@ -118,7 +118,7 @@ def test_a_volume_object_starts_from_its_neighbouring_slice(prepared_sarcoma):
 
 
 def test_real_training_steps_lower_the_loss(prepared_jsrt, lite_medsam_model):
-    """Ten AdamW steps of the interactive rounds (box, 3 correction clicks with the mask fed
+    """Eight AdamW steps of the interactive rounds (box, 2 correction clicks with the mask fed
     back, half the objects starting from a perturbed mask) on four real chest X-ray
     objects, with LiteMedSAM's own encoder embeddings, lower the loss."""
     import copy
@@ -130,11 +130,11 @@ def test_real_training_steps_lower_the_loss(prepared_jsrt, lite_medsam_model):
     batch = torch.utils.data.default_collate([data[i] for i in range(4)])
     with torch.no_grad():
         embeddings = sam.image_encoder(batch["image"])
-    step = InteractiveStep(sam, rounds=3, click_first_fraction=0.0)
+    step = InteractiveStep(sam, rounds=2, click_first_fraction=0.0)
     params = [p for p in sam.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=3e-4)
     losses = []
-    for _ in range(10):
+    for _ in range(8):
         optimizer.zero_grad()
         loss = step(embeddings, batch["box"], batch["mask"], batch["prior"], batch["has_prior"], [0, 0])
         loss.backward()
@@ -152,10 +152,13 @@ def test_medsam_train_interactive_run_records_that_its_weights_are_interactive(p
     config.write_text(json.dumps({
         "data": str(prepared_jsrt), "out": str(out), "variant": "lite", "init": str(lite_medsam_checkpoint),
         "prompt_mode": "interactive", "freeze_image_encoder": True, "cache_embeddings": True,
-        "click_rounds": 2, "batch_size": 2, "epochs": 1, "max_steps_per_epoch": 2, "tune_max_items": 2,
-        "progress": False}))
+        "click_rounds": 2, "batch_size": 2, "epochs": 2, "max_steps_per_epoch": 2, "max_steps": 3,
+        "tune_max_items": 2, "progress": False}))
     result = cli("train", "--config", str(config))
     assert result.returncode == 0, result.stderr
+    # max_steps: the second epoch ends after the run's third step, with its tuning and checkpoint
+    assert [int(r.split(",")[2]) for r in (out / "steps.csv").read_text().split()[1:]] == [1, 2, 3]
+    assert len((out / "log.csv").read_text().split()) == 3
     model = load_model(out / "last.pth")
     assert model.interactive and model.metadata["interactive"] is True
     assert not load_model(lite_medsam_checkpoint).interactive
@@ -164,3 +167,21 @@ def test_medsam_train_interactive_run_records_that_its_weights_are_interactive(p
     trained = model.state_dict()
     assert all(torch.equal(base[k], trained[k]) for k in base if k.startswith("image_encoder."))
     assert any(not torch.equal(base[k], trained[k]) for k in base if k.startswith("mask_decoder."))
+
+
+def test_embeddings_cached_on_disk_are_read_back_and_belong_to_their_encoder(tmp_path):
+    from medsam.training.step import EmbeddingCache
+
+    torch.manual_seed(0)
+    encoder = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
+    images = torch.randn(3, 3, 8, 8)
+    first = EmbeddingCache(encoder, tmp_path, "encoder-a")
+    computed = first.get(["a.npz", "b.npz", "c.npz"], images)
+    assert len(list(tmp_path.glob("*.npy"))) == 3 and not first.store
+    with torch.no_grad():
+        encoder.weight.add_(1.0)          # a different encoder from here on
+    again = EmbeddingCache(encoder, tmp_path, "encoder-a").get(["c.npz", "a.npz"], images[[2, 0]])
+    torch.testing.assert_close(again, computed[[2, 0]])      # read from disk, not computed
+    other = EmbeddingCache(encoder, tmp_path, "encoder-b").get(["a.npz"], images[:1])
+    assert not torch.allclose(other, computed[:1])           # another encoder's files are not its own
+    assert len(list(tmp_path.glob("*.npy"))) == 4

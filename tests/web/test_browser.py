@@ -1,7 +1,8 @@
 """The web page in a real browser: Playwright drives Debian's Chromium (headless, no background
 networking) against the real app. A CT organ and a 2D skin lesion are segmented by dragging
 boxes with the mouse; the overlay is checked on a screenshot; the exported label maps must
-equal `medsam segment` on the same boxes."""
+equal `medsam segment` on the same boxes, with the model `medsam serve` uses by default (the
+interactive one)."""
 
 import json
 
@@ -18,6 +19,16 @@ CT = "totalseg/example_ct_sm.nii.gz"
 SKIN = "isic_ham10000_skin"
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(lite_interactive_model):
+    """The app as ``medsam serve`` starts it: with the model trained for interaction, so the
+    clicks below go to the model (``medsam segment`` gets the same model to compare)."""
+    from web_server import make_app, serve
+
+    with serve(make_app(lite_interactive_model, model_name="lite_interactive")) as url:
+        yield url
 
 
 def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path, cli):
@@ -50,7 +61,7 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     exported = download(page, "labels .nii.gz", tmp_path)
     assert exported.name == "example_ct_sm_seg.nii.gz"
     out = tmp_path / "cli.nii.gz"
-    done = cli("segment", str(shared_data / CT), "--box", ",".join(map(str, box)), "--slice", "9",
+    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--box", ",".join(map(str, box)), "--slice", "9",
                "--modality", "ct", "--window", "abdomen", "-o", str(out))
     assert done.returncode == 0, done.stderr
     web, web_geometry = io.read(exported)
@@ -85,7 +96,7 @@ def test_segment_a_skin_lesion_refine_with_a_click_undo_and_export_png(page, sha
     clicked = download(page, "labels .png", tmp_path)
     prompts = download(page, "prompts .json", tmp_path)
     out = tmp_path / "cli_prompts.png"
-    done = cli("segment", str(image), "--prompts", str(prompts), "-o", str(out))
+    done = cli("segment", "--weights", "lite_interactive", str(image), "--prompts", str(prompts), "-o", str(out))
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(io.read(clicked)[0], io.read(out)[0])
     assert (io.read(clicked)[0] != boxed).sum() > 0
@@ -95,7 +106,7 @@ def test_segment_a_skin_lesion_refine_with_a_click_undo_and_export_png(page, sha
     assert "points" not in page.evaluate("window.medsamApp.state.info.objects[0].prompt")
     web = io.read(download(page, "labels .png", tmp_path))[0]
     out = tmp_path / "cli.png"
-    done = cli("segment", str(image), "--box", ",".join(map(str, box)), "-o", str(out))
+    done = cli("segment", "--weights", "lite_interactive", str(image), "--box", ",".join(map(str, box)), "-o", str(out))
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(web, io.read(out)[0])
     np.testing.assert_array_equal(web, boxed)
@@ -139,7 +150,7 @@ def test_a_click_on_another_slice_and_a_slice_range_bound_the_ct_kidney(page, sh
     assert not (io.read(bounded)[0][13:] > 0).any()
     prompts = download(page, "prompts .json", tmp_path)
     out = tmp_path / "cli.nii.gz"
-    done = cli("segment", str(shared_data / CT), "--prompts", str(prompts), "--modality", "ct",
+    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--prompts", str(prompts), "--modality", "ct",
                "--window", "abdomen", "-o", str(out))
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(io.read(bounded)[0], io.read(out)[0])

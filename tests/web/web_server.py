@@ -9,13 +9,13 @@ from PIL import Image
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def make_app(model, **options):
+def make_app(model, model_name=model_name, **options):
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.embedding_store import configured_store
     from medsam.web import create_app
 
     store = configured_store()   # the test session's (tests/conftest.py: session_embeddings)
-    return create_app(lambda: MedSAMSegmenter(model, store=store), model_name="lite_medsam", **options)
+    return create_app(lambda: MedSAMSegmenter(model, store=store), model_name=model_name, **options)
 
 
 def serve(app):

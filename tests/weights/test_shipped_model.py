@@ -25,7 +25,6 @@ def test_the_shipped_file_is_in_the_package_with_its_checksum(lite_medsam_checkp
     assert {k.split(".")[0] for k in state} == {"prompt_encoder", "mask_decoder"}
     assert record["base"] == "lite_medsam" and record["interactive"] is True
     assert "sts_ct" in record["trained_on"] and "totalseg_ct" not in record["trained_on"]
-    assert weights.DEFAULT_INTERACTIVE_WEIGHTS == "lite_interactive"
 
 
 def test_it_loads_as_litemedsam_with_trained_parts(lite_interactive_model, lite_medsam_model):

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--models", metavar="A,B",
                         help="compare these models (weights names or checkpoint files), side by side "
-                             "(default: the one model of --weights / --checkpoint, else lite_interactive)")
+                             "(default: the one model of --weights / --checkpoint, else lite_medsam)")
     add_model_arguments(parser)
 
 

@@ -164,8 +164,8 @@ def _print_failures(failed: Sequence[CaseResult]) -> None:
 
 def model_segmenter(args: argparse.Namespace, device: str | torch.device, report: bool = True,
                     disk_cache: bool = False, interactive: bool = False) -> Segmenter2D:
-    """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM, or
-    for ``interactive`` work, clicks and challenge steps, the model trained for them),
+    """A segmenter for the model named by --checkpoint / --weights (default: LiteMedSAM; for
+    ``interactive`` work, clicks and challenge steps, ``DEFAULT_INTERACTIVE_WEIGHTS``),
     fetched on first use, on ``device`` at --precision; ``report``: say on stderr which
     model, preprocessing and precision."""
     from .. import load_model

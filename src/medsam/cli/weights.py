@@ -63,7 +63,9 @@ def _list() -> int:
     print()
     for entry in weights.WEIGHTS.values():
         print(f"{entry.name}: {entry.description}")
-        if weights.is_cached(entry.name):
+        if entry.bundled is not None:
+            print(f"    shipped: {weights.cached_path(entry.name)} (part of medsam; sha256 checked on each load)")
+        elif weights.is_cached(entry.name):
             print(f"    cached:  {weights.cached_path(entry.name)}")
         for i, source in enumerate(entry.sources, start=1):
             print(f"    source {i}: {source.describe()}")

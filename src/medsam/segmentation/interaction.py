@@ -215,7 +215,8 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     has_range = z_range is not None or np.asarray(box).size == 6
     box2d, key, lo, hi = _resolve_range(box, key_slice, z_range, depth, mode)
     bar = _progress(progress, hi - lo + 1)
-    run = _Counting(SliceRunner(volume, segmenter, cache_key, label, config.model_clicks), bar)
+    run = _Counting(SliceRunner(volume, segmenter, cache_key, label, config.model_clicks, config.edit_model_clicks),
+                    bar)
     clicks = [Click(float(x), float(y), key, bool(v)) for (x, y), v in zip(points, point_labels)]
     try:
         if mode == "plain":

@@ -99,7 +99,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         for i, p in enumerate(resolved):
             if i not in masks:
                 run = SliceRunner(image[None], segmenter, (cache_key, "2d") if cache_key is not None
-                                  else CONTENT, p.label, config.model_clicks)
+                                  else CONTENT, p.label, config.model_clicks, config.edit_model_clicks)
                 masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p), config)[0]
         return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
 
@@ -111,7 +111,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
                                 cache_key=CONTENT if cache_key is None else cache_key, progress=progress)
         else:
             run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label,
-                              config.model_clicks)
+                              config.model_clicks, config.edit_model_clicks)
             assert p.key_slice is not None
             mask = replay(run, VolumeObject(p.box2d, p.key_slice, p.z_range), prompt_clicks(p), config)
         out.append((p.label, mask))

@@ -53,6 +53,12 @@ class WalkConfig:
             moves to hold them, and :func:`enforce_clicks` edits the mask).
         unchanged_dice: when carrying a change, the walk stops at a slice whose new mask
             matches its old one at least this well (Dice).
+        edit_model_clicks: with a model trained for interaction (which takes the clicks as
+            prompts), still edit its mask where it disagrees with a click
+            (:func:`enforce_clicks`), so that a click is never ignored.
+        neighbour_prompt: with a model trained for interaction, give each slice of the walk
+            its neighbour's mask as the dense prompt (else the walk uses boxes alone, and
+            only a clicked slice gets its own mask with its clicks).
     """
 
     margin: float = 3.0
@@ -63,6 +69,8 @@ class WalkConfig:
     connected: bool = True
     unchanged_dice: float = 0.97
     model_clicks: bool = False
+    edit_model_clicks: bool = True
+    neighbour_prompt: bool = True
 
 
 #: the propagation of a user's box (``medsam segment``, the web app, the interactive session)
@@ -125,9 +133,10 @@ class SliceRunner:
     background click's part is removed, a foreground click's part is kept."""
 
     def __init__(self, volume: np.ndarray, segmenter: Any, cache_key: Hashable | None = CONTENT,
-                 label: int | None = None, model_clicks: bool = False):
+                 label: int | None = None, model_clicks: bool = False, edit_model_clicks: bool = True):
         self.volume = np.asarray(volume)
         self.model_clicks = model_clicks
+        self.edit_model_clicks = edit_model_clicks
         self.segmenter: Segmenter2D = as_segmenter(segmenter)
         self.cache_key = cache_key
         self.label = label
@@ -166,7 +175,8 @@ class SliceRunner:
         if self.interactive:
             points = np.asarray(clicks.points, dtype=float).reshape(-1, 2) if clicks.points else None
             labels = np.asarray(clicks.labels, dtype=int) if clicks.points else None
-            return np.asarray(self.segmenter.segment_prompted(b, points, labels, prior), bool)  # type: ignore[attr-defined]
+            mask = np.asarray(self.segmenter.segment_prompted(b, points, labels, prior), bool)  # type: ignore[attr-defined]
+            return enforce_clicks(mask, clicks) if self.edit_model_clicks else mask
         if self.model_clicks:
             mask = segment_object(self.segmenter, b, clicks.points, clicks.labels, self.label)
         else:
@@ -264,7 +274,7 @@ def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: Wal
         if box is None:
             break
         here = clicks.get(z)
-        mask = run(z, box, here, prev)
+        mask = run(z, box, here, prev if config.neighbour_prompt else None)
         if config.connected:
             mask = touching(mask, prev, here)
         forced = here is not None and bool(here.foreground)

@@ -97,7 +97,8 @@ class InteractiveSession:
         return self._volume
 
     def _runner(self, label: int) -> SliceRunner:
-        run = _NotifyingRunner(self._require(), self.segmenter, self.cache_key, label, self.config.model_clicks)
+        run = _NotifyingRunner(self._require(), self.segmenter, self.cache_key, label, self.config.model_clicks,
+                               self.config.edit_model_clicks)
         run.on_slice = self.on_slice
         return run
 

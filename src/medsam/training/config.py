@@ -57,10 +57,13 @@ class TrainConfig:
     device: str = "auto"
     max_steps_per_epoch: int | None = None
     max_minutes: float | None = None     # time budget: stop after the step that passes it
+    max_steps: int | None = None         # stop after this many optimizer steps in all (the
+                                         # epoch in progress ends there, as with max_minutes)
     tune_max_items: int | None = None    # None: evaluate every tuning object
     freeze_bn: bool = False              # BatchNorm (lite encoder) in eval mode
     freeze_image_encoder: bool = False   # train the mask decoder only (paper: False)
     cache_embeddings: bool = False       # with a frozen encoder: embed each slice once (RAM)
+    embedding_folder: str | None = None  # cache_embeddings on disk, in this folder (large sets)
     prompt_mode: str = "box"             # "interactive": clicks, mask feedback, propagation
                                          # samples (medsam.training.interactive)
     click_rounds: int = 8                # interactive: correction rounds after the first prompt
@@ -138,6 +141,8 @@ def check_config(c: TrainConfig) -> None:
     if not kind.promptable and (c.freeze_image_encoder or c.cache_embeddings):
         raise InputError(f"freeze_image_encoder and cache_embeddings are for SAM models; {c.variant!r} "
                          f"has no separate image encoder")
+    if c.max_steps is not None and c.max_steps < 1:
+        raise InputError(f"max_steps must be at least 1, got {c.max_steps}")
     if c.max_minutes is not None and c.max_minutes <= 0:
         raise InputError(f"max_minutes must be positive, got {c.max_minutes}")
     for name in ("epochs", "batch_size"):
@@ -161,6 +166,8 @@ def check_config(c: TrainConfig) -> None:
             or not (0 <= c.propagation_fraction <= 1 and 0 <= c.click_first_fraction <= 1):
         raise InputError("click_rounds must not be negative, slice_stride at least 1, and "
                          "propagation_fraction and click_first_fraction in [0, 1]")
+    if c.embedding_folder and not c.cache_embeddings:
+        raise InputError("embedding_folder keeps the cached embeddings: it needs cache_embeddings: true")
     if c.cache_embeddings and not c.freeze_image_encoder:
         raise InputError("cache_embeddings needs freeze_image_encoder: true (a trained encoder "
                          "changes the embeddings)")

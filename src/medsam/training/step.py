@@ -5,8 +5,10 @@ Used by :mod:`medsam.training.trainer` and ``benchmarks/bench_train.py``."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import cast
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -49,21 +51,49 @@ class SegmentationStep(nn.Module):
 
 
 class EmbeddingCache:
-    """Image embeddings of a frozen encoder, computed once per stored slice (in RAM:
-    4 MiB per slice). ``get(files, images)`` -> (B, 256, 64, 64)."""
+    """Image embeddings of a frozen encoder, computed once per stored slice: in RAM (4 MiB
+    per slice), or with ``folder`` on disk (one ``.npy`` per slice, read back memory-mapped,
+    for sets whose embeddings exceed the memory). ``get(files, images)`` -> (B, 256, 64, 64).
+    ``namespace`` names the encoder (its weights and preprocessing): files of another
+    encoder in the same folder are never read."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, folder: str | None = None, namespace: str = "") -> None:
         self.encoder = encoder
         self.store: dict[str, torch.Tensor] = {}
+        self.folder = None if folder is None else Path(folder)
+        self.namespace = namespace
+
+    def _path(self, file: str) -> Path:
+        import hashlib
+
+        assert self.folder is not None
+        return self.folder / (hashlib.sha256(f"{self.namespace}|{file}".encode()).hexdigest()[:32] + ".npy")
+
+    def _load(self, file: str) -> torch.Tensor | None:
+        if file in self.store:
+            return self.store[file]
+        if self.folder is not None and self._path(file).is_file():
+            return torch.from_numpy(np.load(self._path(file), mmap_mode="r").copy())
+        return None
 
     @torch.no_grad()
     def get(self, files: list[str], images: torch.Tensor) -> torch.Tensor:
-        missing = [i for i, f in enumerate(files) if f not in self.store]
+        found = [self._load(f) for f in files]
+        missing = [i for i, e in enumerate(found) if e is None]
         if missing:
-            computed = self.encoder(images[missing])
+            computed = self.encoder(images[missing]).float().cpu()
             for i, emb in zip(missing, computed):
-                self.store[files[i]] = emb.clone()
-        return torch.stack([self.store[f] for f in files])
+                kept = emb.clone()
+                found[i] = kept
+                if self.folder is None:
+                    self.store[files[i]] = kept
+                else:
+                    from ..fileutil import atomic_path
+
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(self._path(files[i])) as tmp, open(tmp, "wb") as fh:
+                        np.save(fh, emb.numpy())
+        return torch.stack([e for e in found if e is not None]).to(images.device)
 
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

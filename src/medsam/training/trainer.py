@@ -170,6 +170,7 @@ class _Run:
     resumed_stats: dict = field(default_factory=dict)
 
     def budget_spent(self) -> bool:
+        """The time budget (``max_minutes``) is spent."""
         limit = self.config.max_minutes
         return limit is not None and time.perf_counter() - self.started > 60 * limit
 
@@ -267,7 +268,7 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
                dataset=_dataset(config, train_rows, transform),
                train_rows=train_rows, tune_rows=tune_rows[env.rank::env.world_size],
                transform=transform,
-               cache=EmbeddingCache(cast(Sam, sam).image_encoder) if config.cache_embeddings else None,
+               cache=_embedding_cache(config, sam, transform),
                writer=writer, steps=steps, accum=accum,
                metadata=weights_metadata(config, transform, train_rows, sam))
     if state is not None:
@@ -278,6 +279,17 @@ def _start(config: TrainConfig, resume: bool, overwrite: bool) -> _Run:
         run.resumed_stats = dict(state.get("epoch_stats") or {})
         set_rng_state(state["rng"])
     return run
+
+
+def _embedding_cache(config: TrainConfig, sam: Sam | BoxUNet, transform: Transform) -> EmbeddingCache | None:
+    if not config.cache_embeddings:
+        return None
+    namespace = ""
+    if config.embedding_folder:
+        from ..segmentation.embedding_store import store_namespace
+
+        namespace = store_namespace(sam, transform, "exact")
+    return EmbeddingCache(cast(Sam, sam).image_encoder, config.embedding_folder, namespace)
 
 
 def _dataset(config: TrainConfig, train_rows: list[dict], transform: Transform) -> PreparedDataset:
@@ -395,7 +407,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
         if config.save_every and run.global_step % config.save_every == 0 \
                 and step + 1 < run.steps:
             _save_checkpoint(run, epoch, step + 1, stats, time.perf_counter() - t0)
-        if run.budget_spent():
+        if run.budget_spent() or (config.max_steps is not None and run.global_step >= config.max_steps):
             run.out_of_time = True
             break
     bar.close()

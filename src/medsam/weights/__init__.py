@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from .cache import (
+                    bundled_path,
                     cache_dir,
                     cached_path,
                     check_file,
