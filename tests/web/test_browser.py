@@ -61,8 +61,8 @@ def test_segment_a_kidney_on_ct_propagate_and_export(page, shared_data, tmp_path
     exported = download(page, "labels .nii.gz", tmp_path)
     assert exported.name == "example_ct_sm_seg.nii.gz"
     out = tmp_path / "cli.nii.gz"
-    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--box", ",".join(map(str, box)), "--slice", "9",
-               "--modality", "ct", "--window", "abdomen", "-o", str(out))
+    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--box", ",".join(map(str, box)),
+               "--slice", "9", "--modality", "ct", "--window", "abdomen", "-o", str(out))
     assert done.returncode == 0, done.stderr
     web, web_geometry = io.read(exported)
     expected, geometry = io.read(out)
@@ -150,8 +150,8 @@ def test_a_click_on_another_slice_and_a_slice_range_bound_the_ct_kidney(page, sh
     assert not (io.read(bounded)[0][13:] > 0).any()
     prompts = download(page, "prompts .json", tmp_path)
     out = tmp_path / "cli.nii.gz"
-    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--prompts", str(prompts), "--modality", "ct",
-               "--window", "abdomen", "-o", str(out))
+    done = cli("segment", "--weights", "lite_interactive", str(shared_data / CT), "--prompts", str(prompts),
+               "--modality", "ct", "--window", "abdomen", "-o", str(out))
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(io.read(bounded)[0], io.read(out)[0])
 

@@ -9,7 +9,7 @@ from PIL import Image
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def make_app(model, model_name=model_name, **options):
+def make_app(model, model_name="lite_medsam", **options):
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.embedding_store import configured_store
     from medsam.web import create_app

@@ -175,7 +175,8 @@ class SliceRunner:
         if self.interactive:
             points = np.asarray(clicks.points, dtype=float).reshape(-1, 2) if clicks.points else None
             labels = np.asarray(clicks.labels, dtype=int) if clicks.points else None
-            mask = np.asarray(self.segmenter.segment_prompted(b, points, labels, prior), bool)  # type: ignore[attr-defined]
+            prompted = self.segmenter.segment_prompted(b, points, labels, prior)  # type: ignore[attr-defined]
+            mask = np.asarray(prompted).astype(bool)
             return enforce_clicks(mask, clicks) if self.edit_model_clicks else mask
         if self.model_clicks:
             mask = segment_object(self.segmenter, b, clicks.points, clicks.labels, self.label)

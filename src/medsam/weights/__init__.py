@@ -29,7 +29,8 @@ from .sources import InstalledPackageSource, PipWheelSource, Source, SourceAbsen
 
 __all__ = [
     "DEFAULT_INTERACTIVE_WEIGHTS", "DEFAULT_WEIGHTS", "WEIGHTS", "InstalledPackageSource", "PipWheelSource", "Source",
-    "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "cache_dir", "cached_path", "check_file",
+    "SourceAbsent", "SourceUnavailable", "UrlSource", "WeightsEntry", "bundled_path", "cache_dir", "cached_path",
+    "check_file",
     "download", "file_digest", "get_entry", "get_weights_path", "identify_file", "is_cached", "manual_instructions",
     "verify",
     "weights_dir",
