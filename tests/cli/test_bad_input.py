@@ -64,6 +64,11 @@ def test_evaluate_refuses_a_turned_prediction(cli, tmp_path):
     # the message names the partial results exactly when they exist
     assert f"results of the other cases are in {tmp_path / 'res.partial.csv'}" in r.stderr
     assert (tmp_path / "res.partial.csv").is_file()
+    # the partial results are not a report's input: one line naming the failures' list
+    r = cli("report", str(tmp_path / "res.partial.csv"), "-o", str(tmp_path / "report"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "incomplete evaluation" in r.stderr and str(tmp_path / "res.failed.csv") in r.stderr
+    assert not (tmp_path / "report").exists()
 
 
 def test_evaluate_refuses_label_sets_with_nothing_in_common(cli, shared_data, tmp_path):

@@ -158,6 +158,10 @@ def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None 
     tables: dict[str, list[ResultRow]] = {}
     sources: dict[str, str] = {}
     for i, path in enumerate(paths):
+        if str(path).endswith(".partial.csv"):
+            failed = str(path)[: -len(".partial.csv")] + ".failed.csv"
+            raise InputError(f"{path}: the results of an incomplete evaluation (the cases that failed are "
+                             f"listed in {failed}); evaluate every case before comparing or reporting")
         rows = read_results(path)
         methods = list(dict.fromkeys(r.method for r in rows))
         if names is not None:
