@@ -122,6 +122,13 @@ def test_the_wheel_carries_the_viewer_and_no_node_modules(venv, server):
                                                   "THIRD_PARTY.txt"}
     assert "@niivue/niivue 0.69.0 (BSD-2-Clause)" in (assets / "THIRD_PARTY.txt").read_text()
     assert not list(venv.rglob("node_modules"))
+    # the shipped interactive model is package data of the wheel, and loads from it
+    assert (package / "weights/data/lite_interactive.pth").is_file()
+    env = {"PATH": str(venv / "bin"), **{k: os.environ[k] for k in ("HOME", "MEDSAM_HOME", "XDG_CACHE_HOME")
+                                         if k in os.environ}}
+    loaded = _run(venv / "bin/python", "-c", "import medsam; m = medsam.load_model('lite_interactive'); "
+                  "print(m.interactive, m.weights_file)", cwd=venv, env=env).stdout.split()
+    assert loaded[0] == "True" and loaded[1].startswith(str(package))
     served = httpx.get(server + "/static/niivue.js", timeout=30)
     assert served.status_code == 200 and served.content == (assets / "niivue.js").read_bytes()
     docs = httpx.get(server + "/docs", timeout=30)
