@@ -194,3 +194,38 @@ def test_output_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path):
     with output_lock(folder):       # the process that left it is gone
         assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert list(folder.iterdir()) == []
+
+
+def test_a_killed_runs_temporary_folder_goes_with_the_next_run_and_a_live_ones_stays(tmp_path):
+    """A process killed (SIGKILL) inside atomic_folder leaves its ``.NAME.XXXXXXXX.tmp``; the
+    next run for the same output removes it. A temporary folder whose writer still runs is
+    kept, and so is the rest of the folder."""
+    import signal
+    import subprocess
+    import sys
+
+    from medsam.fileutil import atomic_folder
+
+    out = tmp_path / "graphs"
+    code = ("import sys, time; from medsam.fileutil import atomic_folder\n"
+            "with atomic_folder(sys.argv[1]) as tmp:\n"
+            "    (tmp / 'part.onnx').write_bytes(b'x' * 1000); print('writing', flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    alive = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    assert alive.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    (tmp_path / "mine.txt").write_text("a user's file")
+    leftovers = sorted(p.name for p in tmp_path.glob(".graphs.*.tmp"))
+    assert len(leftovers) == 2
+    try:
+        with atomic_folder(out, overwrite=True) as tmp:
+            (tmp / "done.txt").write_text("ok")
+        remaining = sorted(p.name for p in tmp_path.glob(".graphs.*.tmp"))
+        assert len(remaining) == 1 and remaining[0] in leftovers     # the live writer's, kept
+        assert sorted(p.name for p in out.iterdir()) == ["done.txt"]   # no owner file committed
+        assert (tmp_path / "mine.txt").read_text() == "a user's file"
+    finally:
+        alive.kill()
+        alive.wait()

@@ -332,8 +332,14 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     check_output_folder(path, overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_folders(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     except OSError as exc:
+        raise write_failure(path, exc) from None
+    try:
+        (tmp / _OWNER).write_text(json.dumps(_owner_record()), encoding="utf-8")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise write_failure(path, exc) from None
     token = _COMMIT.set(None)
     named = _FOLDERS.set((*_FOLDERS.get(), (tmp, path)))
@@ -350,6 +356,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
             raise InputError(f"{path}: output exists (written while this run worked)",
                              option="overwrite")
         try:
+            (tmp / _OWNER).unlink(missing_ok=True)
             if path.exists():
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
             os.replace(tmp, path)
@@ -362,6 +369,26 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+#: the file in a temporary folder of :func:`atomic_folder` that names the process writing it
+_OWNER = ".medsam-owner.json"
+
+
+def _owner_record() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _remove_dead_folders(path: Path) -> None:
+    """Remove the temporary folders of ``path`` (``.NAME.XXXXXXXX.tmp`` beside it) whose
+    writer no longer runs (a run killed before its rename); a live run's are kept."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp$")
+    for leftover in _temporaries(path.parent):
+        if not (pattern.match(leftover.name) and leftover.is_dir() and not leftover.is_symlink()):
+            continue
+        record = _read_lock(leftover / _OWNER)
+        if record is not None and not _alive(record):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- lock

@@ -214,7 +214,7 @@ def write_index(folder: Path, heading: str, sections: Sequence[tuple[str, str, l
         for image in images:
             md += [f"![{image}]({image})", ""]
             body.append(f'<p><img src="{html.escape(image)}" alt="{html.escape(image)}"></p>')
-    files = sorted(p.name for p in folder.iterdir()) + ["index.html", "index.md"]
+    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) + ["index.html", "index.md"]
     md += ["## Files", "", *(f"- [{f}]({f})" for f in files), ""]
     body += ["<h2>Files</h2>", "<ul>", *(f'<li><a href="{f}">{f}</a></li>' for f in files), "</ul>"]
     (folder / "index.md").write_text("\n".join(md))
