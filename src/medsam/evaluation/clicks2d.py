@@ -87,16 +87,13 @@ def run_description(description: Any, segmenter: Any, datasets: Sequence[str] | 
                     max_cases: int | None = None, n_clicks: int = 5, progress: bool = False) -> list[ClickRow]:
     """The protocol on the 2D cases of a dataset description (its ``cases`` lists, where
     given, choose held-out images). InputError when none of the chosen datasets is 2D."""
-    from ..datasets.cases import find_dataset_cases, read_case, select_labels
+    from ..datasets.cases import read_case, select_labels
     from ..errors import InputError
     from ..intensity import prepare_intensities
     from ..progress import progress_bar
-    from .interactive import choose_datasets
+    from .interactive import dataset_jobs
 
-    jobs = []
-    for spec in choose_datasets(description, datasets):
-        files = find_dataset_cases(spec)
-        jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
+    jobs = dataset_jobs(description, datasets, max_cases)
     rows: list[ClickRow] = []
     images = 0
     for spec, files in progress_bar(jobs, desc="images", unit="image", enabled=progress):

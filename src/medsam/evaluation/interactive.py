@@ -388,6 +388,19 @@ def choose_datasets(description: Any, datasets: Sequence[str] | None = None) -> 
     return [s for s in specs if s.name in datasets]
 
 
+def dataset_jobs(description: Any, datasets: Sequence[str] | None = None, max_cases: int | None = None
+                 ) -> list[tuple[Any, Any]]:
+    """(dataset spec, case files) of the chosen datasets (:func:`choose_datasets`), at most
+    ``max_cases`` per dataset: what a benchmark goes through."""
+    from ..datasets.cases import find_dataset_cases
+
+    jobs = []
+    for spec in choose_datasets(description, datasets):
+        files = find_dataset_cases(spec)
+        jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
+    return jobs
+
+
 def run_description(description: Any, driver: Driver, datasets: Sequence[str] | None = None,
                     max_cases: int | None = None, n_clicks: int = N_CLICKS,
                     progress: bool = False) -> list[StepRow]:
@@ -399,15 +412,11 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     Raises:
         InputError: a named dataset is not in the description, or none is 3D.
     """
-    from ..datasets.cases import find_dataset_cases, normalise, read_case, select_labels
+    from ..datasets.cases import normalise, read_case, select_labels
     from ..errors import InputError
     from ..progress import progress_bar
 
-    specs = choose_datasets(description, datasets)
-    jobs = []
-    for spec in specs:
-        files = find_dataset_cases(spec)
-        jobs += [(spec, f) for f in (files[:max_cases] if max_cases else files)]
+    jobs = dataset_jobs(description, datasets, max_cases)
     rows: list[StepRow] = []
     volumes = 0
     for spec, files in progress_bar(jobs, desc="cases", unit="case", enabled=progress):

@@ -153,6 +153,11 @@ class InteractiveDataset(PreparedDataset):
         return perturb_mask(target, rng)
 
 
+def _input_point(y: int, x: int, scale: float) -> tuple[float, float]:
+    """Low-resolution pixel (y, x) -> input-frame point (x, y) (see the module docstring)."""
+    return (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
+
+
 def _as_points(clicks: list[list[tuple[float, float, int]]], device: torch.device
                ) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not clicks or not clicks[0]:
@@ -202,7 +207,7 @@ class InteractiveStep(nn.Module):
             for i in range(n):
                 found = sample_click(np.zeros_like(gt[i]), gt[i], rng)
                 (y, x), _ = found if found is not None else ((0, 0), False)
-                clicks[i].append(((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5, 1 if found else -1))
+                clicks[i].append((*_input_point(y, x, scale), 1 if found else -1))
         masks = (prior * 2 - 1) * MASK_PROMPT_LOGIT
         has_mask: torch.Tensor | None = has_prior.to(device)
         quiet = int(rng.integers(1, self.rounds + 1)) if self.rounds > 1 else -1
@@ -221,7 +226,7 @@ class InteractiveStep(nn.Module):
                         clicks[i].append((0.0, 0.0, -1))
                     else:
                         (y, x), foreground = found
-                        clicks[i].append(((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5, int(foreground)))
+                        clicks[i].append((*_input_point(y, x, scale), int(foreground)))
             masks = (pred.float()[:, None] * 2 - 1) * MASK_PROMPT_LOGIT
             has_mask = None
         return total / (self.rounds + 1)
@@ -261,7 +266,7 @@ def tune_interactive(sam: Sam, transform: Any, root: Any, rows: list[dict], devi
             for i, (p, t) in enumerate(zip(pred, targets)):
                 found = next_click(p, t)
                 (y, x_), fg = found if found is not None else ((0, 0), False)
-                points[i].append(((x_ + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5,
+                points[i].append((*_input_point(y, x_, scale),
                                   int(fg) if found is not None else -1))
             masks = (torch.as_tensor(pred, device=device).float()[:, None] * 2 - 1) * MASK_PROMPT_LOGIT
         total += float((scores / (clicks + 1)).sum())
