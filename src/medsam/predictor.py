@@ -319,12 +319,16 @@ class MedSAMPredictor:
         return {"format": EMBEDDING_FORMAT, "transform": self.transform.name,
                 "variant": self.variant, "image_size": self.transform.image_size}
 
-    def save_embedding(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save_embedding(self, path: str | os.PathLike, overwrite: bool = False, tag: str | None = None) -> Path:
         """Write the current embedding with its original size, input size, transform
-        name and model variant to ``path`` (``.npz``, or ``.pt`` for torch), atomically."""
+        name and model variant to ``path`` (``.npz``, or ``.pt`` for torch), atomically.
+        ``tag`` (a digest of what the embedding is of) is stored too, for
+        :meth:`load_embedding` to check."""
         embedding, size, input_size = self._require_image()
         path = check_writable_output(path, overwrite)
         meta = self._metadata()
+        if tag is not None:
+            meta["tag"] = tag
         if path.suffix == ".pt":
             from .checkpoint import save_torch_file
 
@@ -337,10 +341,12 @@ class MedSAMPredictor:
             np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
         return path
 
-    def load_embedding(self, path: str | os.PathLike) -> None:
+    def load_embedding(self, path: str | os.PathLike, tag: str | None = None) -> None:
         """Use an embedding written by :meth:`save_embedding` instead of calling
         :meth:`set_image`. Raises :class:`InputError` when the file is unreadable or was
-        made with another transform, model variant or input size."""
+        made with another transform, model variant or input size; with ``tag``, also when
+        it is not a plain file (a symbolic link is not followed) or does not hold that tag
+        (an embedding of something else, under this name)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: embedding file not found")
@@ -349,7 +355,8 @@ class MedSAMPredictor:
                 data = torch.load(path, map_location="cpu", weights_only=True)
                 data["embedding"] = data["embedding"].numpy()
             else:
-                with np.load(path, allow_pickle=False) as npz:
+                flags = os.O_RDONLY | (getattr(os, "O_NOFOLLOW", 0) if tag is not None else 0)
+                with os.fdopen(os.open(path, flags), "rb") as fh, np.load(fh, allow_pickle=False) as npz:
                     data = {k: npz[k] for k in npz.files}
                     data = {k: (v.item() if v.ndim == 0 else v) for k, v in data.items()}
             fmt, embedding = data["format"], np.asarray(data["embedding"], dtype=np.float32)
@@ -360,6 +367,8 @@ class MedSAMPredictor:
             raise InputError(f"{path}: not a medsam embedding file ({exc})") from None
         if fmt != EMBEDDING_FORMAT:
             raise InputError(f"{path}: unknown embedding format {fmt!r}")
+        if tag is not None and data.get("tag") != tag:
+            raise InputError(f"{path}: the embedding of something else (its tag does not match its name)")
         expected = self._metadata()
         for key, value in meta.items():
             if value != expected[key]:

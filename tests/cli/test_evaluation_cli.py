@@ -182,3 +182,41 @@ def test_volume_of_masks(cli, shared_data, tmp_path):
     assert proc.returncode == 0 and "mL" in proc.stdout
     proc = cli("volume")
     assert proc.returncode == 2 and "mask files" in proc.stderr
+
+
+def test_a_flipped_reference_on_the_same_grid_is_reoriented_and_scored(cli, shared_data, tmp_path):
+    """The shared series' NIfTI labels (rows stored bottom-up) against the same labels in the
+    DICOM series' own layout: the same voxels in the world, so they score DSC 100 % after
+    reorientation, and the run says so. A shifted grid is still one line naming the case."""
+    from medsam.io.geometry import Geometry
+
+    labels, nifti = mio.read(shared_data / "totalseg/example_seg_dicom.nii.gz")
+    _, dicom = mio.read(shared_data / "totalseg/example_ct_dicom")
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    (gt / "ct.nii.gz").symlink_to(shared_data / "totalseg/example_seg_dicom.nii.gz")
+    mio.write(labels[:, ::-1, :], pred / "ct.nii.gz", dicom)               # the DICOM layout
+    done = cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "r.csv", "--labels", "1,5,6",
+               "--workers", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "case ct: the prediction's axes were flipped along y to the reference's" in done.stderr
+    rows = read_csv(tmp_path / "r.csv")
+    assert len(rows) == 3 and all(float(r["dsc"]) == 1.0 for r in rows)
+    shifted = Geometry(spacing=dicom.spacing, origin=tuple(np.add(dicom.origin, (0, 5.0, 0))),
+                       direction=dicom.direction, spacing_known=True)
+    mio.write(labels[:, ::-1, :], pred / "ct.nii.gz", shifted, overwrite=True)
+    done = cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "s.csv", "--workers", "1", "--quiet")
+    assert done.returncode == 1 and "case ct: prediction origin" in done.stderr
+
+
+def test_subset_scores_the_cases_that_have_predictions(cli, lesion_folders, tmp_path):
+    gt, pred, _ = lesion_folders
+    missing = sorted(pred.iterdir())[0]
+    missing.unlink()
+    done = cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "r.csv", "--quiet")
+    assert done.returncode == 1 and "no prediction" in done.stderr and "--subset" in done.stderr
+    done = cli("evaluate", "--pred", pred, "--gt", gt, "-o", tmp_path / "r.csv", "--quiet", "--subset")
+    assert done.returncode == 0, done.stderr
+    name = missing.name.removesuffix(".nii.gz")
+    assert f"1 reference case(s) have no prediction and are not scored: {name}" in done.stderr
+    assert len({r["case"] for r in read_csv(tmp_path / "r.csv")}) == 3

@@ -78,3 +78,32 @@ def test_files_belong_to_the_image_encoder_not_the_whole_model(lite_medsam_check
     other.set_slice(image, key=content_key(image))
     assert (other.store.hits, other.store.misses) == (0, 1)
     assert len(list((tmp_path / "emb").glob("*.npz"))) == 2
+
+
+def test_a_file_under_another_slices_name_is_not_used(lite_medsam_model, tmp_path):
+    """Copied or renamed to another slice's name, an embedding is refused by the digest it
+    holds: the other slice gets its own embedding, the same mask as a clean run."""
+    folder = tmp_path / "emb"
+    a, b, box = _slice(7), _slice(8), np.array([[18, 14, 46, 50]])
+    b[10:20, 10:20] = 250
+    clean = MedSAMSegmenter(lite_medsam_model)
+    clean.set_slice(b)
+    expected = clean.segment(box)
+    store = EmbeddingStore(folder)
+    seg = MedSAMSegmenter(lite_medsam_model, store=store)
+    seg.set_slice(a, key=content_key(a))
+    seg.set_slice(b, key=content_key(b))
+    namespace = seg._namespace
+    path_a = store.path_for(namespace, content_key(a))
+    path_b = store.path_for(namespace, content_key(b))
+    path_b.write_bytes(path_a.read_bytes())                    # a's embedding under b's name
+    fresh = MedSAMSegmenter(lite_medsam_model, store=EmbeddingStore(folder))
+    fresh.set_slice(b, key=content_key(b))
+    np.testing.assert_array_equal(fresh.segment(box), expected)
+    assert fresh.store.hits == 0 and fresh.store.misses == 1
+    path_b.unlink()
+    path_b.symlink_to(path_a)                                  # a link planted in the folder
+    fresh = MedSAMSegmenter(lite_medsam_model, store=EmbeddingStore(folder))
+    fresh.set_slice(b, key=content_key(b))
+    np.testing.assert_array_equal(fresh.segment(box), expected)
+    assert fresh.store.hits == 0 and not path_b.is_symlink() and path_a.is_file()

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="masks are binary (one foreground value each, e.g. 255); scored as label 1")
     group.add_argument("--threshold", type=finite_float,
                        help="foreground is value > THRESHOLD (lossy masks such as JPEG); scored as label 1")
+    parser.add_argument("--subset", action="store_true",
+                        help="score only the reference cases that have a prediction and list the others "
+                             "(default: a reference case without a prediction fails the run)")
     parser.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvaluateConfig(   # checks the values first
         task=args.task or folder_name(args.gt), method=args.method or folder_name(args.pred),
         tolerance=args.tolerance, diagonal_pct=args.nsd_diagonal, labels=args.labels, binary=args.binary,
-        threshold=args.threshold, workers=args.workers,
+        threshold=args.threshold, workers=args.workers, subset=args.subset,
     )
     outputs = {
         "results": args.output,
@@ -77,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("results", "summary_csv", "summary_md"):
         check_writable_output(outputs[key], args.overwrite)
     run_ = evaluate_folders(args.pred, args.gt, config, progress=not args.quiet)
+    for note in run_.notes:
+        print(f"medsam evaluate: note: {note}", file=sys.stderr)
     if not run_.complete:
         for _, error in run_.failures:
             print(f"medsam evaluate: failed: {error.render(CLI_HINTS)}", file=sys.stderr)

@@ -45,6 +45,8 @@ class EvaluateConfig:
     default). ``workers``: processes (default: CPU count, at most the number of
     cases; 1 runs in this process).
     ``spacing_rtol``: relative tolerance when comparing spacings.
+    ``subset``: score the reference cases that have a prediction, and name the others in
+    the run's notes (default: a reference case without a prediction is a failed case).
     """
 
     task: str = "task"
@@ -56,6 +58,7 @@ class EvaluateConfig:
     workers: int | None = None
     spacing_rtol: float = 1e-4
     diagonal_pct: float | None = None
+    subset: bool = False
 
     def __post_init__(self) -> None:
         from ..metrics.surface import check_tolerance
@@ -78,11 +81,13 @@ class EvaluateConfig:
 class EvaluationRun:
     """Rows of the cases that succeeded and ``(case, error)`` of those that failed
     (each error names its case; :meth:`MedSAMError.render` words its hint);
-    ``complete`` only when nothing failed."""
+    ``complete`` only when nothing failed. ``notes``: what a reader of the results should
+    know (a reoriented prediction, reference cases left out by ``subset``)."""
 
     rows: list[ResultRow]
     failures: list[tuple[str, MedSAMError]]
     n_cases: int
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -128,7 +133,8 @@ def match_cases(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike
         raise InputError(f"no case names in common between {pred_dir} ({len(preds)} files) and "
                          f"{gt_dir} ({len(gts)} files)")
     unmatched: list[tuple[str, MedSAMError]] = [
-        (c, InputError(f"case {c}: no prediction in {pred_dir}")) for c in sorted(set(gts) - set(preds))]
+        (c, InputError(f"case {c}: no prediction in {pred_dir}", option="subset"))
+        for c in sorted(set(gts) - set(preds))]
     unmatched += [(c, InputError(f"case {c}: no reference in {gt_dir}")) for c in sorted(set(preds) - set(gts))]
     return matched, unmatched
 
@@ -147,13 +153,8 @@ def load_mask_geometry(path: Path, role: str) -> tuple[np.ndarray, Geometry, boo
     from .. import io as mio
 
     if path.name.lower().endswith(".npz"):
-        key = "segs" if role == "prediction" else "gts"
-        geometry = mio.read_npz(path).geometry
-        with np.load(path, allow_pickle=False) as data:
-            if key not in data:
-                raise InputError(f"{path}: npz {role} file has no {key!r} array (keys: {', '.join(data.files)})")
-            array = np.asarray(data[key])
-            placed = "origin" in data.files and "direction" in data.files
+        case = mio.read_npz(path, ("segs",) if role == "prediction" else ("gts",))
+        array, geometry, placed = case.image, case.geometry, case.placed
         return array, geometry, placed
     array, geometry = mio.read(path)
     return array, geometry, True
@@ -235,15 +236,41 @@ def _to_labels(array: np.ndarray, path: Path, config: EvaluateConfig) -> np.ndar
     return array
 
 
-def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateConfig) -> list[ResultRow]:
+def _layout_text(order: tuple[int, ...], flipped: tuple[int, ...]) -> str:
+    names = "zyx"[-len(order):]
+    parts = []
+    if order != tuple(range(len(order))):
+        parts.append("permuted (" + ", ".join(names[k] for k in order) + ")")
+    if flipped:
+        parts.append("flipped along " + ", ".join(names[m] for m in flipped))
+    return " and ".join(parts)
+
+
+def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateConfig,
+                  notes: list[str] | None = None) -> list[ResultRow]:
     """Rows of one case; raises :class:`InputError` naming the case for any
-    problem with its files."""
+    problem with its files.
+
+    A prediction on the reference's grid up to axis flips and permutations (the same voxels
+    in the world: a NIfTI written from a DICOM series) is reoriented to the reference's
+    layout and scored; ``notes`` gets a line saying so. Any other difference of grid is an
+    error."""
     try:
         pred, pred_geometry, pred_placed = load_mask_geometry(pred_path, "prediction")
         gt, gt_geometry, gt_placed = load_mask_geometry(gt_path, "reference")
         pred, gt = _to_labels(pred, pred_path, config), _to_labels(gt, gt_path, config)
     except MedSAMError as exc:
         raise InputError(f"case {case}: {exc.message}", option=exc.option) from None
+    layout = None
+    if pred_placed and gt_placed and pred_geometry.spacing_known and gt_geometry.spacing_known:
+        layout = pred_geometry.axes_onto(pred.shape, gt_geometry, gt.shape)
+    if layout is not None and layout != (tuple(range(pred.ndim)), ()):
+        order, flipped = layout
+        pred = np.ascontiguousarray(np.flip(np.transpose(pred, order), flipped))
+        pred_geometry = gt_geometry
+        if notes is not None:
+            notes.append(f"case {case}: the prediction's axes were {_layout_text(order, flipped)} to the "
+                         f"reference's (the same voxels in the world), and scored so")
     pred_spacing = tuple(pred_geometry.spacing) if pred_geometry.spacing_known else None
     gt_spacing = tuple(gt_geometry.spacing) if gt_geometry.spacing_known else None
     if pred.shape != gt.shape:
@@ -263,12 +290,13 @@ def evaluate_case(case: str, pred_path: Path, gt_path: Path, config: EvaluateCon
     return rows_from_metrics(metrics, config.task, config.method)
 
 
-def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, MedSAMError | None]:
+def _run_one(args: tuple) -> tuple[str, list[ResultRow] | None, MedSAMError | None, list[str]]:
     case, pred_path, gt_path, config = args
+    notes: list[str] = []
     try:
-        return case, evaluate_case(case, pred_path, gt_path, config), None
+        return case, evaluate_case(case, pred_path, gt_path, config, notes), None, notes
     except Exception as exc:  # no failure of one case may stop the others, or be dropped
-        return case, None, as_failure(exc, f"case {case}")
+        return case, None, as_failure(exc, f"case {case}"), notes
 
 
 def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
@@ -277,6 +305,13 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     from ..progress import progress_bar
 
     matched, failures = match_cases(pred_dir, gt_dir)
+    notes: list[str] = []
+    if config.subset:
+        unscored = [case for case, error in failures if "no prediction" in error.message]
+        failures = [(case, error) for case, error in failures if case not in unscored]
+        if unscored:
+            notes.append(f"{len(unscored)} reference case(s) have no prediction and are not scored: "
+                         + ", ".join(unscored[:10]) + (", ..." if len(unscored) > 10 else ""))
     n_cases = len(matched) + len(failures)
     jobs = [(c, p, g, config) for c, p, g in matched]
     workers = config.workers or min(os.cpu_count() or 1, len(jobs))
@@ -284,20 +319,23 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     bar = progress_bar(total=len(jobs), desc="evaluate", unit="case", enabled=progress)
     try:
         if workers <= 1:
-            outcomes = map(_run_one, jobs)
-            for case, rows, error in outcomes:
+            for case, rows, error, case_notes in map(_run_one, jobs):
                 _collect(case, rows, error, results, failures)
+                notes += case_notes
                 bar.update()
         else:
             with cf.ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = [pool.submit(_run_one, job) for job in jobs]
                 for future in cf.as_completed(futures):
-                    _collect(*future.result(), results, failures)
+                    case, rows, error, case_notes = future.result()
+                    _collect(case, rows, error, results, failures)
+                    notes += case_notes
                     bar.update()
     finally:
         bar.close()
     rows = [r for case in sorted(results) for r in results[case]]
-    return EvaluationRun(rows=rows, failures=sorted(failures, key=lambda f: f[0]), n_cases=n_cases)
+    return EvaluationRun(rows=rows, failures=sorted(failures, key=lambda f: f[0]), n_cases=n_cases,
+                         notes=sorted(notes))
 
 
 def _collect(case: str, rows: list[ResultRow] | None, error: MedSAMError | None,

@@ -85,12 +85,8 @@ def file_volumes(path: str | os.PathLike) -> tuple[list[LabelVolume], Geometry]:
 
     path = Path(path)
     if path.name.lower().endswith(".npz"):
-        geometry = read_npz(path).geometry
-        with np.load(path, allow_pickle=False) as data:
-            key = next((k for k in ("segs", "gts") if k in data), None)
-            if key is None:
-                raise InputError(f"{path}: npz file has no 'segs' or 'gts' mask")
-            mask = np.asarray(data[key])
+        case = read_npz(path, ("segs", "gts"))
+        mask, geometry = case.image, case.geometry
     else:
         mask, geometry = read(path)
     mask = np.asarray(mask)

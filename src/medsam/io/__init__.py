@@ -9,6 +9,7 @@ or ``(y, x, 3)``; ``Geometry.spacing`` in the same array axis order (mm);
 ``Geometry.origin`` / ``Geometry.direction`` in ITK/LPS world terms.
 """
 
+from .bounds import ReadLimits, TooLargeError, read_limits
 from .dispatch import as_label_map, extension, is_supported, read, supported_extensions, write, write_labels
 from .geometry import Geometry
 from .npz import NpzCase, read_npz, write_npz
@@ -22,5 +23,6 @@ __all__ = [
     "extension", "is_supported", "NpzCase", "read_npz", "write_npz", "overlay_rgb",
     "overlay_montage_rgb", "write_overlay_montage",
     "write_overlay_png", "resample", "DicomSeries", "list_dicom_series", "read_dicom_series",
+    "ReadLimits", "TooLargeError", "read_limits",
     "Segment", "Code", "TISSUE", "LABEL_COLOURS", "segments_of", "read_segments", "label_colour",
 ]

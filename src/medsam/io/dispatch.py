@@ -73,7 +73,18 @@ def read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndar
     Raises:
         InputError: missing path, unsupported extension, unreadable or corrupt file,
             NaN or infinite voxels, DICOM folder with no or several series.
+        TooLargeError: the file declares more than :func:`medsam.io.bounds.current_limits`
+            allows (checked before its data are decoded), or memory runs out reading it.
     """
+    from .bounds import out_of_memory
+
+    try:
+        return _read(path, series_id)
+    except (MemoryError, RecursionError) as exc:
+        raise out_of_memory(path, exc) from None
+
+
+def _read(path: str | os.PathLike, series_id: str | None = None) -> tuple[np.ndarray, Geometry]:
     path = Path(path)
     if path.is_dir():
         array, geometry = read_dicom_series(path, series_id=series_id)

@@ -139,6 +139,36 @@ class Geometry:
         ijk = (p - np.asarray(self.origin)) @ self.matrix / np.asarray(self.spacing_xyz)
         return ijk[..., ::-1]
 
+    def axes_onto(self, shape: Sequence[int], other: "Geometry", other_shape: Sequence[int],
+                  atol: float = 1e-3) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """How an array of ``shape`` in this geometry is laid out in ``other``'s grid, when
+        both cover the same voxels in the world up to axis flips and permutations (a NIfTI
+        written from a DICOM series, with its rows or slices reversed): ``(order, flipped)``
+        such that ``np.flip(np.transpose(array, order), flipped)`` is the array in
+        ``other``'s layout. None when the grids differ in any other way (spacing, a shift,
+        a rotation, a different extent)."""
+        d = self.ndim
+        if other.ndim != d or len(shape) < d or len(other_shape) < d:
+            return None
+        base = other.world_to_index(self.index_to_world(np.zeros(d)))
+        steps = other.world_to_index(self.index_to_world(np.eye(d))) - base   # row k: axis k's step
+        order = [-1] * d
+        flipped = []
+        for k in range(d):
+            m = int(np.argmax(np.abs(steps[k])))
+            unit = np.zeros(d)
+            unit[m] = np.sign(steps[k][m])
+            if not np.allclose(steps[k], unit, atol=atol) or order[m] != -1 or shape[k] != other_shape[m]:
+                return None
+            order[m] = k
+            if unit[m] < 0:
+                flipped.append(m)
+        for m in range(d):
+            start = other_shape[m] - 1 if m in flipped else 0
+            if abs(base[m] - start) > 0.01:
+                return None
+        return tuple(order), tuple(flipped)
+
     # ------------------------------------------------------------ SimpleITK
     @classmethod
     def from_sitk(cls, image: "sitk.Image", spacing_known: bool = True) -> "Geometry":

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
+from .bounds import check_declared
 from .values import check_spacing
 
 _META_TYPES = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
@@ -38,8 +39,9 @@ def _text_header(path: Path, limit: int = 65536) -> tuple[list[str], int] | None
 
 
 def check_metaimage(path: Path) -> None:
-    """Raise InputError when a MetaImage header names a missing data file or when its
-    uncompressed voxel data are shorter than the header says."""
+    """Raise InputError when a MetaImage header names a missing data file, declares more
+    voxels than :func:`medsam.io.bounds.current_limits` allows, or when its uncompressed
+    voxel data are shorter than the header says."""
     parsed = _text_header(path)
     if parsed is None:
         return
@@ -65,13 +67,14 @@ def check_metaimage(path: Path) -> None:
         data, start = path.parent / data_file, 0
         if not data.is_file():
             raise InputError(f"{path}: its data file {data} does not exist")
-    if fields.get("compresseddata", "false").lower() == "true":
-        return
     try:
         dims = [int(v) for v in fields.get("dimsize", "").split()]
         size = _META_TYPES[fields.get("elementtype", "").upper()]
         channels = int(fields.get("elementnumberofchannels", "1"))
     except (KeyError, ValueError):
+        return
+    check_declared(path, "the image", dims[::-1], size * max(channels, 1))
+    if fields.get("compresseddata", "false").lower() == "true":
         return
     expected = size * channels
     for d in dims:

@@ -89,6 +89,7 @@ class NpzCase:
         boxes: ``(N, 4)`` or ``(N, 6)`` float array, or None when the file has no boxes.
         gts: reference label map when present, else None.
         interaction: the interactive challenge's boxes and clicks, else None.
+        placed: the file records ``origin`` and ``direction`` (else only its spacing).
     """
 
     image: np.ndarray
@@ -96,6 +97,7 @@ class NpzCase:
     boxes: np.ndarray | None = None
     gts: np.ndarray | None = None
     interaction: Interaction | None = None
+    placed: bool = False
 
     @property
     def is_3d(self) -> bool:
@@ -115,8 +117,9 @@ def _infer_ndim(image: np.ndarray, boxes: np.ndarray | None, spacing: np.ndarray
     raise InputError(f"{path}: 'imgs' has shape {image.shape}; expected (H, W, 3) or (D, H, W)")
 
 
-def read_npz(path: str | os.PathLike) -> NpzCase:
-    """Read a challenge-format npz file (see the module docstring)."""
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...] = ("imgs", "segs", "gts")) -> NpzCase:
+    """Read a challenge-format npz file (see the module docstring); ``image`` is the first of
+    ``keys`` the file holds (a mask file is read with ``("segs",)`` or ``("gts",)``)."""
     path = Path(path)
     arrays = load_plain_npz(path)
     for name in ("imgs", "segs", "gts", "spacing", "origin", "direction", "prev_pred"):
@@ -126,9 +129,9 @@ def read_npz(path: str | os.PathLike) -> NpzCase:
     if isinstance(arrays.get("boxes"), list):  # the interactive challenge's dicts
         interaction = _interaction(arrays, path)
         arrays.pop("boxes")
-    key = next((k for k in ("imgs", "segs", "gts") if k in arrays), None)
+    key = next((k for k in keys if k in arrays), None)
     if key is None:
-        raise InputError(f"{path}: npz file has none of the keys 'imgs', 'segs', 'gts' "
+        raise InputError(f"{path}: npz file has none of the keys {', '.join(repr(k) for k in keys)} "
                          f"(found: {', '.join(sorted(arrays)) or 'nothing'})")
     image = arrays[key]
     boxes = arrays.get("boxes")
@@ -163,7 +166,8 @@ def read_npz(path: str | os.PathLike) -> NpzCase:
     check_finite(image, path)
     if interaction is not None:
         _check_interaction(interaction, image.shape, ndim, path)
-    return NpzCase(image=image, geometry=geometry, boxes=boxes, gts=gts, interaction=interaction)
+    return NpzCase(image=image, geometry=geometry, boxes=boxes, gts=gts, interaction=interaction,
+                   placed="origin" in arrays and "direction" in arrays)
 
 
 def _whole(value: Any) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .bounds import TooLargeError, check_declared, current_limits, out_of_memory, size_text
 
 #: (module, name) pairs a pickle may name: what numpy needs to rebuild arrays and scalars
 _ALLOWED = {
@@ -43,33 +44,80 @@ class PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refused a persistent reference: only plain data is read")
 
 
-def plain(value: Any) -> Any:
+class _Budget:
+    """Items and depth left to :func:`plain` while it copies one member."""
+
+    def __init__(self, path: Any, key: str) -> None:
+        limits = current_limits()
+        self.items, self.depth = limits.max_plain_items, limits.max_plain_depth
+        self.where = f"{path}: '{key}'"
+
+    def take(self, depth: int) -> None:
+        self.items -= 1
+        if self.items < 0:
+            raise TooLargeError(f"{self.where}: holds more than {current_limits().max_plain_items} "
+                                f"values (counted as copied; shared references count each time)")
+        if depth > self.depth:
+            raise InputError(f"{self.where}: nested more than {self.depth} levels deep")
+
+
+def plain(value: Any, budget: _Budget | None = None, depth: int = 0) -> Any:
     """``value`` as plain Python: object arrays become (nested) lists, numpy scalars numbers;
-    numeric arrays stay arrays."""
+    numeric arrays stay arrays. ``budget`` bounds the values copied and the depth (a list
+    that refers to itself would otherwise be copied without end)."""
+    if budget is not None:
+        budget.take(depth)
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
-            return [plain(v) for v in value.tolist()] if value.ndim else plain(value.item())
+            return plain(value.tolist() if value.ndim else value.item(), budget, depth + 1)
         return value
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
+        return {plain(k, budget, depth + 1): plain(v, budget, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [plain(v, budget, depth + 1) for v in value]
     return value
 
 
-def _read_member(data: bytes) -> Any:
-    fp = io.BytesIO(data)
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        _, _, dtype = np.lib.format.read_array_header_1_0(fp)
-    else:
-        _, _, dtype = np.lib.format.read_array_header_2_0(fp)
-    if dtype.hasobject:
-        return plain(PlainUnpickler(fp).load())
-    fp.seek(0)
-    return np.lib.format.read_array(fp, allow_pickle=False)
+def _read_exactly(fh: Any, view: memoryview, where: str) -> None:
+    """Fill ``view`` from ``fh`` in chunks; an early end is an InputError."""
+    done = 0
+    while done < len(view):
+        chunk = fh.read(min(1 << 20, len(view) - done))
+        if not chunk:
+            raise InputError(f"{where}: the data end early ({done} of {len(view)} bytes)")
+        view[done:done + len(chunk)] = chunk
+        done += len(chunk)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str) -> Any:
+    """One npy member: its header checked against the member's size and the bounds in
+    force, then the data decompressed straight into the array (or, for an object array,
+    at most ``max_pickle_bytes`` of pickle, unpickled as plain data)."""
+    where = f"{path}: '{key}'"
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        header = fh.tell()
+        if dtype.hasobject:
+            limit = current_limits().max_pickle_bytes
+            data = fh.read(limit + 1)
+            if len(data) > limit:
+                raise TooLargeError(f"{where}: more than {size_text(limit)} of pickled data")
+            budget = _Budget(path, key)
+            return plain(PlainUnpickler(io.BytesIO(data)).load(), budget)
+        nbytes = check_declared(path, f"'{key}'", shape, dtype.itemsize)
+        if header + nbytes > info.file_size:
+            raise InputError(f"{where}: its header declares {size_text(nbytes)} of data (shape "
+                             f"{shape}), the member holds {size_text(max(info.file_size - header, 0))}")
+        array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        flat = array.reshape(-1, order="F" if fortran else "C")
+        _read_exactly(fh, memoryview(flat.view(np.uint8).data) if nbytes else memoryview(b""), where)
+        return array
 
 
 def load_plain_npz(path: str | os.PathLike) -> dict[str, Any]:
@@ -88,7 +136,11 @@ def load_plain_npz(path: str | os.PathLike) -> dict[str, Any]:
                     continue
                 key = info.filename[:-4]
                 try:
-                    out[key] = _read_member(archive.read(info))
+                    out[key] = _read_member(archive, info, path, key)
+                except InputError:
+                    raise
+                except (MemoryError, RecursionError) as exc:
+                    raise out_of_memory(f"{path}: '{key}'", exc) from None
                 except pickle.UnpicklingError as exc:
                     raise InputError(f"{path}: '{key}': {exc}") from None
                 except (ValueError, EOFError, TypeError, AttributeError, IndexError, KeyError) as exc:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileutil import atomic_path
+from .bounds import check_declared
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -112,6 +113,9 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
             with Image.open(path) as im:
                 spacing, known = _spacing_from_info(im.info)
                 n_frames = getattr(im, "n_frames", 1)
+                check_declared(path, "the image", (n_frames, im.height, im.width),
+                               max(len(im.getbands()), 1) * (2 if im.mode.startswith("I;16") else
+                                                             4 if im.mode in ("I", "F") else 1))
                 frames = []
                 for k in range(n_frames):
                     im.seek(k)

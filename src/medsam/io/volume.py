@@ -68,9 +68,10 @@ def image_to_array(image: Any, path: str | os.PathLike) -> tuple[np.ndarray, Geo
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of real floating-point voxels
 
 
-def _nifti_layout(header: bytes) -> tuple[int, int, str | None, tuple[float, ...]] | None:
+def _nifti_layout(header: bytes) -> tuple[int, int, str | None, tuple[float, ...], tuple[int, ...], int] | None:
     """(bytes the file must hold, data offset, numpy dtype of float voxels or None, the
-    spatial ``pixdim`` values) of a NIfTI-1/2 header, or None if it is not NIfTI."""
+    spatial ``pixdim`` values, the dimensions, bytes per voxel) of a NIfTI-1/2 header, or
+    None if it is not NIfTI."""
     import struct
 
     for endian in "<>":
@@ -95,11 +96,14 @@ def _nifti_layout(header: bytes) -> tuple[int, int, str | None, tuple[float, ...
         return None
     expected = offset + int(np.prod([max(d, 1) for d in dims[1:ndim + 1]])) * bitpix // 8
     floats = _NIFTI_FLOATS.get(datatype)
-    return expected, offset, (endian + floats) if floats else None, tuple(pixdim[1:min(ndim, 3) + 1])
+    return (expected, offset, (endian + floats) if floats else None, tuple(pixdim[1:min(ndim, 3) + 1]),
+            tuple(max(int(d), 1) for d in dims[1:ndim + 1]), max(bitpix // 8, 1))
 
 
 def check_nifti_complete(path: str | os.PathLike) -> None:
-    """Raise InputError if a NIfTI file is truncated (ITK silently fills missing voxels),
+    """Raise TooLargeError if a NIfTI header declares more than
+    :func:`medsam.io.bounds.current_limits` allows (before anything is decompressed), and
+    InputError if a NIfTI file is truncated (ITK silently fills missing voxels),
     holds NaN / infinite voxels (ITK silently reads NaN as 0), or gives a voxel size that
     is zero, negative or not finite (ITK silently makes one up).
 
@@ -107,6 +111,8 @@ def check_nifti_complete(path: str | os.PathLike) -> None:
     of float voxels are read whole once to check them."""
     import gzip
     import zlib
+
+    from .bounds import check_declared
 
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -117,7 +123,8 @@ def check_nifti_complete(path: str | os.PathLike) -> None:
             layout = _nifti_layout(head)
             if layout is None:
                 return  # not NIfTI-1/2: let ITK report what it finds
-            expected, offset, floats, pixdim = layout
+            expected, offset, floats, pixdim, dims, width = layout
+            check_declared(path, "the image", dims[::-1], width)
             check_spacing(pixdim, path, "pixdim")
             if floats is not None:  # the voxels are needed: hold them once
                 data = head + fh.read()
@@ -141,6 +148,43 @@ def check_nifti_complete(path: str | os.PathLike) -> None:
                          f"before use")
 
 
+def _declared(reader: Any) -> tuple[list[int], int]:
+    """(size in ITK order, bytes per voxel) of an ImageFileReader that read the header."""
+    sitk = _sitk()
+    component = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    bits = {"8": 1, "16": 2, "32": 4, "64": 8}
+    width = next((b for k, b in bits.items() if k in component), 1)
+    if "complex" in component:
+        width *= 2
+    return list(reader.GetSize()), width * max(reader.GetNumberOfComponents(), 1)
+
+
+def check_volume_size(path: str | os.PathLike, slices: int = 1) -> None:
+    """Check the voxels a file's header declares (times ``slices`` files of a series)
+    against :func:`medsam.io.bounds.current_limits`, before any voxel is decoded.
+
+    Raises:
+        TooLargeError: more than the bounds allow.
+    """
+    from .bounds import check_declared
+
+    sitk = _sitk()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return   # not readable as an image: the read that follows says why
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings)
+    size, width = _declared(reader)
+    if slices > 1:
+        size = size[:2] + [slices]
+    check_declared(path, "the image", size[::-1], width)
+
+
 def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     """Read one NIfTI / NRRD / MHA / MHD (or single DICOM) file.
 
@@ -152,11 +196,13 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     sitk = _sitk()
     name = str(path).lower()
     if name.endswith((".nii", ".nii.gz")):
-        check_nifti_complete(path)
+        check_nifti_complete(path)   # checks the declared size itself, first
     elif name.endswith((".mha", ".mhd")):
-        check_metaimage(Path(path))
-    elif name.endswith((".nrrd", ".nhdr")):
-        check_nrrd(Path(path))
+        check_metaimage(Path(path))   # checks the declared size
+    else:
+        if name.endswith((".nrrd", ".nhdr")):
+            check_nrrd(Path(path))
+        check_volume_size(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -338,6 +384,7 @@ def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None
     from .series import check_series
 
     check_series(Path(folder), picked.files, [f for s in series for f in s.files])
+    check_volume_size(picked.files[0], slices=len(picked.files))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(picked.files))
     try:

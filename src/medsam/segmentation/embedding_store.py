@@ -11,6 +11,9 @@ process. The embeddings of a volume's slices do not change between steps, so
   from);
 * bounded in size: after each write the least recently used files are deleted until the
   folder holds at most ``max_bytes``;
+* proving what they hold: each file stores the full digest it is named by, checked on
+  load, so a file copied or renamed to another slice's name is not used; a symbolic link or
+  anything else that is not a plain file in the folder is removed, never followed;
 * safe to delete at any time: a missing or unreadable file is computed again (an
   unreadable one is removed).
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
@@ -88,23 +92,33 @@ class EmbeddingStore:
         self.hits = 0
         self.misses = 0
 
+    @staticmethod
+    def tag_for(namespace: str, key: Hashable) -> str:
+        """The digest of slice ``key`` under ``namespace`` that its file holds (and is named by)."""
+        return hashlib.blake2b(f"{namespace}|{key!r}".encode(), digest_size=32).hexdigest()
+
     def path_for(self, namespace: str, key: Hashable) -> Path:
         """The file of slice ``key`` under ``namespace`` (model and settings)."""
-        name = hashlib.blake2b(f"{namespace}|{key!r}".encode(), digest_size=20).hexdigest()
-        return self.folder / f"{name}.npz"
+        return self.folder / f"{self.tag_for(namespace, key)[:40]}.npz"
 
     def load(self, predictor: "MedSAMPredictor", namespace: str, key: Hashable) -> bool:
         """Give ``predictor`` the stored embedding of ``key``; False when there is none."""
         from ..errors import InputError
 
         path = self.path_for(namespace, key)
-        if self.max_bytes == 0 or not path.is_file():
+        try:
+            plain = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            plain = None
+        if self.max_bytes == 0 or not plain:
+            if plain is False:   # a symbolic link or a folder planted here: never followed
+                self._remove(path)
             self.misses += 1
             return False
         try:
-            predictor.load_embedding(path)
-        except InputError:  # damaged or stale: compute again
-            path.unlink(missing_ok=True)
+            predictor.load_embedding(path, tag=self.tag_for(namespace, key))
+        except InputError:  # damaged, stale, or another slice's: compute again
+            self._remove(path)
             self.misses += 1
             return False
         try:
@@ -113,6 +127,19 @@ class EmbeddingStore:
             pass
         self.hits += 1
         return True
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        """Remove what is at ``path`` (a link itself, not what it points to)."""
+        try:
+            if path.is_dir() and not path.is_symlink():
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def save(self, predictor: "MedSAMPredictor", namespace: str, key: Hashable) -> None:
         """Store ``predictor``'s current embedding as ``key``, then trim the folder. A full
@@ -124,7 +151,7 @@ class EmbeddingStore:
         path = self.path_for(namespace, key)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            predictor.save_embedding(path, overwrite=True)
+            predictor.save_embedding(path, overwrite=True, tag=self.tag_for(namespace, key))
         except (OSError, MedSAMError):  # an unwritable folder, a full disk
             return
         self.trim()

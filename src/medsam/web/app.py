@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import InputError, MedSAMError, install_hint
+from ..io.bounds import TooLargeError, read_limits
 from .assets import VIEWER_DIR, viewer_files
-from .limits import ServerLimits, SessionError
+from .limits import BodyGuard, ServerLimits, SessionError
 from .sessions import Session, prompt_from_request
 from .store import SessionStore
 from .uploads import case_path, describe_upload, public_message, safe_name, save_upload
@@ -128,7 +129,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
 
     @app.exception_handler(MedSAMError)
     async def medsam_error(request: Request, exc: MedSAMError) -> Any:
-        status = exc.status if isinstance(exc, SessionError) else 400
+        status = exc.status if isinstance(exc, SessionError) else 413 if isinstance(exc, TooLargeError) else 400
         return JSONResponse({"detail": public_message(exc.render(WEB_HINTS), store.root)}, status_code=status)
 
     @app.middleware("http")
@@ -148,6 +149,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
                                                f"{limits.max_upload_bytes / 2**20:.0f} MiB"}, status_code=413)
         return await call_next(request)
 
+    app.add_middleware(BodyGuard, limits=limits)   # outermost: bodies within time, per client
     _page_routes(app, viewer)
     _api_routes(app, store, limits, model_name, replay_options)
     return app
@@ -253,7 +255,10 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
             for f, name in zip(files, names):
                 save_upload(_chunks(f.file), folder / name, budget)
                 saved.append(folder / name)
-            info = s.load(case_path(saved, folder, limits.max_upload_bytes), modality or None, window or None)
+            # what the file declares is checked against the memory the other sessions leave,
+            # before a voxel is decoded
+            with read_limits(max_array_bytes=store.memory_left(besides=s), max_voxels=limits.max_voxels):
+                info = s.load(case_path(saved, folder, limits.max_upload_bytes), modality or None, window or None)
             try:
                 store.check_memory()
             except SessionError:

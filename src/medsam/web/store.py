@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..segmentation import MedSAMSegmenter
 from .limits import ServerLimits, SessionError
@@ -86,6 +86,12 @@ class SessionStore:
         for s in old:
             s.close()
         return [s.id for s in old]
+
+    def memory_left(self, besides: Any = None) -> int:
+        """Bytes of ``max_memory_bytes`` that the sessions other than ``besides`` leave (at
+        least 1)."""
+        used = sum(s.nbytes() for s in list(self._sessions.values()) if s is not besides)
+        return max(self.limits.max_memory_bytes - used, 1)
 
     def check_memory(self, extra: int = 0) -> None:
         """Raise 429 when the sessions' memory plus ``extra`` bytes passes ``max_memory_bytes``."""
