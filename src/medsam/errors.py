@@ -22,6 +22,7 @@ OPTION_HINTS: dict[str, str] = {
     "resume": "resume=True continues it, overwrite=True starts again",
     "case_pattern": "give a case pattern that finds the case name in every file name",
     "margin": "give a margin of 0 or more",
+    "allow_incomplete": "set allow_incomplete=True to use it anyway",
     "subset": "set subset=True to score only the cases that have predictions",
 }
 

@@ -67,8 +67,16 @@ def test_evaluate_refuses_a_turned_prediction(cli, tmp_path):
     # the partial results are not a report's input: one line naming the failures' list
     r = cli("report", str(tmp_path / "res.partial.csv"), "-o", str(tmp_path / "report"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "incomplete evaluation" in r.stderr and str(tmp_path / "res.failed.csv") in r.stderr
+    assert "res.partial.csv: INCOMPLETE: 1 of 2 cases failed (listed in res.failed.csv)" in r.stderr
+    assert "--allow-incomplete" in r.stderr
     assert not (tmp_path / "report").exists()
+    # the mark is in the table, not its name: renamed, it is refused the same way
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_bytes((tmp_path / "res.partial.csv").read_bytes())
+    r = cli("compare", str(renamed), str(renamed), "--names", "a,b", "-o", str(tmp_path / "cmp"))
+    assert r.returncode == 2 and "renamed.csv: INCOMPLETE" in r.stderr
+    r = cli("report", str(renamed), "-o", str(tmp_path / "report"), "--allow-incomplete")
+    assert r.returncode == 0, r.stderr
 
 
 def test_evaluate_refuses_label_sets_with_nothing_in_common(cli, shared_data, tmp_path):

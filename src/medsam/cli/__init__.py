@@ -61,6 +61,7 @@ CLI_HINTS: dict[str, str] = {
     "resume": "--resume continues it, --overwrite starts again",
     "case_pattern": "see --case-pattern",
     "margin": "see --margin",
+    "allow_incomplete": "pass --allow-incomplete to use it anyway",
     "subset": "pass --subset to score only the cases that have predictions",
 }
 

@@ -29,6 +29,8 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=finite_float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="test only the cases all methods have (default: missing cases are an error)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="read tables of evaluations that failed some cases (default: refused)")
     parser.add_argument("--unit", choices=["image", "object"], default="image",
                         help="unit of analysis: one value per image or volume, the mean over its objects "
                              "(default), or every object (case IMAGE#N) as a case")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics.case import tolerance_description
 
     check_test_arguments(args)
-    tables, _ = load_tables(args.results, args.names)
+    tables, _ = load_tables(args.results, args.names, args.allow_incomplete)
     tolerance = tolerance_description(r for rows in tables.values() for r in rows)
     out = args.output
     if out.exists() and not out.is_dir():

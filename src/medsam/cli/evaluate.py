@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
                   [(case, error.render(CLI_HINTS)) for case, error in run_.failures])
         written = ""
         if run_.rows:
-            write_results(run_.rows, outputs["partial"])
+            write_results(run_.rows, outputs["partial"],
+                          incomplete=f"{len(run_.failures)} of {run_.n_cases} cases failed (listed in "
+                                     f"{outputs['failed'].name}); evaluate every case before comparing "
+                                     f"or reporting")
             written = f"; results of the other cases are in {outputs['partial']} (INCOMPLETE)"
         else:
             outputs["partial"].unlink(missing_ok=True)

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.results import load_tables
 
     check_test_arguments(args)
-    tables, sources = load_tables(args.results, args.names)
+    tables, sources = load_tables(args.results, args.names, args.allow_incomplete)
     config = ReportConfig(tuple(args.metrics), args.correction, args.alpha, args.allow_missing, unit=args.unit)
     index = build_report(tables, args.output, config, overwrite=args.overwrite, sources=sources)
     print(f"report written: {index}")

@@ -71,9 +71,19 @@ def rows_from_metrics(metrics: Iterable[CaseMetrics], task: str, method: str) ->
     return [ResultRow(task=task, method=method, **dataclasses.asdict(m)) for m in metrics]
 
 
-def write_results(rows: Iterable[ResultRow], path: str | os.PathLike) -> Path:
-    """Write result rows to ``path`` (CSV, atomically)."""
-    return write_csv(path, RESULT_COLUMNS, ([getattr(r, c) for c in RESULT_COLUMNS] for r in rows))
+#: column of a table written by an evaluation that did not score every case; its text
+#: says what is missing
+INCOMPLETE_COLUMN = "incomplete"
+
+
+def write_results(rows: Iterable[ResultRow], path: str | os.PathLike, incomplete: str | None = None) -> Path:
+    """Write result rows to ``path`` (CSV, atomically). ``incomplete``: the table is of an
+    evaluation that failed some cases, and says so in every row (column
+    :data:`INCOMPLETE_COLUMN`), so that it is refused wherever it is read, under any name."""
+    if incomplete is None:
+        return write_csv(path, RESULT_COLUMNS, ([getattr(r, c) for c in RESULT_COLUMNS] for r in rows))
+    return write_csv(path, [*RESULT_COLUMNS, INCOMPLETE_COLUMN],
+                     ([*(getattr(r, c) for c in RESULT_COLUMNS), f"INCOMPLETE: {incomplete}"] for r in rows))
 
 
 def _row(raw: dict, path: Path, line: int) -> ResultRow:
@@ -110,8 +120,9 @@ def _out_of_range(values: dict) -> str:
     return ""
 
 
-def read_results(path: str | os.PathLike) -> list[ResultRow]:
-    """Read a result CSV written by :func:`write_results` (``medsam evaluate``)."""
+def read_results(path: str | os.PathLike, allow_incomplete: bool = False) -> list[ResultRow]:
+    """Read a result CSV written by :func:`write_results` (``medsam evaluate``). A table
+    marked incomplete is an :class:`InputError` unless ``allow_incomplete``."""
     path = Path(path)
     try:
         f = open(path, newline="")
@@ -128,8 +139,12 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
         if missing:
             raise InputError(f"{path}: not a medsam result table; missing columns {', '.join(missing)}")
         rows = []
+        marked = INCOMPLETE_COLUMN in (fieldnames or [])
         try:
             for line, raw in enumerate(reader, start=2):
+                mark = raw.pop(INCOMPLETE_COLUMN, None) if marked else None
+                if mark and not allow_incomplete:
+                    raise InputError(f"{path}: {mark}", option="allow_incomplete")
                 rows.append(_row(raw, path, line))
         except (UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"{path}: not a medsam result table (line {reader.line_num}: "
@@ -145,24 +160,21 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
     return rows
 
 
-def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None
-                ) -> tuple[dict[str, list[ResultRow]], dict[str, str]]:
+def load_tables(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None,
+                allow_incomplete: bool = False) -> tuple[dict[str, list[ResultRow]], dict[str, str]]:
     """Read result CSVs into ``{method: rows}`` (and ``{method: source file}``).
 
     Methods are named by the CSVs' ``method`` column (a file may hold several
     methods), or by ``names``, one per file, which requires one method per
-    file. The same method in two files is an :class:`InputError`.
+    file. The same method in two files is an :class:`InputError`, and so is a table of an
+    incomplete evaluation (marked in its rows) unless ``allow_incomplete``.
     """
     if names is not None and len(names) != len(paths):
         raise InputError(f"{len(names)} names given for {len(paths)} result files")
     tables: dict[str, list[ResultRow]] = {}
     sources: dict[str, str] = {}
     for i, path in enumerate(paths):
-        if str(path).endswith(".partial.csv"):
-            failed = str(path)[: -len(".partial.csv")] + ".failed.csv"
-            raise InputError(f"{path}: the results of an incomplete evaluation (the cases that failed are "
-                             f"listed in {failed}); evaluate every case before comparing or reporting")
-        rows = read_results(path)
+        rows = read_results(path, allow_incomplete)
         methods = list(dict.fromkeys(r.method for r in rows))
         if names is not None:
             if len(methods) > 1:
