@@ -21,11 +21,15 @@ class _Lines:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.last = ""
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").rstrip()
-        if text:
+        head = text.split(" [")[0].split()
+        count = f"{text.split(':')[0]} {head[-1] if head else ''}"   # the name and its count "4/10"
+        if text and count != self.last:   # tqdm draws its final state again on closing
             self.stream.write(text + "\n")
+            self.last = count
 
     def flush(self) -> None:
         self.stream.flush()

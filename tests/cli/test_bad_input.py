@@ -176,7 +176,8 @@ def test_batch_goes_on_past_a_decompression_bomb(cli, shared_data, tmp_path, che
     assert "segmented 1 of 2 cases" in r.stdout
     assert f"medsam: failed: {cases / 'bomb.png'}: too large to read safely" in r.stderr
     assert "Traceback" not in r.stderr
-    assert sorted(p.name for p in (tmp_path / "segs").iterdir()) == ["good.png", "segment_times.csv"]
+    assert sorted(p.name for p in (tmp_path / "segs").iterdir()) == ["good.png", "segment_objects.csv",
+                                                                     "segment_times.csv"]
 
 
 def test_output_whose_folder_is_a_file_is_refused_before_work(cli, shared_data, tmp_path):

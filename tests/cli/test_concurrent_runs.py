@@ -72,4 +72,4 @@ def test_a_batch_into_a_folder_in_use_names_the_other_run(shared_data, tmp_path,
     assert f"{out}: in use by another medsam run (process {first.pid}" in second.stderr
     assert "segment" in second.stderr            # the other run's command
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"c{i}.png" for i in range(8)] + ["segment_times.csv"]   # the lock is gone
+    assert names == [f"c{i}.png" for i in range(8)] + ["segment_objects.csv", "segment_times.csv"]   # no lock left

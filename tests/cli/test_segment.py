@@ -112,6 +112,10 @@ def test_npz_cases_carry_their_boxes_and_batch(same_place, cli, shared_data, tmp
     rows = list(csv.DictReader(open(out / "segment_times.csv")))
     assert [(row["case"], row["status"]) for row in rows] == [
         ("broken", "failed"), ("lesion", "ok"), ("mammo", "ok")]
+    objects = list(csv.DictReader(open(out / "segment_objects.csv")))   # every object's size and quality
+    assert [row["case"] for row in objects] == ["lesion"] + ["mammo"] * 4
+    assert all(0 < float(row["predicted_iou"]) <= 1.2 for row in objects)
+    assert objects[0]["slices"] == "2" and float(objects[0]["volume"]) > 0
     assert not (out / "broken.png").exists()
 
 

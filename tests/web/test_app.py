@@ -399,3 +399,31 @@ def test_the_memory_bound_counts_what_a_session_holds(lite_medsam_model, http, s
                 assert answer.status_code == segment, answer.text
                 objects = http.get(url).json()["objects"]
                 assert len(objects) == (1 if segment == 200 else 0)   # a refused change is taken back
+
+
+def test_a_background_segment_reports_progress_and_the_quality_signal(server, http, shared_data):
+    """``?wait=false``: 202 at once; the session shows the slices done of the range and the
+    time left, then the job's outcome; the object carries the model's predicted IoU and the
+    warning of a box that holds another structure (the stomach box of issue 34)."""
+    url = _session(http, server)
+    _upload(http, url, shared_data / CT, modality="ct", window="abdomen")
+    answer = http.post(f"{url}/segment", params={"wait": "false"},
+                       json={"box": [33, 45, 0, 66, 81, 29], "label": 1, "name": "stomach"})
+    assert answer.status_code == 202, answer.text
+    busy = http.post(f"{url}/segment", params={"wait": "false"}, json={"box": [70, 29, 0, 92, 51, 18], "label": 2})
+    assert busy.status_code == 409 and "still working" in busy.json()["detail"]
+    seen = []
+    deadline = time.monotonic() + 300
+    while (info := http.get(url).json()).get("job", {}).get("state") == "running":
+        assert time.monotonic() < deadline
+        if info["progress"].get("busy"):
+            seen.append(info["progress"])
+        time.sleep(0.05)
+    assert info["job"] == {"state": "done", "label": 1}
+    assert any(p.get("total") == 30 and "seconds_left" in p and 0 < p["slices"] < 30 for p in seen), seen
+    (stomach,) = info["objects"]
+    assert 0.5 < stomach["predicted_iou"] < 0.8
+    assert any("predicted IoU is low" in w for w in stomach["warnings"])
+    bad = http.post(f"{url}/segment", params={"wait": "false"}, json={"box": [1, 2, 3], "label": 3})
+    assert bad.status_code == 400                                   # a bad request is answered at once
+    http.delete(url)

@@ -148,10 +148,16 @@ def _print_case(result: CaseResult) -> None:
     if not result.ok:
         return
     print(f"{result.path} -> {result.output}" + (f" (overlay {result.overlay})" if result.overlay else ""))
+    quality = {q.label: q for q in result.qualities}
     for m in result.volumes:
-        print("  " + m.describe(result.names.get(m.label, "")))
+        q = quality.get(m.label)
+        iou = f", predicted IoU {q.predicted_iou:.2f}" if q is not None and q.predicted_iou is not None else ""
+        print("  " + m.describe(result.names.get(m.label, "")) + iou)
     for label in sorted(set(result.names) - {m.label for m in result.volumes}):
         print(f"  label {label}" + (f" ({result.names[label]})" if result.names[label] else "") + ": empty")
+    for q in result.qualities:
+        for text in q.warnings:
+            print(f"medsam: warning: {result.case}: label {q.label}: probably wrong: {text}", file=sys.stderr)
 
 
 def _print_failures(failed: Sequence[CaseResult]) -> None:

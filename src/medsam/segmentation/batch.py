@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InputError, MedSAMError, as_failure
 from .cases import Case, case_name, check_output_clashes, find_cases, load_case, output_path_for
 from .prompts import BoxPrompt, PromptsFile, prompts_from_interaction, prompts_from_npz_boxes
+from .quality import ObjectQuality
 from .segmenter import Segmenter2D
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 #: the table of a folder's cases written beside their label maps
 TIMES_NAME = "segment_times.csv"
+#: a folder run's table of every object: size, predicted IoU and warnings
+OBJECTS_NAME = "segment_objects.csv"
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class CaseOptions:
 @dataclass(frozen=True)
 class CaseResult:
     """One case: where it came from and went, its label volumes (``names``: label ->
-    object name) and seconds; ``error`` set (naming the case) when it failed."""
+    object name), each object's quality signal (:mod:`.quality`) and seconds; ``error``
+    set (naming the case) when it failed."""
 
     case: str
     path: Path
@@ -87,6 +91,7 @@ class CaseResult:
     names: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
     error: MedSAMError | None = None
+    qualities: tuple[ObjectQuality, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -228,8 +233,9 @@ def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: Ca
 
     start = time.perf_counter()
     case, output = prepared.case, prepared.output
+    qualities: list[ObjectQuality] = []
     labels = segment(prepared.image, case.geometry, prepared.prompts, segmenter, mode=options.mode,
-                     margin=options.margin, progress=progress)
+                     margin=options.margin, progress=progress, qualities=qualities)
     overlay = overlay_path(output) if options.overlay else None
     with committed_together(options.overwrite):   # the label map and its overlay, or neither
         write_labels(labels, output, case.geometry, overwrite=options.overwrite,
@@ -243,7 +249,8 @@ def segment_prepared(prepared: PreparedCase, segmenter: Segmenter2D, options: Ca
                                   overwrite=options.overwrite)
     volumes = label_volumes(labels, case.geometry.spacing, case.geometry.spacing_known)
     return CaseResult(case.name, case.path, output, overlay, tuple(volumes),
-                      {p.label: p.name for p in prepared.prompts}, time.perf_counter() - start)
+                      {p.label: p.name for p in prepared.prompts}, time.perf_counter() - start,
+                      qualities=tuple(qualities))
 
 
 def segment_file(path: str | os.PathLike, segmenter: Segmenter2D, output: str | os.PathLike | None = None,
@@ -281,6 +288,7 @@ def plan_folder(folder: str | os.PathLike, output_dir: str | os.PathLike | None 
     outputs = [output_path_for(c, out_dir) for c in cases]
     check_output_clashes(cases, outputs)
     check_writable_output(out_dir / TIMES_NAME, overwrite)
+    check_writable_output(out_dir / OBJECTS_NAME, overwrite)
     unknown = prompts_file.unknown_cases([case_name(c) for c in cases]) if prompts_file else []
     if unknown:
         raise InputError(f"{prompts_file.path if prompts_file else ''}: case(s) not in {folder}: "
@@ -359,6 +367,19 @@ def _run_jobs(jobs: list[tuple[Path, Path]], segmenter_for: Callable[[str | torc
     return [result for _, result in sorted((item for part in everyone for item in part), key=lambda i: i[0])]
 
 
+def _object_rows(results: Sequence[CaseResult]) -> list[tuple]:
+    rows = []
+    for r in results:
+        sizes = {v.label: v for v in r.volumes}
+        for q in r.qualities:
+            size = sizes.get(q.label)
+            rows.append((r.case, q.label, r.names.get(q.label, ""), size.voxels if size else 0,
+                         round(size.volume, 4) if size else 0.0, size.unit if size else "", q.slices,
+                         "" if q.predicted_iou is None else round(q.predicted_iou, 4),
+                         "" if q.key_iou is None else round(q.key_iou, 4), " | ".join(q.warnings)))
+    return rows
+
+
 def _write_times(results: Sequence[CaseResult], out_dir: Path, options: CaseOptions,
                  on_failures: Callable[[Sequence[CaseResult]], None] | None) -> None:
     from ..fileutil import committed_together, write_csv
@@ -370,3 +391,5 @@ def _write_times(results: Sequence[CaseResult], out_dir: Path, options: CaseOpti
         write_csv(out_dir / TIMES_NAME, ["case", "status", "seconds", "error"],
                   [(r.case, "ok" if r.ok else "failed", round(r.seconds, 3), r.error.render() if r.error else "")
                    for r in results])
+        write_csv(out_dir / OBJECTS_NAME, ["case", "label", "name", "voxels", "volume", "unit", "slices",
+                                           "predicted_iou", "key_iou", "warnings"], _object_rows(results))

@@ -34,7 +34,7 @@ walk, the neighbouring slice's) as its dense prompt, and no mask edits are made
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -181,7 +181,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
                  z_range: tuple[int, int] | None = None, margin: float | None = None, mode: str = "propagate",
                  min_pixels: int | None = None, cache_key: Hashable | None = None, progress: bool = False,
                  points: Sequence = (), point_labels: Sequence = (), label: int | None = None,
-                 config: WalkConfig = DEFAULT_WALK) -> np.ndarray:
+                 config: WalkConfig = DEFAULT_WALK, on_slice: Callable[[int], None] | None = None) -> np.ndarray:
     """Segment one object in a volume from a box.
 
     Args:
@@ -204,6 +204,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
             background), applied after the box (:meth:`VolumeObject.add_click`). ``label``
             names the object in errors.
         config: the walk's settings (:class:`WalkConfig`).
+        on_slice: called with each slice's index before it is segmented.
     Returns:
         bool mask ``(z, y, x)`` with the volume's spatial shape.
     """
@@ -215,8 +216,14 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
     has_range = z_range is not None or np.asarray(box).size == 6
     box2d, key, lo, hi = _resolve_range(box, key_slice, z_range, depth, mode)
     bar = _progress(progress, hi - lo + 1)
-    run = _Counting(SliceRunner(volume, segmenter, cache_key, label, config.model_clicks, config.edit_model_clicks),
-                    bar)
+
+    def tick(z: int) -> None:
+        bar.update(1)
+        if on_slice is not None:
+            on_slice(z)
+
+    run = SliceRunner(volume, segmenter, cache_key, label, config.model_clicks, config.edit_model_clicks,
+                      on_slice=tick)
     clicks = [Click(float(x), float(y), key, bool(v)) for (x, y), v in zip(points, point_labels)]
     try:
         if mode == "plain":
@@ -255,26 +262,6 @@ def _resolve_range(box: Sequence[float], key_slice: int | None, z_range: tuple[i
     if not 0 <= lo <= key <= hi < depth:
         raise ValueError(f"need 0 <= z0 <= key slice <= z1 < {depth}, got {lo}, {key}, {hi}")
     return box2d, key, lo, hi
-
-
-class _Counting:
-    """A :class:`SliceRunner` that ticks a progress bar."""
-
-    def __init__(self, run: Runner, bar: Any):
-        self.run, self.bar = run, bar
-
-    @property
-    def depth(self) -> int:
-        return self.run.depth
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.run.shape
-
-    def __call__(self, z: int, box: Sequence[float], clicks: SliceClicks | None = None,
-                 prior: np.ndarray | None = None) -> np.ndarray:
-        self.bar.update(1)
-        return self.run(z, box, clicks, prior)
 
 
 def _progress(enabled: bool, total: int) -> Any:

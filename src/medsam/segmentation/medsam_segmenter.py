@@ -42,6 +42,11 @@ class MedSAMSegmenter:
             slice embeddings on disk across processes (None: memory only). Only slices
             named by their contents (:func:`~medsam.segmentation.segmenter.content_key`
             keys, tuples starting with the shape) go to disk.
+
+    Attributes:
+        last_scores: the model's predicted IoU of each mask of the last call that made
+            masks (``(N,)``; one per box of :meth:`segment`), the quality signal of
+            :mod:`medsam.segmentation.quality`.
     """
 
     def __init__(self, model: Any, transform: Any = None, device: Any = None, cache_slices: int = 64,
@@ -58,6 +63,7 @@ class MedSAMSegmenter:
         self.store = store
         self._namespace: str | None = None
         self._current = None
+        self.last_scores: np.ndarray | None = None
 
     @property
     def encoder_calls(self) -> int:
@@ -91,7 +97,8 @@ class MedSAMSegmenter:
         """Boxes ``(N, 4)`` XYXY pixels -> masks ``(N, H, W)`` bool (one decoder batch)."""
         if self._current is None:
             raise ValueError("call set_slice() before segment()")
-        masks, _, _ = self._current.predict(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4))
+        masks, scores, _ = self._current.predict(boxes=np.asarray(boxes, dtype=float).reshape(-1, 4))
+        self.last_scores = np.asarray(scores, dtype=float).reshape(len(masks), -1)[:, 0]
         return masks
 
     def segment_scored(self, box: np.ndarray, points: np.ndarray | None = None,
@@ -108,6 +115,7 @@ class MedSAMSegmenter:
             points=np.asarray(points, dtype=float).reshape(1, -1, 2) if has_points else None,
             point_labels=np.asarray(point_labels).reshape(1, -1) if has_points else None,
             mask_input=None if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256))
+        self.last_scores = np.asarray([float(scores[0])])
         return masks[0], float(scores[0]), logits[0, 0]
 
     @property
@@ -144,9 +152,10 @@ class MedSAMSegmenter:
             for k in range(1, len(points) + 1):
                 mask = self.segment_prompted(box, points[:k], point_labels[:k], mask)
             return mask
-        masks, _, _ = self._current.predict(boxes=np.asarray(box, dtype=float).reshape(1, 4),
-                                            points=np.asarray(points, dtype=float).reshape(1, -1, 2),
-                                            point_labels=np.asarray(point_labels).reshape(1, -1))
+        masks, scores, _ = self._current.predict(boxes=np.asarray(box, dtype=float).reshape(1, 4),
+                                                 points=np.asarray(points, dtype=float).reshape(1, -1, 2),
+                                                 point_labels=np.asarray(point_labels).reshape(1, -1))
+        self.last_scores = np.asarray(scores, dtype=float).reshape(-1)[:1]
         return masks[0]
 
 

@@ -17,6 +17,7 @@ from ..io.geometry import Geometry
 from .interaction import VolumeObject, prompt_clicks, propagate_3d, replay
 from .prompts import BoxPrompt, ResolvedPrompt, check_unique_labels, resolve_prompt
 from .propagation import CONTENT, MODES, SliceRunner, walk_config
+from .quality import object_quality
 from .segmenter import as_segmenter, content_key
 
 
@@ -55,7 +56,8 @@ def compose_labels(shape: Sequence[int], masks: Sequence[tuple[int, np.ndarray]]
 
 def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt], segmenter: Any,
             mode: str = "propagate", margin: float | None = None, min_pixels: int | None = None,
-            cache_key: Hashable | None = None, progress: bool = False) -> np.ndarray:
+            cache_key: Hashable | None = None, progress: bool = False,
+            qualities: list | None = None) -> np.ndarray:
     """Segment every prompted object and return one label map.
 
     Args:
@@ -73,7 +75,12 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
             default): each slice is keyed by its contents, so a segmenter passed to
             several calls reuses the embeddings of slices it has seen (its cache is
             bounded, least recently used first out).
-        progress: a progress bar over objects (:func:`medsam.progress.progress_bar`).
+        progress: a progress bar over the slices of a volume's objects
+            (:func:`medsam.progress.progress_bar`; each object counts its slice range, the
+            whole volume without one, and a walk that ends early jumps to its object's end).
+        qualities: a list that gets each object's
+            :class:`~medsam.segmentation.quality.ObjectQuality` (predicted IoU, warnings),
+            in prompt order.
     Returns:
         label map with the image's spatial shape (uint8, or uint16 for labels > 255);
         0 = background; where objects overlap, the later prompt wins.
@@ -96,23 +103,44 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         plain = [i for i, p in enumerate(resolved) if not p.points]  # one batch; clicks one by one
         batch = segmenter.segment(np.array([resolved[i].box2d for i in plain])) if plain else []
         masks = dict(zip(plain, np.asarray(batch, dtype=bool)))
+        batch_scores = getattr(segmenter, "last_scores", None)
+        scores: dict[int, dict[int, float]] = {}
+        if batch_scores is not None and len(batch_scores) == len(plain):
+            scores = {i: {0: float(v)} for i, v in zip(plain, batch_scores)}
         for i, p in enumerate(resolved):
             if i not in masks:
                 run = SliceRunner(image[None], segmenter, (cache_key, "2d") if cache_key is not None
                                   else CONTENT, p.label, config.model_clicks, config.edit_model_clicks)
                 masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p), config)[0]
+                scores[i] = run.scores
+        if qualities is not None:
+            qualities += [object_quality(p.label, masks[i], scores.get(i, {})) for i, p in enumerate(resolved)]
         return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
 
     out = []
-    for p in progress_bar(resolved, desc="objects", unit="object", enabled=progress, leave=False):
+    depth = int(image.shape[0])
+    spans = [(p.z_range[1] - p.z_range[0] + 1) if p.z_range is not None else depth for p in resolved]
+    bar = progress_bar(total=sum(spans), desc="slices", unit="slice", enabled=progress, leave=False)
+    for number, (p, span) in enumerate(zip(resolved, spans), start=1):
+        assert p.key_slice is not None
+        start = bar.n
+        if len(resolved) > 1:
+            bar.set_description(f"object {number}/{len(resolved)}: slices", refresh=False)
         if mode == "plain":
             mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
                                 mode=mode, label=p.label, config=config,
-                                cache_key=CONTENT if cache_key is None else cache_key, progress=progress)
+                                cache_key=CONTENT if cache_key is None else cache_key,
+                                on_slice=lambda _: bar.update())
+            slice_scores: dict[int, float] = {}
         else:
             run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label,
-                              config.model_clicks, config.edit_model_clicks)
-            assert p.key_slice is not None
+                              config.model_clicks, config.edit_model_clicks, on_slice=lambda _: bar.update())
             mask = replay(run, VolumeObject(p.box2d, p.key_slice, p.z_range), prompt_clicks(p), config)
+            slice_scores = run.scores
+        if qualities is not None:
+            qualities.append(object_quality(p.label, mask, slice_scores, p.key_slice, p.z_range,
+                                            range_given=p.z_range is not None))
         out.append((p.label, mask))
+        bar.update(max(0, start + span - bar.n))   # the walk stops where the object ends
+    bar.close()
     return compose_labels(shape, out)

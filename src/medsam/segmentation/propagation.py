@@ -22,7 +22,7 @@ so it can be tested with a simple threshold segmenter.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Hashable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -133,14 +133,20 @@ class SliceRunner:
     background click's part is removed, a foreground click's part is kept."""
 
     def __init__(self, volume: np.ndarray, segmenter: Any, cache_key: Hashable | None = CONTENT,
-                 label: int | None = None, model_clicks: bool = False, edit_model_clicks: bool = True):
+                 label: int | None = None, model_clicks: bool = False, edit_model_clicks: bool = True,
+                 on_slice: Callable[[int], None] | None = None):
         self.volume = np.asarray(volume)
+        #: called with the slice index before each slice is segmented (progress)
+        self.on_slice = on_slice
         self.model_clicks = model_clicks
         self.edit_model_clicks = edit_model_clicks
         self.segmenter: Segmenter2D = as_segmenter(segmenter)
         self.cache_key = cache_key
         self.label = label
         self.calls = 0
+        #: slice -> the model's predicted IoU of the mask it made there last (segmenters
+        #: that give one: ``last_scores``)
+        self.scores: dict[int, float] = {}
         #: the segmenter's model was trained for interaction: clicks and ``prior`` masks go
         #: to it as prompts, and no mask edits are made
         self.interactive = bool(getattr(self.segmenter, "interactive", False))
@@ -166,6 +172,16 @@ class SliceRunner:
         """Mask ``(H, W)`` bool of slice ``z`` from ``box`` ``(x0, y0, x1, y1)`` and its clicks;
         ``prior``: the mask the slice starts from (its current mask, or the neighbouring
         slice's), used by an interactive model only."""
+        if self.on_slice is not None:
+            self.on_slice(z)
+        mask = self._segment(z, box, clicks, prior)
+        scores = getattr(self.segmenter, "last_scores", None)
+        if scores is not None and len(scores) == 1:
+            self.scores[z] = float(scores[0])
+        return mask
+
+    def _segment(self, z: int, box: Sequence[float], clicks: SliceClicks | None,
+                 prior: np.ndarray | None) -> np.ndarray:
         self._set(z)
         self.calls += 1
         clicks = clicks or SliceClicks()

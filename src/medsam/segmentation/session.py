@@ -18,8 +18,8 @@ Where objects overlap, the later-added one wins (:func:`~.pipeline.compose_label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from .interaction import Click, VolumeObject
 from .pipeline import compose_labels
 from .prompts import BoxPrompt
 from .propagation import CONTENT, DEFAULT_WALK, SliceRunner, WalkConfig
+from .quality import ObjectQuality, object_quality
 from .segmenter import as_segmenter
 
 
@@ -46,6 +47,8 @@ class _Entry:
     clicks: tuple[Click, ...]
     mask: np.ndarray
     codes: tuple[Code, Code] | None = None
+    #: slice -> the model's predicted IoU of the mask it made there last
+    scores: Mapping[int, float] = field(default_factory=dict)
 
 
 class InteractiveSession:
@@ -97,10 +100,8 @@ class InteractiveSession:
         return self._volume
 
     def _runner(self, label: int) -> SliceRunner:
-        run = _NotifyingRunner(self._require(), self.segmenter, self.cache_key, label, self.config.model_clicks,
-                               self.config.edit_model_clicks)
-        run.on_slice = self.on_slice
-        return run
+        return SliceRunner(self._require(), self.segmenter, self.cache_key, label, self.config.model_clicks,
+                           self.config.edit_model_clicks, on_slice=self.on_slice)
 
     # ------------------------------------------------------------------ objects
 
@@ -146,12 +147,16 @@ class InteractiveSession:
         assert self.geometry is not None
         r = resolve_prompt(prompt, self.shape, self.geometry)
         obj = VolumeObject(r.box2d, r.key_slice or 0, r.z_range)
-        mask = obj.segment_box(self._runner(label), self.config)
+        run = self._runner(label)
+        mask = obj.segment_box(run, self.config)
+        scores = dict(run.scores)
         entry = _Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask, codes)
         for click in clicks:
             self._check_click(entry, volume, click)
-            mask = obj.add_click(self._runner(label), click, self.config)
-        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
+            run = self._runner(label)
+            mask = obj.add_click(run, click, self.config)
+            scores.update(run.scores)
+        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask, scores=scores))
         return self._view(mask)
 
     def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
@@ -179,8 +184,9 @@ class InteractiveSession:
         click = Click(float(x), float(y), int(z), bool(foreground))
         self._check_click(entry, volume, click)
         obj = VolumeObject(entry.box, entry.key_slice, entry.z_range, list(entry.clicks), entry.mask)
-        mask = obj.add_click(self._runner(label), click, self.config)
-        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask))
+        run = self._runner(label)
+        mask = obj.add_click(run, click, self.config)
+        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask, scores={**entry.scores, **run.scores}))
         return self._view(mask)
 
     def rename(self, label: int, name: str, codes: tuple[Code, Code] | None = None) -> None:
@@ -246,19 +252,22 @@ class InteractiveSession:
                                      point_labels=tuple(int(c.foreground) for c in e.clicks), codes=e.codes))
         return out
 
+    def quality(self, label: int) -> ObjectQuality:
+        """Object ``label``'s quality signal (:mod:`.quality`): the model's predicted IoU over
+        its slices, and warnings where it is probably wrong."""
+        e = self._find(label)
+        return object_quality(e.label, self._view(e.mask), e.scores, e.key_slice, e.z_range,
+                              range_given=e.z_range is not None)
+
     def objects(self) -> list[dict[str, Any]]:
-        """Each object's label, name, key slice, slice range and clicks (plain data)."""
-        return [{"label": e.label, "name": e.name, "box": list(e.box),
-                 "key_slice": e.key_slice if self._is_3d else None,
-                 "z_range": list(e.z_range) if e.z_range else None,
-                 "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks]}
-                for e in self._objects]
-
-
-class _NotifyingRunner(SliceRunner):
-    on_slice: Callable[[int], None] | None = None
-
-    def __call__(self, z: int, box: Any, clicks: Any = None, prior: np.ndarray | None = None) -> np.ndarray:
-        if self.on_slice is not None:
-            self.on_slice(z)
-        return super().__call__(z, box, clicks, prior)
+        """Each object's label, name, key slice, slice range, clicks, and quality signal
+        (``predicted_iou``, ``warnings``) as plain data."""
+        out = []
+        for e in self._objects:
+            quality = self.quality(e.label).as_dict()
+            out.append({"label": e.label, "name": e.name, "box": list(e.box),
+                        "key_slice": e.key_slice if self._is_3d else None,
+                        "z_range": list(e.z_range) if e.z_range else None,
+                        "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks],
+                        "predicted_iou": quality["predicted_iou"], "warnings": quality["warnings"]})
+        return out

@@ -12,7 +12,9 @@ API (all JSON; errors are ``{"detail": "..."}`` with a 4xx status, never a 500 f
 ``POST /api/sessions/{id}/segment``
     ``{"box": [x0, y0, x1, y1] | [x0, y0, z0, x1, y1, z1], "slice": k, "z_range": [first, last],
     "label": n, "name": "", "points": [[x, y] | [x, y, z], ...], "point_labels": [1, 0, ...],
-    "propagate": true}`` -> the objects with their voxel counts and volumes.
+    "propagate": true}`` -> the objects with their voxel counts, volumes, the model's predicted
+    IoU and warnings; ``?wait=false``: 202 at once, the work goes on in the background
+    (``GET`` the session: ``progress`` with slices done and the time left, then ``job``).
 ``POST /api/sessions/{id}/objects/{label}/clicks``
     ``{"x": .., "y": .., "z": k, "foreground": true}``: a click on any slice.
 ``POST /api/sessions/{id}/undo``, ``DELETE /api/sessions/{id}/objects/{label}``
@@ -33,6 +35,7 @@ it (``Authorization: Bearer ...``, or ``?token=`` for the viewer's downloads).
 import contextlib
 import hmac
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -185,7 +188,7 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
     """The REST API (see the module docstring)."""
     import fastapi
     from fastapi import File, Form, Query, UploadFile
-    from fastapi.responses import FileResponse
+    from fastapi.responses import FileResponse, JSONResponse
     from pydantic import BaseModel, Field
 
     class SegmentRequest(BaseModel):
@@ -274,12 +277,40 @@ def _api_routes(app: Any, store: SessionStore, limits: ServerLimits, model_name:
         return FileResponse(s.viewer_path, media_type="application/gzip", filename="image.nii.gz")
 
     @app.post("/api/sessions/{sid}/segment")
-    def segment(sid: str, request: SegmentRequest) -> dict[str, Any]:
+    def segment(sid: str, request: SegmentRequest,
+                wait: bool = Query(True, description="false: answer 202 at once and segment in the background; "
+                                                     "GET the session for its progress and, once it is no "
+                                                     "longer busy, its objects and the job's outcome")) -> Any:
         s = session(sid)
-        with s.lock:
-            result = s.set_prompt(prompt_from_request(request.model_dump(), s))
-            _within_memory(s)
-        return result
+        if wait:
+            with s.lock:
+                result = s.set_prompt(prompt_from_request(request.model_dump(), s))
+                _within_memory(s)
+            return result
+        if not s.lock.acquire(blocking=False):
+            raise SessionError("this session is still working on another change; try again when it is done", 409)
+        try:
+            prompt = prompt_from_request(request.model_dump(), s)   # a bad request is answered now
+        except BaseException:
+            s.lock.release()
+            raise
+        s.job = {"state": "running", "label": prompt.label}
+
+        def job() -> None:
+            try:
+                s.set_prompt(prompt)
+                _within_memory(s)
+                s.job = {"state": "done", "label": prompt.label}
+            except MedSAMError as exc:
+                s.job = {"state": "failed", "label": prompt.label,
+                         "detail": public_message(exc.render(WEB_HINTS), store.root)}
+            except Exception as exc:   # reported to the client, never lost in a thread
+                s.job = {"state": "failed", "label": prompt.label, "detail": f"internal error: {type(exc).__name__}"}
+            finally:
+                s.lock.release()
+
+        threading.Thread(target=job, daemon=True, name=f"segment-{sid}").start()
+        return JSONResponse(s.info(), status_code=202)
 
     @app.post("/api/sessions/{sid}/objects/{label}/clicks")
     def click(sid: str, label: int, request: ClickRequest) -> dict[str, Any]:

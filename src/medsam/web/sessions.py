@@ -71,6 +71,9 @@ class Session:
     viewer_path: Path | None = None
     last_used: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] = field(default_factory=lambda: {"busy": False})
+    #: the last background segment (``?wait=false``): state running / done / failed, its label
+    #: and, when it failed, why
+    job: dict[str, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _objects: list[dict[str, Any]] = field(default_factory=list)
 
@@ -140,7 +143,9 @@ class Session:
         clicks = [(p, v) for p, v in zip(r.points, r.point_labels)]
         same_box = old_r is not None and (old_r.box2d, old_r.key_slice, old_r.z_range) == (r.box2d, r.key_slice,
                                                                                           r.z_range)
-        with self._busy():
+        depth = case.image.shape[0] if case.geometry.ndim == 3 else 1
+        span = (r.z_range[1] - r.z_range[0] + 1) if r.z_range is not None else depth
+        with self._busy(total=span):
             extends = old_r is not None and list(zip(old_r.points, old_r.point_labels)) == clicks[:len(old_r.points)]
             if old is not None and old_r is not None and same_box and extends:
                 if (prompt.name, prompt.codes) != (old.name, old.codes):
@@ -183,8 +188,10 @@ class Session:
         return self.info()
 
     @contextmanager
-    def _busy(self) -> Iterator[None]:
-        self.progress = {"busy": True, "slices": 0, "embeddings": 0,
+    def _busy(self, total: int | None = None) -> Iterator[None]:
+        """Progress while segmenting: slices done of about ``total`` (a new object's slice
+        range, the whole volume without one), from which :meth:`info` estimates the time left."""
+        self.progress = {"busy": True, "slices": 0, "embeddings": 0, "total": total,
                          "_encoder_calls0": self.segmenter.encoder_calls, "started": time.monotonic()}
         try:
             yield
@@ -199,8 +206,9 @@ class Session:
     # ------------------------------------------------------------------ results
 
     def objects(self) -> list[dict[str, Any]]:
-        """Each object: label, name, prompt, and the size of what is visible of it in the
-        label map (voxels and mL, or pixels and mm2), with its slice range on volumes
+        """Each object: label, name, prompt, the size of what is visible of it in the label map
+        (voxels and mL, or pixels and mm2), the model's predicted IoU and the warnings of
+        :mod:`medsam.segmentation.quality`, with its slice range on volumes
         (computed from the label map; :meth:`info` gives the copy made after the last change)."""
         from ..metrics import label_volumes
 
@@ -210,9 +218,11 @@ class Session:
         out = []
         for p in self.interactive.prompts():
             m = sizes.get(p.label)
+            quality = self.interactive.quality(p.label).as_dict()
             item: dict[str, Any] = {"label": p.label, "name": p.name, "prompt": p.to_json(),
                                     "voxels": m.voxels if m else 0, "volume": m.volume if m else 0.0,
-                                    "unit": m.unit if m else _unit(case)}
+                                    "unit": m.unit if m else _unit(case),
+                                    "predicted_iou": quality["predicted_iou"], "warnings": quality["warnings"]}
             if case.geometry.ndim == 3:
                 zs = np.nonzero((self.labels == p.label).any(axis=(1, 2)))[0]
                 item["slices"] = [int(zs[0]), int(zs[-1])] if zs.size else None
@@ -256,7 +266,12 @@ class Session:
         progress = {k: v for k, v in self.progress.items() if not k.startswith("_")}
         if "started" in progress:
             progress["seconds"] = round(time.monotonic() - progress.pop("started"), 1)
+            done, total = progress.get("slices", 0), progress.get("total")
+            if total and done:   # the walk may stop before the range ends: an upper estimate
+                progress["seconds_left"] = round(max(total - done, 0) * progress["seconds"] / done, 1)
         out: dict[str, Any] = {"id": self.id, "progress": progress}
+        if self.job is not None:
+            out["job"] = dict(self.job)
         case = self.case
         if case is None:
             return out

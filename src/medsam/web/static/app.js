@@ -54,7 +54,9 @@ async function work(what, fn) {
     if (!state.session) return;
     const p = (await api(`/api/sessions/${state.session}`).catch(() => ({}))).progress || {};
     // an answer that arrives after the work ended must not overwrite its final status
-    if (p.busy && running) status(`${what}: ${p.slices} slice(s), ${p.embeddings} new embedding(s), ${p.seconds} s`, "busy");
+    const of = p.total ? ` of up to ${p.total}` : "";
+    const left = p.seconds_left != null ? `, up to about ${p.seconds_left.toFixed(0)} s left` : "";
+    if (p.busy && running) status(`${what}: ${p.slices}${of} slice(s), ${p.embeddings} new embedding(s), ${p.seconds} s${left}`, "busy");
   }, 400);
   try {
     await fn();
@@ -219,7 +221,10 @@ function renderObjects() {
     const range = zRange(o);
     const where = is3D() ? (o.slices ? `, slices ${o.slices[0]}-${o.slices[1]}` : "") + `, key slice ${keySlice(o)}`
       + (range ? `, range ${range[0]}-${range[1]}` : "") : "";
-    const size = Object.assign(document.createElement("span"), { className: "size", textContent: sizeText(o) + where });
+    const iou = o.predicted_iou == null ? "" : `, predicted IoU ${o.predicted_iou.toFixed(2)}`;
+    const size = Object.assign(document.createElement("span"), { className: "size", textContent: sizeText(o) + where + iou });
+    const warnings = (o.warnings || []).map((text) =>
+      Object.assign(document.createElement("span"), { className: "warning", textContent: `Probably wrong: ${text}` }));
     const buttons = document.createElement("div");
     if (is3D()) buttons.append(button("Propagate", () => segment(requestFor(o, { z_range: null }), "propagating")),
                                button("First slice here", () => setRangeEnd(o, 0)),
@@ -227,7 +232,7 @@ function renderObjects() {
                                button("Go to key slice", () => goToSlice(keySlice(o))));
     buttons.append(button("Delete", () => work("deleting", async () =>
       show(await api(`/api/sessions/${state.session}/objects/${o.label}`, { method: "DELETE" })))));
-    li.append(swatch, name, size, buttons);
+    li.append(swatch, name, size, ...warnings, buttons);
     li.addEventListener("click", (e) => { if (e.target === li || e.target === size) { state.selected = o.label; renderObjects(); } });
     list.append(li);
   }
