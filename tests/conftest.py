@@ -165,17 +165,10 @@ def lite_interactive_model(lite_medsam_checkpoint):
 def pacs_ct_series(tmp_path_factory, shared_data):
     """The real CT series of ``totalseg/example_ct_dicom`` as a PACS exports it: the shared
     copy is anonymised, with its study, series and SOP instance UIDs emptied; here they are
-    filled in (the SOP instance and class from each file's own meta header), pixel data
-    untouched."""
-    import pydicom
+    filled in by ``examples/fill_dicom_uids.py`` (the SOP instance and class from each
+    file's own meta header), pixel data untouched."""
+    import runpy
 
-    folder = tmp_path_factory.mktemp("pacs") / "ct"
-    folder.mkdir()
-    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
-    for f in sorted((shared_data / "totalseg/example_ct_dicom").iterdir()):
-        ds = pydicom.dcmread(f)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        meta = ds.file_meta
-        ds.SOPInstanceUID, ds.SOPClassUID = meta.MediaStorageSOPInstanceUID, meta.MediaStorageSOPClassUID
-        ds.save_as(folder / f.name)
+    fill_uids = runpy.run_path(str(ROOT / "examples/fill_dicom_uids.py"))["fill_uids"]   # what the README shows
+    folder = fill_uids(shared_data / "totalseg/example_ct_dicom", tmp_path_factory.mktemp("pacs") / "ct")
     return folder

@@ -165,6 +165,33 @@ def test_ct_kidney_3d_box_with_montage_overlay(same_place, cli, shared_data, tmp
     assert montage.ndim == 3 and montage.shape[-1] == 3 and montage.shape[0] >= 4 * 101
 
 
+def test_readme_kidney_from_its_key_slice_and_slice_range(cli, shared_data, tmp_path):
+    """The README's 3D example, line for line: the figures it prints, and its DSC."""
+    out = tmp_path / "kidney_right.nii.gz"
+    r = cli("segment", shared_data / CT, "--box", "70,29,90,48", "--slice", "8", "--slices", "0,18",
+            "--modality", "ct", "--window", "abdomen", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "label 1: 3025 voxels, 81.675 mL, predicted IoU 0.86" in r.stdout and "warning" not in r.stderr
+    assert round(dice(io.read(out)[0] == 1, io.read(shared_data / CT_SEG)[0] == 2), 2) == 0.84
+    r = cli("segment", shared_data / CT, "--box", "70,29,90,48", "--slices", "0,18", "-o", tmp_path / "x.nii.gz")
+    assert r.returncode == 2 and "--slices goes with a 2D --box on its key --slice" in r.stderr
+
+
+def test_readme_dicom_seg_example_box_holds_the_liver(cli, pacs_ct_series, shared_data, tmp_path):
+    """The README's DICOM SEG example on the series with UIDs filled in
+    (``examples/fill_dicom_uids.py``), on its key slice alone (the README's run covers all 20
+    slices): the box finds the liver, and the SEG is written."""
+    out = tmp_path / "liver.dcm"
+    r = cli("segment", pacs_ct_series, "--box", "107,199,278,374", "--slice", "16", "--slices", "16,16",
+            "--modality", "ct", "--window", "abdomen", "-o", out)
+    assert r.returncode == 0, r.stderr
+    seg, geometry = io.read(out)
+    labels, nifti = io.read(shared_data / "totalseg/example_seg_dicom.nii.gz")
+    order, flipped = nifti.axes_onto(labels.shape, geometry, seg.shape)
+    liver = np.flip(np.transpose(labels, order), flipped) == 5
+    assert dice(seg[16] > 0, liver[16]) > 0.95 and not seg[:16].any()
+
+
 def test_readme_python_api_gives_the_cli_mask(cli, shared_data, tmp_path, lite_medsam_model):
     """The README's Python example (prepare the intensities, then the predictor) gives
     exactly the mask `medsam segment` writes for the same box."""

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(labels 1, 2, ...)")
     parser.add_argument("--slice", type=int, metavar="K",
                         help="key slice (0-based) for 2D boxes on a volume")
+    parser.add_argument("--slices", type=_slice_range, metavar="FIRST,LAST",
+                        help="the object's first and last slice (inclusive) for a 2D box on its --slice: "
+                             "the propagation stays within them")
     parser.add_argument("--prompts", metavar="FILE",
                         help="prompts file: JSON (boxes with labels, names, slices, refinement "
                              "points; the same for every case, or per case under \"cases\"; the web "
@@ -111,6 +114,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("give either --box or --prompts, not both")
     if args.slice is not None and not args.box:
         raise InputError("--slice applies to --box (a prompts file gives \"slice\" per entry)")
+    if args.slices is not None and args.slice is None:
+        raise InputError("--slices goes with a 2D --box on its key --slice (a prompts file gives \"z_range\")")
     if args.world and not args.box:
         raise InputError("--world applies to --box (a prompts file gives \"world\" per entry)")
     if args.box_from and not args.box:
@@ -131,8 +136,16 @@ def _boxes(args: argparse.Namespace) -> list[BoxPrompt]:
         reference = read(args.box_from)[1]
         return [BoxPrompt(tuple(reference_box_to_world(parse_box_text(text), reference, f"--box {text}")),
                           label=i + 1, world=True, frame="LPS") for i, text in enumerate(args.box)]
-    return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice, world=bool(args.world),
-                      frame=args.world or "LPS") for i, text in enumerate(args.box or ())]
+    return [BoxPrompt(parse_box_text(text), label=i + 1, slice=args.slice, z_range=args.slices,
+                      world=bool(args.world), frame=args.world or "LPS") for i, text in enumerate(args.box or ())]
+
+
+def _slice_range(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the first and last slice as FIRST,LAST") from None
+    return first, last
 
 
 def _options(args: argparse.Namespace) -> CaseOptions:
