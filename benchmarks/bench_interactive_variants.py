@@ -3,11 +3,14 @@ weights on the objects of ``examples/datasets/interactive_3d.json``:
 
 1. clicks given to the model as SAM point prompts, against clicks that only move the box
    and edit the mask (the default), over the challenge's protocol (box + 5 clicks);
-2. SAM's dense prompt (the previous slice's low-res logits) in the box step's walk.
+2. clicks that correct in their own direction only (``monotone_clicks``, the default since
+   issue 34), against clicks whose carried change may replace other slices' masks;
+3. SAM's dense prompt (the previous slice's low-res logits) in the box step's walk.
 
-    python benchmarks/bench_interactive_variants.py [--description D.json]
+    python benchmarks/bench_interactive_variants.py [--description D.json] [--clicks-only]
 
-Prints the median DSC over objects at each step per variant (n objects).
+Prints the median DSC over objects at each step per variant (n objects), the worst final
+DSC, and how many objects lost DSC to some click.
 """
 
 from __future__ import annotations
@@ -59,14 +62,23 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--description", default=str(ROOT / "examples/datasets/interactive_3d.json"))
+    parser.add_argument("--clicks-only", action="store_true", help="skip the dense-prompt comparison")
     args = parser.parse_args(argv)
     description = load_description(args.description)
     seg = MedSAMSegmenter(load_model(), cache_slices=4096)
     for name, config in (("clicks move the box and edit the mask (default)", DEFAULT_WALK),
-                         ("clicks as SAM point prompts", replace(DEFAULT_WALK, model_clicks=True))):
+                         ("clicks as SAM point prompts", replace(DEFAULT_WALK, model_clicks=True)),
+                         ("a carried click may replace other slices' masks (before issue 34)",
+                          replace(DEFAULT_WALK, monotone_clicks=False))):
         objects = ia.object_summary(ia.run_description(description, ia.SessionDriver(seg, config)))
         medians = ia._step_medians(objects)
-        print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)} (n = {len(objects)} objects)")
+        steps = [o["dsc"] for o in objects]
+        lowered = sum(any(b < a - 1e-9 for a, b in zip(d, d[1:])) for d in steps)
+        print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)}; worst final "
+              f"{100 * min(d[-1] for d in steps):.1f}; {lowered} objects lost DSC to a click (n = {len(objects)} "
+              f"objects)", flush=True)
+    if args.clicks_only:
+        return 0
     scores: dict[bool, list[float]] = {False: [], True: []}
     for spec in description.datasets:
         for files in find_dataset_cases(spec):

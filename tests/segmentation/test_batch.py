@@ -12,7 +12,7 @@ from medsam import io
 from medsam.errors import InputError
 from medsam.metrics import dice
 from medsam.segmentation import BoxPrompt, make_segmenter, mask_to_box
-from medsam.segmentation.batch import TIMES_NAME, CaseOptions, segment_file, segment_folder
+from medsam.segmentation.batch import OBJECTS_NAME, TIMES_NAME, CaseOptions, segment_file, segment_folder
 
 JSRT = "jsrt_scr_cxr"
 
@@ -74,7 +74,8 @@ def test_a_folder_goes_on_past_a_broken_case(segmenter, shared_data, tmp_path):
     assert [c.case for c in done.cases] == ["JPCLN001", "JPCLN002", "broken"] == [c.case for c in seen]
     assert [c.case for c in done.failed] == ["broken"] == [c.case for c in failures]
     assert str(cases / "broken.png") in str(done.failed[0].error)
-    assert sorted(p.name for p in done.output_dir.iterdir()) == ["JPCLN001.png", "JPCLN002.png", TIMES_NAME]
+    assert sorted(p.name for p in done.output_dir.iterdir()) == ["JPCLN001.png", "JPCLN002.png", OBJECTS_NAME,
+                                                                   TIMES_NAME]
     with open(done.times, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["case"], r["status"]) for r in rows] == [("JPCLN001", "ok"), ("JPCLN002", "ok"), ("broken", "failed")]

@@ -162,3 +162,19 @@ def test_the_page_draws_labels_in_the_export_colours_and_says_how_to_start(page)
     for label in range(1, 2 * len(io.LABEL_COLOURS) + 2):
         assert page.evaluate(f"window.medsamApp.colour({label})") == "rgb({}, {}, {})".format(*io.label_colour(label))
     assert "choose a file" in page.evaluate("window.medsamApp.nv.opts.loadingText")
+
+
+def test_a_box_on_another_structure_is_shown_as_probably_wrong(page, shared_data, tmp_path):
+    """The stomach box of issue 34 on its key slice: the model takes another structure, and
+    the object list says so beside the object, with the model's predicted IoU."""
+    open_image(page, shared_data / CT, modality="ct", window="abdomen")
+    page.evaluate("window.medsamApp.goToSlice(14)")
+    page.wait_for_function("document.getElementById('location').textContent.startsWith('slice 14 ')")
+    drag_box(page, [33, 45, 66, 81], z=14)
+    wait_status(page, "segmenting")
+    text = page.text_content("#objects")
+    assert "predicted IoU 0." in text
+    assert "Probably wrong: the model's predicted IoU is low" in text
+    warning = page.locator("#objects .warning").first
+    assert warning.is_visible()
+    page.screenshot(path=str(tmp_path / "warning.png"))

@@ -16,6 +16,9 @@ CVPR 2025 challenge runs each step as a new process) gives the same mask:
      clicks. A background click's connected part is removed, a foreground click's kept;
    * the change is carried to the neighbouring slices, each segmented from the new mask
      next to it, until a slice no longer changes (Dice >= ``unchanged_dice``);
+   * a click corrects in its own direction only (``monotone_clicks``): after a foreground
+     click no slice, the clicked one included, loses pixels it had; after a background
+     click none gains any;
    * slices the user clicked on are always segmented with their clicks;
    * a background click that leaves its slice empty, or with less than half of its mask
      (:data:`VANISHED`), ends the object there: that slice and the ones beyond it (away
@@ -47,6 +50,7 @@ from .propagation import (
     SliceRunner,
     WalkConfig,
     bounded,
+    monotone,
     propagate_from_key,
     walk,
     walk_config,
@@ -115,7 +119,8 @@ class VolumeObject:
         clicks = self.slice_clicks()
         box = self._slice_box(out, z, config.margin)
         before = int(out[z].sum())
-        out[z] = run(z, box, clicks[z], self._slice_prior(out, z))
+        new = run(z, box, clicks[z], self._slice_prior(out, z))
+        out[z] = monotone(new, out[z], click.foreground) if config.monotone_clicks and before else new
         if not out[z].any() or (not click.foreground and out[z].sum() < VANISHED * before):
             # the object does not reach this slice: clear it and what lies beyond
             if z > self.key_slice:
@@ -129,7 +134,7 @@ class VolumeObject:
                 # beyond the old mask no slice is unchanged, so the walk goes on while the
                 # object is there
                 walk(run, out, z, step, end, config, clicks, carry=True,
-                     anchors={self.key_slice: self.box})
+                     anchors={self.key_slice: self.box}, grow=click.foreground)
         self.mask = out
         return out
 

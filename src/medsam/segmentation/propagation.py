@@ -59,6 +59,11 @@ class WalkConfig:
         neighbour_prompt: with a model trained for interaction, give each slice of the walk
             its neighbour's mask as the dense prompt (else the walk uses boxes alone, and
             only a clicked slice gets its own mask with its clicks).
+        monotone_clicks: a click corrects in its own direction only: after a foreground
+            click no slice loses pixels it had (the new mask is joined with the old), after
+            a background click no slice gains any (the new mask is cut to the old), so a
+            click cannot undo the correct parts of other slices (it did on a RECIST lesion:
+            a foreground click on an end slice shrank the two slices next to it).
     """
 
     margin: float = 3.0
@@ -71,6 +76,7 @@ class WalkConfig:
     model_clicks: bool = False
     edit_model_clicks: bool = True
     neighbour_prompt: bool = True
+    monotone_clicks: bool = True
 
 
 #: the propagation of a user's box (``medsam segment``, the web app, the interactive session)
@@ -264,7 +270,7 @@ def object_present(mask: np.ndarray, previous: np.ndarray, config: WalkConfig) -
 
 def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: WalkConfig,
          clicks: Mapping[int, SliceClicks] | None = None, carry: bool = False,
-         anchors: Mapping[int, Sequence[float]] | None = None) -> int:
+         anchors: Mapping[int, Sequence[float]] | None = None, grow: bool | None = None) -> int:
     """Walk with ``run`` (a :class:`SliceRunner`) from slice ``start`` (whose mask in ``out``
     is the seed) towards ``end`` (inclusive) one ``step`` (+1 / -1) at a time, writing each
     slice's mask into ``out``.
@@ -277,7 +283,9 @@ def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: Wal
     extends the object as a new one would).
     Slices with clicks are segmented with them, and a foreground click keeps the walk going.
     ``anchors`` maps slices to the box they are always segmented with (the key slice and
-    the user's box), instead of the box of the mask next to them.
+    the user's box), instead of the box of the mask next to them. ``grow`` (a carried
+    click's direction, with ``config.monotone_clicks``): True joins each new mask with the
+    slice's old one, False cuts it to the old one (:func:`monotone`).
 
     Returns:
         the last slice written with a non-empty mask.
@@ -294,6 +302,8 @@ def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: Wal
         mask = run(z, box, here, prev if config.neighbour_prompt else None)
         if config.connected:
             mask = touching(mask, prev, here)
+        if carry and grow is not None and config.monotone_clicks:
+            mask = monotone(mask, out[z], grow)
         forced = here is not None and bool(here.foreground)
         if not forced and not object_present(mask, prev, config):
             if carry and out[z].any():  # a carried change that does not fit: keep the old mask
@@ -310,6 +320,15 @@ def walk(run: Any, out: np.ndarray, start: int, step: int, end: int, config: Wal
             break
         prev = mask
     return last
+
+
+def monotone(new: np.ndarray, old: np.ndarray, grow: bool) -> np.ndarray:
+    """``new`` kept to a click's direction: joined with ``old`` (``grow``: a foreground
+    click), else cut to it; where ``old`` is empty (a slice the object did not reach) a
+    foreground click's ``new`` stands as it is."""
+    if not old.any():
+        return new if grow else old
+    return (new | old) if grow else (new & old)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
