@@ -82,3 +82,58 @@ def test_an_upward_import_is_caught():
                  "from .. import cli"):
         assert "cli" in imports_of(source + f"\n\ndef _late():\n    {late}\n", ["io"]), late
     assert imports_of("from . import load_model", []) == {"loading"}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Module -> the modules of medsam it imports anywhere in its body (type-checking imports
+    too), package ``__init__`` files left out (they only re-export)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] != "__init__":
+            modules[".".join(parts)] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in modules.items():
+        package = name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == "medsam":
+                base = node.module
+            else:
+                continue
+            targets = [known(f"{base}.{a.name}") or known(base) for a in node.names]
+            found |= {t for t in targets if t and t != name}
+        graph[name] = found
+    return graph
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    """No import loop among the package's modules, however long (issue 35 found two:
+    ``io/dicom_seg`` <-> ``io/dispatch`` and ``evaluation/experts`` <-> ``plots``)."""
+    graph = _module_imports()
+    state: dict[str, int] = {}
+    loops = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                loops.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not loops, "import loops: " + "; ".join(" -> ".join(loop) for loop in loops)

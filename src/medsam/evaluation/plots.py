@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,7 +22,22 @@ from ..fileutil import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .experts import ExpertScore
+
+class ExpertScore(Protocol):
+    """What :func:`expert_figure` reads of a score (:class:`medsam.evaluation.experts.ExpertScore`;
+    a protocol here, so that drawing does not import the experts' analysis)."""
+
+    @property
+    def participant(self) -> str: ...
+
+    @property
+    def reference(self) -> str: ...
+
+    @property
+    def dsc(self) -> float: ...
+
+    @property
+    def nsd(self) -> float: ...
 
 __all__ = ["box_plot", "volume_scatter_plot", "bland_altman_plot", "expert_plot", "expert_figure"]
 

@@ -10,12 +10,13 @@ or ``(y, x, 3)``; ``Geometry.spacing`` in the same array axis order (mm);
 """
 
 from .bounds import ReadLimits, TooLargeError, read_limits
-from .dispatch import as_label_map, extension, is_supported, read, supported_extensions, write, write_labels
+from .dispatch import extension, is_supported, read, supported_extensions, write, write_labels
 from .geometry import Geometry
 from .npz import NpzCase, read_npz, write_npz
 from .overlay import overlay_montage_rgb, overlay_rgb, write_overlay_montage, write_overlay_png
 from .resample import resample
 from .segments import LABEL_COLOURS, TISSUE, Code, Segment, label_colour, read_segments, segments_of
+from .values import as_label_map
 from .volume import DicomSeries, list_dicom_series, read_dicom_series
 
 __all__ = [

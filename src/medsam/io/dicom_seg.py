@@ -195,7 +195,7 @@ def read_dicom_seg(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
 
 def _series_order(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, Geometry]:
     """The array and geometry with slices along row x column, as ITK stacks a series."""
-    from .dispatch import as_label_map
+    from .values import as_label_map
 
     axes = affine[:3, :3]                      # columns: array axes (slice, row, column) in LPS mm
     x, y, z = axes[:, 2], axes[:, 1], axes[:, 0]

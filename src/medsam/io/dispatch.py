@@ -21,7 +21,7 @@ from ..errors import InputError
 from .geometry import Geometry
 from .npz import NPZ_EXTENSIONS, read_npz, write_npz
 from .raster import RASTER_READ_EXTENSIONS, RASTER_WRITE_EXTENSIONS, read_raster, write_raster
-from .values import check_finite
+from .values import as_label_map, check_finite
 from .volume import DICOM_EXTENSIONS, VOLUME_EXTENSIONS, read_dicom_series, read_volume, write_volume
 
 if TYPE_CHECKING:
@@ -142,24 +142,6 @@ def write(array: np.ndarray, path: str | os.PathLike, geometry: Geometry | None 
     if kind == "raster":
         return write_raster(array, path, geometry, overwrite=overwrite)
     return write_npz(array, path, geometry, overwrite=overwrite)
-
-
-def as_label_map(mask: np.ndarray) -> np.ndarray:
-    """Cast a bool or integer mask to the smallest unsigned label dtype (uint8 / uint16).
-
-    Raises ValueError for negative, non-integer, or > 65535 values."""
-    mask = np.asarray(mask)
-    if mask.dtype == bool:
-        return mask.astype(np.uint8)
-    if np.issubdtype(mask.dtype, np.floating):
-        if not np.all(np.isfinite(mask)) or not np.all(mask == np.round(mask)):
-            raise ValueError("label maps must hold whole numbers")
-    elif not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"label maps must be integer or bool, got {mask.dtype}")
-    lo, hi = (mask.min(), mask.max()) if mask.size else (0, 0)
-    if lo < 0 or hi > 65535:
-        raise ValueError(f"label ids must be in 0..65535, got {lo}..{hi}")
-    return mask.astype(np.uint8 if hi <= 255 else np.uint16)
 
 
 def write_labels(labels: np.ndarray, path: str | os.PathLike, geometry: Geometry | None = None,

@@ -1,4 +1,4 @@
-"""Checks on voxel values that every reader applies."""
+"""Checks on voxel values that every reader applies, and the label-map dtype every writer uses."""
 
 from __future__ import annotations
 
@@ -55,3 +55,21 @@ def check_spacing(spacing: Iterable[float], path: str | os.PathLike, field: str 
         shown = " ".join(f"{v:g}" for v in values)
         raise InputError(f"{path}: {field} {shown} is not a voxel size (each must be a finite "
                          f"number > 0 mm); fix the header")
+
+
+def as_label_map(mask: np.ndarray) -> np.ndarray:
+    """Cast a bool or integer mask to the smallest unsigned label dtype (uint8 / uint16).
+
+    Raises ValueError for negative, non-integer, or > 65535 values."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask.astype(np.uint8)
+    if np.issubdtype(mask.dtype, np.floating):
+        if not np.all(np.isfinite(mask)) or not np.all(mask == np.round(mask)):
+            raise ValueError("label maps must hold whole numbers")
+    elif not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"label maps must be integer or bool, got {mask.dtype}")
+    lo, hi = (mask.min(), mask.max()) if mask.size else (0, 0)
+    if lo < 0 or hi > 65535:
+        raise ValueError(f"label ids must be in 0..65535, got {lo}..{hi}")
+    return mask.astype(np.uint8 if hi <= 255 else np.uint16)
