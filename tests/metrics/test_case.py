@@ -71,7 +71,8 @@ def test_a_tolerance_as_a_share_of_the_diagonal_is_the_same_at_any_resolution(sh
     from PIL import Image
     from scipy import ndimage
 
-    from medsam.metrics.case import nsd_tolerance, tolerance_description
+    from medsam.evaluation.summary import tolerance_description
+    from medsam.metrics.case import nsd_tolerance
 
     gt = np.asarray(Image.open(shared_data / "jsrt_scr_cxr" / "masks_labels" / "JPCLN001.png")) == 3
     nsd = {}

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluation.compare import compare_methods, comparison_markdown, write_comparison
     from ..evaluation.results import load_tables
+    from ..evaluation.summary import tolerance_description
     from ..fileutil import check_writable_output, committed_together
-    from ..metrics.case import tolerance_description
 
     check_test_arguments(args)
     tables, _ = load_tables(args.results, args.names, args.allow_incomplete)

@@ -22,11 +22,11 @@ from typing import Mapping, Sequence
 
 from ..errors import InputError
 from ..fileutil import atomic_folder, write_csv
-from ..metrics.case import PERCENT_METRICS, tolerance_description
+from ..metrics.case import PERCENT_METRICS
 from .compare import compare_methods, comparison_markdown, write_comparison
 from .plots import box_plot
 from .results import ResultRow
-from .summary import metric_title, summarize, summary_markdown, write_summary
+from .summary import metric_title, summarize, summary_markdown, tolerance_description, write_summary
 from .units import UNIT_NAMES, analysis_rows, check_unit, has_objects
 from .volumes import AGREEMENT_COLUMNS, volume_agreement, volume_pairs, write_agreement
 

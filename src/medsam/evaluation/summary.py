@@ -7,6 +7,7 @@ averaged into one value; the number of rows (objects) is reported beside it."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -16,15 +17,34 @@ from ..fileutil import atomic_path, write_csv
 from ..metrics.case import (
     METRIC_NAMES,
     PERCENT_METRICS,
+    CaseMetrics,
     MetricAccumulator,
     MetricSummary,
     length_unit,
-    tolerance_description,
 )
 from .results import ResultRow
 from .units import UNIT_NAMES, analysis_rows
 
-__all__ = ["SummaryRow", "summarize", "summary_markdown", "write_summary", "format_metric", "metric_title"]
+__all__ = ["SummaryRow", "summarize", "tolerance_description", "summary_markdown", "write_summary", "format_metric",
+           "metric_title"]
+
+
+def tolerance_description(rows: Iterable[CaseMetrics]) -> str:
+    """How a report words the NSD tolerance of ``rows`` in words, with its unit: ``"2 mm"``, ``"2 px"``,
+    ``"0.5 % of the image diagonal"``; several rules are joined with ``" or "``;
+    ``"not recorded"`` for rows without it."""
+    rules: list[str] = []
+    for r in rows:
+        if r.nsd_diagonal_pct > 0:
+            rule = f"{r.nsd_diagonal_pct:g} % of the image diagonal"
+        elif math.isnan(r.nsd_tolerance):
+            rule = "not recorded"
+        else:
+            rule = f"{r.nsd_tolerance:g} {r.length_unit}"
+        if rule not in rules:
+            rules.append(rule)
+    return " or ".join(rules) or "not recorded"
+
 
 METRIC_TITLES = {"dsc": "DSC (%)", "nsd": "NSD (%)", "hd95": "HD95 (mm)"}
 
@@ -47,7 +67,7 @@ class SummaryRow:
 
 
 def nsd_title(tolerance: str) -> str:
-    """The NSD title with its tolerance in words (:func:`~medsam.metrics.case.tolerance_description`)."""
+    """The NSD title with its tolerance in words (:func:`tolerance_description`)."""
     return f"NSD (%, tolerance {tolerance})"
 
 

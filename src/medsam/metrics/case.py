@@ -20,7 +20,7 @@ from .surface import check_pair, hausdorff_distance, normalized_surface_distance
 from .volumes import PIXEL_UNITS, volume_unit
 
 __all__ = ["CaseMetrics", "MetricAccumulator", "MetricSummary", "evaluate_labels", "nsd_tolerance",
-           "present_labels", "summarize_values", "tolerance_description", "METRIC_NAMES", "PERCENT_METRICS"]
+           "present_labels", "summarize_values", "METRIC_NAMES", "PERCENT_METRICS"]
 
 METRIC_NAMES = ("dsc", "nsd", "hd95")
 #: metrics in [0, 1], shown as percentages
@@ -54,23 +54,6 @@ class CaseMetrics:
     def length_unit(self) -> str:
         """``"mm"``, or ``"px"`` when the spacing was unknown (NSD tolerance, HD95)."""
         return length_unit(self.volume_unit)
-
-
-def tolerance_description(rows: Iterable[CaseMetrics]) -> str:
-    """The NSD tolerance of ``rows`` in words, with its unit: ``"2 mm"``, ``"2 px"``,
-    ``"0.5 % of the image diagonal"``; several rules are joined with ``" or "``;
-    ``"not recorded"`` for rows without it."""
-    rules: list[str] = []
-    for r in rows:
-        if r.nsd_diagonal_pct > 0:
-            rule = f"{r.nsd_diagonal_pct:g} % of the image diagonal"
-        elif math.isnan(r.nsd_tolerance):
-            rule = "not recorded"
-        else:
-            rule = f"{r.nsd_tolerance:g} {r.length_unit}"
-        if rule not in rules:
-            rules.append(rule)
-    return " or ".join(rules) or "not recorded"
 
 
 def check_diagonal_pct(value: float | None) -> None:

@@ -16,8 +16,8 @@ from ..evaluation.compare import compare_methods
 from ..evaluation.report import ReportConfig, build_report, write_index
 from ..evaluation.results import ResultRow, read_results
 from ..evaluation.stats import paired_wilcoxon
+from ..evaluation.summary import tolerance_description
 from ..evaluation.units import by_image, objects_per_image, pooled_by_image
-from ..metrics.case import tolerance_description
 from .config import FINETUNED, PUBLISHED, SAM, UNET, ProtocolConfig, category
 from .layout import evaluation_cases, manifest_rows, read_steps, unet_folder, weights_file
 from .methods import Methods
