@@ -193,3 +193,30 @@ def test_clicks_and_neighbour_masks_go_to_the_model_only_when_it_was_trained_for
     # LiteMedSAM: boxes alone everywhere (its clicks are mask edits)
     walked, clicked = seen["plain"]
     assert len(walked) > 3 and all(c == (0, False) for c in walked + clicked)
+
+
+def test_set_prompt_segments_only_what_changed():
+    """The one rule for a changed prompt (the web app's segment request and a replayed
+    prompts file): the same box with more clicks applies the new clicks only; a new name
+    alone segments nothing; another box segments the object again from it."""
+    s = _session(_tube())
+    segmented: list[int] = []
+    s.on_slice = segmented.append
+    first = BoxPrompt((16, 16, 32, 32), label=1, slice=10, z_range=(2, 18))
+    mask = s.set_prompt(first)
+    assert mask[4:16].all(axis=(1, 2)).sum() == 0 and mask[4:16].any(axis=(1, 2)).all()
+    assert s.slices_to_segment(first) == 17
+    calls = len(segmented)
+    s.set_prompt(BoxPrompt((16, 16, 32, 32), label=1, slice=10, z_range=(2, 18), name="tube"))
+    assert len(segmented) == calls and s.objects()[0]["name"] == "tube"
+    clicked = BoxPrompt((16, 16, 32, 32), label=1, slice=10, z_range=(2, 18), name="tube",
+                        points=((24, 24, 12),), point_labels=(0,))
+    s.set_prompt(clicked)
+    assert s.objects()[0]["clicks"] == [[24.0, 24.0, 12, 0]]
+    assert len(segmented) > calls and segmented[calls] == 12   # the clicked slice first
+    assert s.can_undo
+    s.set_prompt(BoxPrompt((18, 18, 30, 30), label=1, slice=8, z_range=(2, 18)))   # another box
+    assert s.objects()[0]["clicks"] == [] and s.objects()[0]["key_slice"] == 8
+    s.close()
+    with pytest.raises(InputError, match="no image loaded"):
+        s.set_prompt(first)

@@ -87,6 +87,27 @@ class InteractiveSession:
         self._volume = image if geometry.ndim == 3 else image[None]
         self._objects, self._history = [], []
 
+    def close(self) -> None:
+        """Forget the image, its objects, the undo history and the segmenter's cached slice
+        embeddings."""
+        self.image = self.geometry = self._volume = None
+        self._objects, self._history = [], []
+        cache = getattr(self.segmenter, "cache", None)
+        if cache is not None:
+            cache.clear()
+
+    @property
+    def embeddings_computed(self) -> int:
+        """Slice embeddings the segmenter has computed so far (its cache misses; 0 for a
+        segmenter that keeps none), for progress."""
+        return int(getattr(self.segmenter, "encoder_calls", 0))
+
+    @property
+    def cached_slices(self) -> int:
+        """Slice embeddings the segmenter holds in memory now."""
+        cache = getattr(self.segmenter, "cache", None)
+        return len(cache) if cache is not None else 0
+
     @property
     def shape(self) -> tuple[int, ...]:
         """The label map's shape: ``(z, y, x)`` or ``(y, x)``."""
@@ -158,6 +179,47 @@ class InteractiveSession:
             scores.update(run.scores)
         self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask, scores=scores))
         return self._view(mask)
+
+    def set_prompt(self, prompt: BoxPrompt) -> np.ndarray:
+        """Add object ``prompt.label``, or change its prompt (it keeps its place in the
+        drawing order), segmenting only what changed: clicks added after the same box and
+        earlier clicks are applied one by one; a new name or codes alone segment nothing;
+        anything else segments the object again from its box and all its clicks (2-value
+        points lie on the key slice). Returns its mask.
+
+        Raises:
+            InputError: a bad label, box, slice, slice range or click.
+        """
+        from .prompts import resolve_prompt
+
+        self._require()
+        assert self.geometry is not None
+        r = resolve_prompt(prompt, self.shape, self.geometry)
+        clicks = [Click(float(p[0]), float(p[1]), _slice_of(p, r.key_slice), bool(v))
+                  for p, v in zip(r.points, r.point_labels)]
+        old = next((e for e in self._objects if e.label == prompt.label), None)
+        same_box = old is not None and (old.box, old.z_range) == (tuple(r.box2d), r.z_range) and \
+            (not self._is_3d or old.key_slice == r.key_slice)
+        if old is not None and same_box and list(old.clicks) == clicks[:len(old.clicks)]:
+            if (prompt.name, prompt.codes) != (old.name, old.codes):
+                self.rename(prompt.label, prompt.name, prompt.codes)
+            for c in clicks[len(old.clicks):]:
+                self.add_click(prompt.label, c.x, c.y, c.z, foreground=c.foreground)
+            return self.mask(prompt.label)
+        return self.add_box(prompt.label, r.box2d, key_slice=r.key_slice, z_range=r.z_range, name=prompt.name,
+                            clicks=clicks, codes=prompt.codes)
+
+    def slices_to_segment(self, prompt: BoxPrompt) -> int:
+        """How many slices :meth:`set_prompt` may segment for ``prompt`` at most: its slice
+        range, the whole volume without one (1 for a 2D image); for progress."""
+        from .prompts import resolve_prompt
+
+        self._require()
+        assert self.geometry is not None
+        if not self._is_3d:
+            return 1
+        r = resolve_prompt(prompt, self.shape, self.geometry)
+        return (r.z_range[1] - r.z_range[0] + 1) if r.z_range is not None else int(self.shape[0])
 
     def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
         depth, h, w = volume.shape[:3]
@@ -271,3 +333,8 @@ class InteractiveSession:
                         "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks],
                         "predicted_iou": quality["predicted_iou"], "warnings": quality["warnings"]})
         return out
+
+
+def _slice_of(point: Sequence[float], key_slice: int | None) -> int:
+    """The slice of a click: its third value, else the key slice (2D: 0)."""
+    return int(point[2]) if len(point) == 3 else int(key_slice or 0)

@@ -27,7 +27,6 @@ from ..errors import InputError
 from ..io.segments import Code
 from ..segmentation import BoxPrompt, Case, MedSAMSegmenter, load_case
 from ..segmentation.cases import case_name
-from ..segmentation.interaction import Click
 from ..segmentation.session import InteractiveSession
 from .limits import ServerLimits, SessionError
 from .uploads import viewer_nifti
@@ -108,14 +107,16 @@ class Session:
 
     def unload(self) -> None:
         """Forget the image, its objects and their embeddings."""
+        if self.interactive is not None:
+            self.interactive.close()
         self.case = self.prepared = self.labels = self.viewer_path = self.interactive = None
         self._objects = []
-        self.segmenter.cache.clear()
 
     def _count_slice(self, z: int) -> None:
         if self.progress.get("busy"):
             self.progress["slices"] += 1
-            self.progress["embeddings"] = self.segmenter.encoder_calls - self.progress["_encoder_calls0"]
+            assert self.interactive is not None
+            self.progress["embeddings"] = self.interactive.embeddings_computed - self.progress["_encoder_calls0"]
 
     def require_image(self) -> Case:
         if self.case is None:
@@ -130,32 +131,11 @@ class Session:
         return self.interactive
 
     def set_prompt(self, prompt: BoxPrompt) -> dict[str, Any]:
-        """Add object ``prompt.label``, or change its prompt (it keeps its place in the
-        drawing order), and segment what changed: clicks added to an unchanged box are
-        applied one by one; a new name segments nothing. Returns :meth:`info`."""
+        """Add object ``prompt.label``, or change its prompt
+        (:meth:`InteractiveSession.set_prompt`). Returns :meth:`info`."""
         objects = self._require_objects()
-        case = self.require_image()
-        from ..segmentation import resolve_prompt
-
-        r = resolve_prompt(prompt, case.image.shape[:case.geometry.ndim], case.geometry)
-        old = next((q for q in objects.prompts() if q.label == prompt.label), None)
-        old_r = None if old is None else resolve_prompt(old, case.image.shape[:case.geometry.ndim], case.geometry)
-        clicks = [(p, v) for p, v in zip(r.points, r.point_labels)]
-        same_box = old_r is not None and (old_r.box2d, old_r.key_slice, old_r.z_range) == (r.box2d, r.key_slice,
-                                                                                          r.z_range)
-        depth = case.image.shape[0] if case.geometry.ndim == 3 else 1
-        span = (r.z_range[1] - r.z_range[0] + 1) if r.z_range is not None else depth
-        with self._busy(total=span):
-            extends = old_r is not None and list(zip(old_r.points, old_r.point_labels)) == clicks[:len(old_r.points)]
-            if old is not None and old_r is not None and same_box and extends:
-                if (prompt.name, prompt.codes) != (old.name, old.codes):
-                    objects.rename(prompt.label, prompt.name, prompt.codes)
-                for point, value in clicks[len(old_r.points):]:
-                    objects.add_click(prompt.label, point[0], point[1], _slice_of(point), foreground=bool(value))
-            else:
-                objects.add_box(prompt.label, r.box2d, key_slice=r.key_slice, z_range=r.z_range, name=prompt.name,
-                                clicks=[Click(p[0], p[1], _slice_of(p), bool(v)) for p, v in clicks],
-                                codes=prompt.codes)
+        with self._busy(total=objects.slices_to_segment(prompt)):
+            objects.set_prompt(prompt)
         self._changed()
         return self.info()
 
@@ -192,7 +172,8 @@ class Session:
         """Progress while segmenting: slices done of about ``total`` (a new object's slice
         range, the whole volume without one), from which :meth:`info` estimates the time left."""
         self.progress = {"busy": True, "slices": 0, "embeddings": 0, "total": total,
-                         "_encoder_calls0": self.segmenter.encoder_calls, "started": time.monotonic()}
+                         "_encoder_calls0": self.interactive.embeddings_computed if self.interactive else 0,
+                         "started": time.monotonic()}
         try:
             yield
         finally:
@@ -297,15 +278,12 @@ class Session:
         if self.case is not None:
             depth = self.case.image.shape[0] if self.case.geometry.ndim == 3 else 1
             slices = min(self.limits.cache_slices, depth)
-        return sum(a.nbytes for a in arrays) + masks + max(len(self.segmenter.cache), slices) * EMBEDDING_BYTES
+        cached = self.interactive.cached_slices if self.interactive else 0
+        return sum(a.nbytes for a in arrays) + masks + max(cached, slices) * EMBEDDING_BYTES
 
     def close(self) -> None:
-        self.segmenter.cache.clear()
+        self.unload()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _slice_of(point: tuple[float, ...]) -> int:
-    return int(point[2]) if len(point) == 3 else 0
 
 
 def _unit(case: Case) -> str:
