@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from medsam import load_model
     from medsam.datasets.description import load_description
     from medsam.evaluation import interactive as ia
+    from medsam.evaluation.interactive_drivers import SessionDriver
+    from medsam.evaluation.interactive_results import step_medians
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.embedding_store import configured_store
     from medsam.segmentation.propagation import DEFAULT_WALK
@@ -40,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                          ("model mask alone", replace(DEFAULT_WALK, edit_model_clicks=False)),
                          ("walk with boxes alone (no neighbour mask)", replace(DEFAULT_WALK, neighbour_prompt=False))):
         chosen = args.datasets.split(",") if args.datasets else None
-        objects = ia.object_summary(ia.run_description(description, ia.SessionDriver(seg, config), chosen))
-        medians = ia._step_medians(objects)
+        objects = ia.object_summary(ia.run_description(description, SessionDriver(seg, config), chosen))
+        medians = step_medians(objects)
         worst = min(o["dsc"][-1] for o in objects)
         print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)}; worst final "
               f"{100 * worst:.1f} (n = {len(objects)} objects)", flush=True)

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from medsam.datasets.cases import find_dataset_cases, normalise, read_case, select_labels
     from medsam.datasets.description import load_description
     from medsam.evaluation import interactive as ia
+    from medsam.evaluation.interactive_drivers import SessionDriver
+    from medsam.evaluation.interactive_results import step_medians
     from medsam.metrics import dice
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.propagation import DEFAULT_WALK
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                          ("clicks as SAM point prompts", replace(DEFAULT_WALK, model_clicks=True)),
                          ("a carried click may replace other slices' masks (before issue 34)",
                           replace(DEFAULT_WALK, monotone_clicks=False))):
-        objects = ia.object_summary(ia.run_description(description, ia.SessionDriver(seg, config)))
-        medians = ia._step_medians(objects)
+        objects = ia.object_summary(ia.run_description(description, SessionDriver(seg, config)))
+        medians = step_medians(objects)
         steps = [o["dsc"] for o in objects]
         lowered = sum(any(b < a - 1e-9 for a, b in zip(d, d[1:])) for d in steps)
         print(f"{name}: median DSC by step {', '.join(f'{100 * v:.1f}' for v in medians)}; worst final "

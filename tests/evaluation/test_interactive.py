@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from medsam.evaluation import interactive as ia
+from medsam.evaluation import interactive_drivers, interactive_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segmentation"))
 from threshold_segmenter import ThresholdSegmenter  # noqa: E402
@@ -54,13 +55,13 @@ def test_run_case_scores_every_step_and_clicks_repair_a_spill(tmp_path):
     gt[3:10, 18:31, 18:31] = 1
     image = np.where(gt > 0, 200, 0).astype(np.uint8)
     image[10:13, 18:31, 18:31] = 200           # the walk spills into this neighbour
-    driver = ia.SessionDriver(ThresholdSegmenter(100, 255, min_fill=0.05))
+    driver = interactive_drivers.SessionDriver(ThresholdSegmenter(100, 255, min_fill=0.05))
     rows = ia.run_case(driver, image, gt, (2.0, 1.0, 1.0), [(1, "cube"), (2, "absent")], "synthetic", "c1")
     assert {r.name for r in rows} == {"cube"} and [r.step for r in rows] == list(range(6))
     objects = ia.object_summary(rows)
     dsc = objects[0]["dsc"]
     assert min(dsc) > 0.98 and dsc[-1] >= dsc[0] - 1e-3          # clicks on the corners do no harm
-    result = ia.write_results(rows, tmp_path / "out")
+    result = interactive_results.write_results(rows, tmp_path / "out")
     assert (tmp_path / "out" / "steps.csv").read_text().count("\n") == 7
     assert "n = 1 objects" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "dsc_by_click.png").stat().st_size > 5000
@@ -69,6 +70,7 @@ def test_run_case_scores_every_step_and_clicks_repair_a_spill(tmp_path):
 
 def test_clicks_that_come_back_in_order():
     clicks = {"fg": [[1, 2, 3], [4, 5, 6]], "bg": [[7, 8, 9]]}
-    assert ia.ordered_clicks(clicks, ["fg", "bg", "fg"]) == [((1, 2, 3), True), ((7, 8, 9), False), ((4, 5, 6), True)]
+    assert interactive_drivers.ordered_clicks(clicks, ["fg", "bg", "fg"]) == [
+        ((1, 2, 3), True), ((7, 8, 9), False), ((4, 5, 6), True)]
     with pytest.raises(ValueError, match="names 2 bg"):
-        ia.ordered_clicks(clicks, ["bg", "bg"])
+        interactive_drivers.ordered_clicks(clicks, ["bg", "bg"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from medsam.evaluation import interactive as ia
+from medsam.evaluation.interactive_drivers import ProcessDriver, SessionDriver
 from medsam.segmentation import MedSAMSegmenter
 
 pytestmark = pytest.mark.slow
@@ -46,12 +47,12 @@ def test_one_process_per_step_equals_the_session_and_reuses_embeddings(shared_da
 
     imgs, gts, spacing = _case(shared_data)
     spacing_zyx = tuple(spacing[::-1])
-    in_process = ia.run_case(ia.SessionDriver(MedSAMSegmenter(lite_medsam_model)), imgs, gts, spacing_zyx,
+    in_process = ia.run_case(SessionDriver(MedSAMSegmenter(lite_medsam_model)), imgs, gts, spacing_zyx,
                              [(1, "lesion")], "recist", "c2", n_clicks=2)
     monkeypatch.setenv("MEDSAM_HOME", str(tmp_path / "home"))
     monkeypatch.delenv(STORE_ENV, raising=False)
     store = tmp_path / "home" / "embeddings"
-    driver = _Watched(ia.ProcessDriver(tmp_path / "work", ["--checkpoint", str(lite_medsam_checkpoint)]), store)
+    driver = _Watched(ProcessDriver(tmp_path / "work", ["--checkpoint", str(lite_medsam_checkpoint)]), store)
     by_process = ia.run_case(driver, imgs, gts, spacing_zyx, [(1, "lesion")], "recist", "c2", n_clicks=2)
     assert [(r.step, r.click, round(r.dsc, 6)) for r in by_process] == \
         [(r.step, r.click, round(r.dsc, 6)) for r in in_process]
@@ -90,7 +91,7 @@ def test_a_foreground_click_does_not_shrink_the_lesions_other_slices(shared_data
 
     with np.load(shared_data / "medsam2_recist" / "CT_Lesion_000009_03_01_036-048.npz") as d:
         image, gt, spacing = d["imgs"], (d["gts"] > 0).astype(np.uint8), np.asarray(d["spacing"], float)
-    driver = ia.SessionDriver(MedSAMSegmenter(lite_medsam_model, store=configured_store()))
+    driver = SessionDriver(MedSAMSegmenter(lite_medsam_model, store=configured_store()))
     masks = []
 
     class Keep:

@@ -81,7 +81,7 @@ def _label(model: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..datasets.description import load_description
     from ..errors import InputError
-    from ..evaluation import interactive
+    from ..evaluation import interactive, interactive_drivers, interactive_results
     from ..fileutil import check_output_folder, committed_together
 
     if args.clicks < 0:
@@ -101,19 +101,19 @@ def run(args: argparse.Namespace) -> int:
     for model in models:
         with tempfile.TemporaryDirectory(prefix="medsam-bench-") as work:
             if args.processes:
-                driver: interactive.Driver = interactive.ProcessDriver(Path(work), _model_options(args, model))
+                driver: interactive.Driver = interactive_drivers.ProcessDriver(Path(work), _model_options(args, model))
             else:
-                driver = interactive.SessionDriver(_segmenter(args, model))
+                driver = interactive_drivers.SessionDriver(_segmenter(args, model))
             rows = interactive.run_description(description, driver, datasets, args.max_cases, args.clicks,
                                                progress=True)
         folder = out / _label(model) if len(models) > 1 else out
         with committed_together(args.overwrite):
-            results[model] = interactive.write_results(rows, folder)
+            results[model] = interactive_results.write_results(rows, folder)
         print(f"{_label(model)}:")
-        print(interactive.summary_markdown(results[model]["objects"]), end="")
+        print(interactive_results.summary_markdown(results[model]["objects"]), end="")
     if len(models) > 1:
         with committed_together(args.overwrite):
-            compared = interactive.compare_models({_label(m): results[m]["objects"] for m in models}, out)
+            compared = interactive_results.compare_models({_label(m): results[m]["objects"] for m in models}, out)
         print(compared["paths"]["markdown"].read_text(encoding="utf-8"), end="")
     print(f"results in {out}/")
     return 0

@@ -14,9 +14,9 @@ Written here from the challenge's description and its published evaluation rules
 * **Scores** (:func:`score_step`): DSC and NSD (2 mm) per class per step; the AUC of DSC
   and NSD over the five click steps (trapezoid rule, unit spacing) and the final values.
 
-A *driver* produces each step's label map from the prompts so far (:class:`Driver`):
-:class:`SessionDriver` in this process, or :class:`ProcessDriver`, one ``medsam segment``
-process per step on challenge npz files, as the challenge runs a container.
+A *driver* produces each step's label map from the prompts so far (:class:`Driver`; the
+drivers are in :mod:`.interactive_drivers`). :mod:`.interactive_results` writes and
+summarises the rows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..errors import MedSAMError
 from ..io.npz import ChallengeBox
 
 #: the challenge's seed for the box perturbation
@@ -187,188 +186,6 @@ def object_summary(rows: Sequence[StepRow]) -> list[dict[str, Any]]:
     return out
 
 
-def ordered_clicks(clicks: dict[str, list[list[int]]], order: Sequence[str]) -> list[tuple[tuple[int, int, int], bool]]:
-    """One class's clicks in the order given: ``[((z, y, x), foreground), ...]`` from the
-    challenge's ``{"fg": [...], "bg": [...]}`` and its ``clicks_order``."""
-    taken = {"fg": 0, "bg": 0}
-    out = []
-    for kind in order:
-        points = clicks.get(kind, [])
-        if taken[kind] >= len(points):
-            raise ValueError(f"clicks_order names {taken[kind] + 1} {kind} click(s) but there are {len(points)}")
-        z, y, x = (int(v) for v in points[taken[kind]])
-        taken[kind] += 1
-        out.append(((z, y, x), kind == "fg"))
-    return out
-
-
-class SessionDriver:
-    """Drives an :class:`~medsam.segmentation.session.InteractiveSession` in this process:
-    the boxes once, then each new click (the embeddings stay in the segmenter's cache)."""
-
-    def __init__(self, segmenter: Any, config: Any = None):
-        from ..segmentation.propagation import DEFAULT_WALK
-
-        self.segmenter = segmenter
-        self.config = config or DEFAULT_WALK
-        self.session: Any = None
-        self._applied: list[int] = []
-
-    def start(self, image: np.ndarray, spacing_xyz: Sequence[float], name: str) -> None:
-        from ..io.geometry import Geometry
-        from ..segmentation.session import InteractiveSession
-
-        self.session = InteractiveSession(self.segmenter, self.config)
-        self.session.load(image, Geometry(spacing=tuple(float(v) for v in spacing_xyz[::-1])))
-        self._applied = []
-
-    def step(self, boxes: list[ChallengeBox], clicks: list[dict[str, list[list[int]]]],
-             order: list[list[str]], prev_pred: np.ndarray | None) -> np.ndarray:
-        if not self._applied:
-            for i, b in enumerate(boxes):
-                self.session.add_box(i + 1, (b.x_min, b.y_min, b.x_max, b.y_max), key_slice=b.z_mid,
-                                     z_range=(b.z_min, b.z_max))
-            self._applied = [0] * len(boxes)
-        for i in range(len(boxes)):
-            for (z, y, x), fg in ordered_clicks(clicks[i], order[i])[self._applied[i]:]:
-                self.session.add_click(i + 1, x, y, z, foreground=fg)
-                self._applied[i] += 1
-        return np.asarray(self.session.label_map())
-
-
-class ProcessDriver:
-    """One ``medsam segment CASE.npz -o OUT.npz`` process per step, on files laid out as the
-    challenge's evaluation writes them (``imgs``, ``spacing``, ``boxes``, ``clicks``,
-    ``clicks_order``, ``prev_pred``); the slice embeddings stay in the on-disk store between
-    processes. ``options`` are extra ``medsam segment`` arguments (the model)."""
-
-    def __init__(self, folder: Any, options: Sequence[str] = ()):
-        from pathlib import Path
-
-        self.folder = Path(folder)
-        self.options = list(options)
-        self._image: np.ndarray | None = None
-        self._spacing: tuple[float, ...] = ()
-        self._name = "case"
-
-    def start(self, image: np.ndarray, spacing_xyz: Sequence[float], name: str) -> None:
-        self._image, self._spacing, self._name = image, tuple(float(v) for v in spacing_xyz), name or "case"
-
-    def step(self, boxes: list[ChallengeBox], clicks: list[dict[str, list[list[int]]]],
-             order: list[list[str]], prev_pred: np.ndarray | None) -> np.ndarray:
-        import subprocess
-        import sys
-
-        assert self._image is not None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        case = self.folder / f"{self._name}.npz"
-        out = self.folder / f"{self._name}_segs.npz"
-        arrays: dict[str, Any] = {"imgs": self._image, "spacing": np.asarray(self._spacing),
-                                  "boxes": [b.to_dict() for b in boxes]}
-        if prev_pred is not None:
-            arrays.update(clicks=clicks, clicks_order=order, prev_pred=prev_pred)
-        from ..fileutil import atomic_path
-
-        with atomic_path(case) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        done = subprocess.run([sys.executable, "-m", "medsam", "segment", str(case), "-o", str(out),
-                               "--overwrite", *self.options], capture_output=True, text=True)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise RuntimeError(f"medsam segment failed on {case}: {lines[-1] if lines else done.returncode}")
-        with np.load(out, allow_pickle=False) as result:
-            return np.asarray(result["segs"])
-
-
-def write_results(rows: Sequence[StepRow], out_dir: Any) -> dict[str, Any]:
-    """Write ``steps.csv`` (one row per object and step), ``objects.csv`` (per object: DSC
-    per step, AUCs, finals, seconds), ``summary.md`` and, with matplotlib,
-    ``dsc_by_click.png`` (median DSC against clicks, per dataset) into ``out_dir``.
-    Returns the paths and the medians over objects per step."""
-    from pathlib import Path
-
-    from ..fileutil import atomic_path, write_csv
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "steps.csv", ["dataset", "case", "label", "name", "step", "dsc", "nsd", "seconds", "click"],
-              [(r.dataset, r.case, r.label, r.name, r.step, round(r.dsc, 4), round(r.nsd, 4),
-                round(r.seconds, 3), r.click) for r in rows])
-    objects = object_summary(rows)
-    steps = max((len(o["dsc"]) for o in objects), default=0)
-    header = (["dataset", "case", "label", "name"] + [f"dsc_{i}" for i in range(steps)]
-              + ["dsc_auc", "nsd_auc", "dsc_final", "nsd_final", "box_seconds", "click_seconds"])
-    write_csv(out / "objects.csv", header, [
-        [o["dataset"], o["case"], o["label"], o["name"]] + [round(v, 4) for v in o["dsc"]]
-        + [""] * (steps - len(o["dsc"]))
-        + [round(o[k], 4) for k in ("dsc_auc", "nsd_auc", "dsc_final", "nsd_final", "box_seconds",
-                                    "click_seconds")] for o in objects])
-    medians = _step_medians(objects)
-    with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(objects), encoding="utf-8")
-    paths = {"steps": out / "steps.csv", "objects": out / "objects.csv", "summary": out / "summary.md"}
-    try:
-        paths["plot"] = plot_dsc_by_click(objects, out / "dsc_by_click.png")
-    except MedSAMError:  # no matplotlib: the tables only
-        pass
-    return {"paths": paths, "medians": medians, "objects": objects}
-
-
-def _step_medians(objects: Sequence[dict[str, Any]]) -> list[float]:
-    """Median DSC over objects at each step (an object without errors left keeps its last)."""
-    if not objects:
-        return []
-    steps = max(len(o["dsc"]) for o in objects)
-    table = np.array([o["dsc"] + [o["dsc"][-1]] * (steps - len(o["dsc"])) for o in objects])
-    return [float(v) for v in np.median(table, axis=0)]
-
-
-def summary_markdown(objects: Sequence[dict[str, Any]]) -> str:
-    """The per-object table (DSC % at the box and after each click, NSD final, AUCs,
-    seconds) and the medians over objects, with n."""
-    steps = max((len(o["dsc"]) for o in objects), default=1)
-    head = ["dataset", "case", "object", "box"] + [f"+{i}" for i in range(1, steps)] + [
-        "NSD final (2 mm)", "DSC_AUC", "s / click step"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for o in objects:
-        dsc = o["dsc"] + [o["dsc"][-1]] * (steps - len(o["dsc"]))
-        lines.append("| " + " | ".join([o["dataset"], o["case"], o["name"] or str(o["label"])]
-                                        + [f"{100 * v:.1f}" for v in dsc]
-                                        + [f"{100 * o['nsd_final']:.1f}", f"{o['dsc_auc']:.2f}",
-                                           f"{o['click_seconds']:.2f}"]) + " |")
-    medians = _step_medians(objects)
-    finals = [o["dsc"][-1] for o in objects]
-    lines.append("")
-    lines.append(f"Median DSC over n = {len(objects)} objects, by step (box, then clicks): "
-                 + ", ".join(f"{100 * v:.1f}" for v in medians)
-                 + (f"; worst final {100 * min(finals):.1f}" if finals else "") + ".")
-    return "\n".join(lines) + "\n"
-
-
-def plot_dsc_by_click(objects: Sequence[dict[str, Any]], path: Any) -> Any:
-    """Median DSC against the number of clicks, one line per dataset (n objects in the
-    legend), thin lines for the objects. Needs matplotlib."""
-    from .plots import _COLORS as colours
-    from .plots import _figure, _save
-
-    fig, ax = _figure((6.5, 4.2), layout="constrained")
-    datasets = sorted({o["dataset"] for o in objects})
-    for i, name in enumerate(datasets):
-        group = [o for o in objects if o["dataset"] == name]
-        colour = colours[i % len(colours)]
-        for o in group:
-            ax.plot(range(len(o["dsc"])), o["dsc"], color=colour, alpha=0.25, linewidth=0.8)
-        medians = _step_medians(group)
-        ax.plot(range(len(medians)), medians, color=colour, linewidth=2.2, marker="o",
-                label=f"{name} (n = {len(group)})")
-    ax.set_xlabel("clicks after the box")
-    ax.set_ylabel("DSC")
-    ax.set_ylim(0, 1)
-    ax.set_title("Interactive 3D: DSC after the box and each click (median per dataset)")
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
-
-
 def choose_datasets(description: Any, datasets: Sequence[str] | None = None) -> list[Any]:
     """The description's datasets named in ``datasets`` (all when None).
 
@@ -432,49 +249,3 @@ def run_description(description: Any, driver: Driver, datasets: Sequence[str] | 
     if not volumes:
         raise InputError(f"{description.source or 'description'}: no 3D cases in the chosen datasets")
     return rows
-
-
-def compare_models(results: dict[str, Sequence[dict[str, Any]]], out_dir: Any) -> dict[str, Any]:
-    """Several models' :func:`object_summary` results side by side: ``comparison.csv`` (one
-    row per object and step, one DSC column per model) and ``comparison.md`` (per object the
-    box step and the final DSC of each model, and the medians per step with n). Returns the
-    paths and the medians per model."""
-    from pathlib import Path
-
-    from ..fileutil import atomic_path, write_csv
-
-    out = Path(out_dir)
-    names = list(results)
-    keyed = {m: {(o["dataset"], o["case"], o["label"]): o for o in results[m]} for m in names}
-    keys = [k for k in keyed[names[0]] if all(k in keyed[m] for m in names)]
-    steps = max((len(o["dsc"]) for m in names for o in results[m]), default=1)
-
-    def dsc(o: dict[str, Any], step: int) -> float:
-        return float(o["dsc"][min(step, len(o["dsc"]) - 1)])
-
-    rows = []
-    for key in keys:
-        first = keyed[names[0]][key]
-        for step in range(steps):
-            rows.append([*key, first["name"], step] + [round(dsc(keyed[m][key], step), 4) for m in names])
-    write_csv(out / "comparison.csv", ["dataset", "case", "label", "name", "step"] + [f"dsc_{m}" for m in names],
-              rows)
-    head = ["dataset", "case", "object"] + [f"{m} box" for m in names] + [f"{m} +{steps - 1}" for m in names]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key in keys:
-        first = keyed[names[0]][key]
-        lines.append("| " + " | ".join([key[0], key[1], first["name"] or str(key[2])]
-                                        + [f"{100 * dsc(keyed[m][key], 0):.1f}" for m in names]
-                                        + [f"{100 * dsc(keyed[m][key], steps - 1):.1f}" for m in names]) + " |")
-    medians = {m: _step_medians([keyed[m][k] for k in keys]) for m in names}
-    lines += ["", f"Median DSC over n = {len(keys)} objects, by step (box, then clicks):", ""]
-    for m in names:
-        finals = [dsc(keyed[m][k], steps - 1) for k in keys]
-        falls = sum(b < a - 1e-9 for a, b in zip(medians[m], medians[m][1:]))
-        lines.append(f"- {m}: " + ", ".join(f"{100 * v:.1f}" for v in medians[m])
-                     + (f"; worst final {100 * min(finals):.1f}" if finals else "")
-                     + f"; the median falls after {falls} click(s)")
-    with atomic_path(out / "comparison.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"paths": {"csv": out / "comparison.csv", "markdown": out / "comparison.md"},
-            "medians": medians}
