@@ -119,7 +119,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
 
     out = []
     depth = int(image.shape[0])
-    spans = [(p.z_range[1] - p.z_range[0] + 1) if p.z_range is not None else depth for p in resolved]
+    spans = [p.slices(depth) for p in resolved]
     bar = progress_bar(total=sum(spans), desc="slices", unit="slice", enabled=progress, leave=False)
     for number, (p, span) in enumerate(zip(resolved, spans), start=1):
         assert p.key_slice is not None

@@ -153,6 +153,11 @@ class ResolvedPrompt:
     points: tuple[tuple[float, ...], ...] = ()
     point_labels: tuple[int, ...] = ()
 
+    def slices(self, depth: int) -> int:
+        """How many slices of a ``depth``-slice volume the object may cover: its slice
+        range, else the whole volume."""
+        return (self.z_range[1] - self.z_range[0] + 1) if self.z_range is not None else int(depth)
+
 
 def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
     """Check ``prompt`` against an image of array ``shape`` and convert it to pixels.

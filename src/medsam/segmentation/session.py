@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.geometry import Geometry
 from ..io.segments import Code
-from .interaction import Click, VolumeObject
+from .interaction import Click, VolumeObject, prompt_clicks
 from .pipeline import compose_labels
 from .prompts import BoxPrompt
 from .propagation import CONTENT, DEFAULT_WALK, SliceRunner, WalkConfig
@@ -195,8 +195,7 @@ class InteractiveSession:
         self._require()
         assert self.geometry is not None
         r = resolve_prompt(prompt, self.shape, self.geometry)
-        clicks = [Click(float(p[0]), float(p[1]), _slice_of(p, r.key_slice), bool(v))
-                  for p, v in zip(r.points, r.point_labels)]
+        clicks = prompt_clicks(r)
         old = next((e for e in self._objects if e.label == prompt.label), None)
         same_box = old is not None and (old.box, old.z_range) == (tuple(r.box2d), r.z_range) and \
             (not self._is_3d or old.key_slice == r.key_slice)
@@ -218,8 +217,7 @@ class InteractiveSession:
         assert self.geometry is not None
         if not self._is_3d:
             return 1
-        r = resolve_prompt(prompt, self.shape, self.geometry)
-        return (r.z_range[1] - r.z_range[0] + 1) if r.z_range is not None else int(self.shape[0])
+        return resolve_prompt(prompt, self.shape, self.geometry).slices(self.shape[0])
 
     def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
         depth, h, w = volume.shape[:3]
@@ -333,8 +331,3 @@ class InteractiveSession:
                         "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks],
                         "predicted_iou": quality["predicted_iou"], "warnings": quality["warnings"]})
         return out
-
-
-def _slice_of(point: Sequence[float], key_slice: int | None) -> int:
-    """The slice of a click: its third value, else the key slice (2D: 0)."""
-    return int(point[2]) if len(point) == 3 else int(key_slice or 0)
