@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _dense_walk(seg, image, box, key, z_range, dense: bool) -> np.ndarray:
     """The box step's walk (as medsam.segmentation.propagation.walk) with or without the
     previous slice's logits as the dense prompt."""
-    from medsam.segmentation.boxes import mask_to_box
+    from medsam.prompt_geometry import mask_to_box
     from medsam.segmentation.propagation import DEFAULT_WALK, object_present, touching
     from medsam.segmentation.segmenter import content_key
 

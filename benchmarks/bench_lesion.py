@@ -37,8 +37,8 @@ from medsam import load_model
 from medsam.evaluation.accuracy import reference_prompts
 from medsam.io import read
 from medsam.predictor import MedSAMPredictor
+from medsam.prompt_geometry import mask_to_box
 from medsam.segmentation import MedSAMSegmenter, segment
-from medsam.segmentation.boxes import mask_to_box
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MEDSAM_SHARED_DATA", ROOT.parent / "shared" / "data"))

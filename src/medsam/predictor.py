@@ -25,6 +25,7 @@ from .fileutil import atomic_path, check_writable_output
 from .intensity import prepare_intensities, to_three_channels
 from .modeling.sam import decode_prompts
 from .precision import precision_context, resolve_precision
+from .prompt_geometry import validate_boxes, validate_points
 from .transforms import Transform, get_transform
 
 EMBEDDING_FORMAT = "medsam-embedding-1"
@@ -90,51 +91,6 @@ def _check_image(image: ArrayLike) -> np.ndarray:
             f"image values span [{low}, {high}] but the model expects [0, 255]; give the "
             f"image's modality (e.g. set_image(image, modality='ct')) to normalise it")
     return to_three_channels(image)
-
-
-def _as_boxes(boxes: ArrayLike, size: tuple[int, int]) -> np.ndarray:
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise InputError(f"boxes must have shape (4,) or (N, 4) as x0, y0, x1, y1, got "
-                         f"{np.shape(boxes)}")
-    if not np.all(np.isfinite(arr)):
-        raise InputError("boxes contain NaN or infinite values")
-    h, w = size
-    for i, (x0, y0, x1, y1) in enumerate(arr):
-        if x1 < x0 or y1 < y0:
-            raise InputError(f"box {i} {arr[i].tolist()} has x1 < x0 or y1 < y0; boxes are "
-                             f"x0, y0, x1, y1 with x the column")
-        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-            raise InputError(f"box {i} {arr[i].tolist()} lies outside the image (width {w}, "
-                             f"height {h}); expected 0 <= x0 <= x1 <= {w}, 0 <= y0 <= y1 <= {h}")
-    return arr
-
-
-def _as_points(points: ArrayLike, labels: ArrayLike | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    if labels is None:
-        raise InputError("point_labels are required with points (1 foreground, 0 background)")
-    pts = np.asarray(points, dtype=np.float64)
-    lab = np.asarray(labels)
-    if pts.ndim == 2:
-        pts, lab = pts[None], lab[None]
-    if pts.ndim != 3 or pts.shape[2] != 2:
-        raise InputError(f"points must have shape (K, 2) or (N, K, 2) as x, y, got "
-                         f"{np.shape(points)}")
-    if lab.shape != pts.shape[:2]:
-        raise InputError(f"point_labels must have shape {pts.shape[:2]} to match the points, "
-                         f"got {np.shape(labels)}")
-    if not np.all(np.isin(lab, (0, 1))):
-        raise InputError("point_labels must be 1 (foreground) or 0 (background)")
-    if not np.all(np.isfinite(pts)):
-        raise InputError("points contain NaN or infinite values")
-    h, w = size
-    outside = (pts[..., 0] < 0) | (pts[..., 0] > w) | (pts[..., 1] < 0) | (pts[..., 1] > h)
-    if outside.any():
-        bad = pts[outside][0].tolist()
-        raise InputError(f"point {bad} lies outside the image (width {w}, height {h})")
-    return pts, lab.astype(np.int64)
 
 
 class MedSAMPredictor:
@@ -256,10 +212,10 @@ class MedSAMPredictor:
             batch_size = CPU_DECODE_BATCH if self.device.type == "cpu" else 64
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        box_arr = None if boxes is None else _as_boxes(boxes, size)
+        box_arr = None if boxes is None else validate_boxes(boxes, size)
         pts = lab = None
         if points is not None:
-            pts, lab = _as_points(points, point_labels, size)
+            pts, lab = validate_points(points, point_labels, size)
         n = len(box_arr) if box_arr is not None else len(pts) if pts is not None else 0
         if pts is not None and len(pts) != n:
             if len(pts) != 1:

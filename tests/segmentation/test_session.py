@@ -43,7 +43,7 @@ def test_slice_range_must_hold_the_key_slice_and_clicks_must_lie_in_the_volume()
     with pytest.raises(InputError, match="slice range 10..12 does not contain its key slice 9"):
         s.add_box(1, (18, 18, 30, 30), key_slice=9, z_range=(10, 12))
     s.add_box(1, (18, 18, 30, 30), key_slice=9)
-    with pytest.raises(InputError, match=r"label 1 click \(5, 5, 20\): outside the image"):
+    with pytest.raises(InputError, match=r"label 1 click \(5, 5, 20\): slice 20 is outside the volume"):
         s.add_click(1, 5, 5, 20)
     with pytest.raises(InputError, match="no object with label 3"):
         s.add_click(3, 5, 5, 5)

@@ -85,7 +85,7 @@ def test_ct_session_objects_undo_export_and_replay(server, http, shared_data, tm
     assert after["prompt"]["points"][-1] == [cx, cy, z] and after["prompt"]["point_labels"][-1] == 0
     assert after["voxels"] != again["voxels"]
     outside = http.post(f"{url}/objects/2/clicks", json={"x": 38, "y": 41, "z": 30})
-    assert outside.status_code == 400 and "outside the image" in outside.json()["detail"]
+    assert outside.status_code == 400 and "slice 30 is outside the volume" in outside.json()["detail"]
     assert http.post(f"{url}/objects/7/clicks", json={"x": 1, "y": 1, "z": 1}).status_code == 404
 
     labels, geometry = _labels(http, url, tmp_path)

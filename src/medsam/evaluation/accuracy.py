@@ -34,7 +34,7 @@ from ..datasets.cases import remove_small_components
 from ..datasets.description import DatasetSpec
 from ..io.geometry import Geometry
 from ..metrics import dice, normalized_surface_distance
-from ..segmentation.boxes import mask_to_box, perturb_box
+from ..prompt_geometry import mask_to_box, perturb_box
 from ..segmentation.prompts import BoxPrompt
 from ..segmentation.segmenter import Segmenter2D
 

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..metrics.overlap import dice
+from ..prompt_geometry import index_box
 from .interactive import BOX_SEED, next_click
 
 
@@ -56,8 +57,8 @@ def _challenge_box(mask: np.ndarray, rng: np.random.RandomState) -> tuple[float,
     h, w = mask.shape
     shift = int(rng.randint(0, 6))
     sx, sy = int(shift * w / 256), int(shift * h / 256)
-    return (float(max(0, xs.min() - sx)), float(max(0, ys.min() - sy)),
-            float(min(w - 1, xs.max() + sx)), float(min(h - 1, ys.max() + sy)))
+    return index_box(max(0, xs.min() - sx), max(0, ys.min() - sy), min(w - 1, xs.max() + sx),
+                     min(h - 1, ys.max() + sy), (h, w))
 
 
 def run_image(segmenter: Any, image: np.ndarray, labels: np.ndarray, min_pixels: int = 100,

@@ -52,9 +52,10 @@ class SessionDriver:
     def step(self, boxes: list[ChallengeBox], clicks: list[dict[str, list[list[int]]]],
              order: list[list[str]], prev_pred: np.ndarray | None) -> np.ndarray:
         if not self._applied:
+            from ..segmentation.prompts import challenge_prompt
+
             for i, b in enumerate(boxes):
-                self.session.add_box(i + 1, (b.x_min, b.y_min, b.x_max, b.y_max), key_slice=b.z_mid,
-                                     z_range=(b.z_min, b.z_max))
+                self.session.set_prompt(challenge_prompt(b, i + 1))
             self._applied = [0] * len(boxes)
         for i in range(len(boxes)):
             for (z, y, x), fg in ordered_clicks(clicks[i], order[i])[self._applied[i]:]:

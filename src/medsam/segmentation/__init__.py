@@ -15,7 +15,7 @@ The intensity step is :func:`medsam.intensity.prepare_intensities`; label volume
 :func:`medsam.metrics.label_volumes`.
 """
 
-from .boxes import mask_to_box, reference_box_to_world, validate_box_2d, world_box_to_pixels
+from ..prompt_geometry import mask_to_box, reference_box_to_world, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
 from .interaction import propagate_3d
 from .medsam_segmenter import MedSAMSegmenter, segment_image

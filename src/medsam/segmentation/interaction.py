@@ -41,7 +41,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
-from .boxes import mask_to_box
+from ..prompt_geometry import mask_to_box
 from .propagation import (
     DEFAULT_WALK,
     MODES,

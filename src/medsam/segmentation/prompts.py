@@ -45,9 +45,17 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.geometry import Geometry
-from ..io.npz import Interaction
+from ..io.npz import ChallengeBox, Interaction
 from ..io.segments import Code
-from .boxes import validate_box_2d, validate_slice, validate_z_range, world_box_to_pixels
+from ..prompt_geometry import (
+    index_box,
+    validate_box_2d,
+    validate_click_slice,
+    validate_point,
+    validate_slice,
+    validate_z_range,
+    world_box_to_pixels,
+)
 
 MAX_LABEL = 65535
 _KEYS = {"box", "label", "name", "slice", "z_range", "world", "frame", "points", "point_labels", "category",
@@ -173,25 +181,19 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
     resolved = _resolve_box(prompt, shape, geometry)
     if not prompt.points:
         return resolved
-    h, w = (int(v) for v in (shape[1:3] if geometry.ndim == 3 else shape[:2]))
+    hw = shape[1:3] if geometry.ndim == 3 else shape[:2]
     points: list[tuple[float, ...]] = []
     for p in prompt.points:
-        x, y = p[0], p[1]
         where = f"{prompt.describe} point ({', '.join(f'{v:g}' for v in p)})"
-        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h):
-            raise InputError(f"{where}: outside the image (width {w}, height {h})")
+        validate_point(p[0], p[1], hw, where)
         if geometry.ndim == 2:
             if len(p) != 2:
                 raise InputError(f"{where}: a 2D image takes points x, y")
-            points.append((x, y))
+            points.append((p[0], p[1]))
             continue
         z = float(p[2]) if len(p) == 3 else float(resolved.key_slice or 0)
-        if not (z.is_integer() and 0 <= z < int(shape[0])):
-            raise InputError(f"{where}: slice {z:g} is outside the volume ({int(shape[0])} slices)")
-        if resolved.z_range is not None and not resolved.z_range[0] <= z <= resolved.z_range[1]:
-            raise InputError(f"{where}: slice {z:g} is outside the object's slice range "
-                             f"{resolved.z_range[0]}..{resolved.z_range[1]}")
-        points.append((x, y, z))
+        validate_click_slice(z, int(shape[0]), resolved.z_range, where)
+        points.append((p[0], p[1], z))
     return replace(resolved, points=tuple(points), point_labels=prompt.point_labels)
 
 
@@ -518,13 +520,18 @@ def read_prompts_file(path: str | os.PathLike) -> list[BoxPrompt]:
 def prompts_from_interaction(interaction: Interaction) -> list[BoxPrompt]:
     """Prompts for an interactive challenge case: class ``i + 1`` gets the i-th box (its 2D
     box on ``z_mid`` with the slice range ``z_min..z_max``) and its clicks in order."""
-    out = []
-    for i, (b, clicks) in enumerate(zip(interaction.boxes, interaction.clicks)):
-        out.append(BoxPrompt((b.x_min, b.y_min, b.x_max, b.y_max), label=i + 1, slice=b.z_mid,
-                             z_range=(b.z_min, b.z_max),
-                             points=tuple((float(x), float(y), float(z)) for (z, y, x), _ in clicks),
-                             point_labels=tuple(int(fg) for _, fg in clicks)))
-    return out
+    return [challenge_prompt(b, i + 1, clicks) for i, (b, clicks) in enumerate(zip(interaction.boxes,
+                                                                                  interaction.clicks))]
+
+
+def challenge_prompt(box: ChallengeBox, label: int, clicks: Sequence = ()) -> BoxPrompt:
+    """The prompt of one challenge box: its 2D box on ``z_mid`` (inclusive pixel indices,
+    :func:`~medsam.prompt_geometry.index_box`) with the slice range ``z_min..z_max``, and
+    ``clicks`` ``((z, y, x), foreground)`` in order."""
+    return BoxPrompt(index_box(box.x_min, box.y_min, box.x_max, box.y_max), label=label, slice=box.z_mid,
+                     z_range=(box.z_min, box.z_max),
+                     points=tuple((float(x), float(y), float(z)) for (z, y, x), _ in clicks),
+                     point_labels=tuple(int(fg) for _, fg in clicks))
 
 
 def prompts_from_npz_boxes(boxes: np.ndarray) -> list[BoxPrompt]:

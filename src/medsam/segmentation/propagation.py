@@ -27,7 +27,7 @@ from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
-from .boxes import mask_to_box
+from ..prompt_geometry import mask_to_box
 from .segmenter import Segmenter2D, as_segmenter, content_key, segment_object
 
 MODES = ("propagate", "plain")

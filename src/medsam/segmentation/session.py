@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.geometry import Geometry
 from ..io.segments import Code
+from ..prompt_geometry import validate_click_slice, validate_point
 from .interaction import Click, VolumeObject, prompt_clicks
 from .pipeline import compose_labels
 from .prompts import BoxPrompt
@@ -220,15 +221,10 @@ class InteractiveSession:
         return resolve_prompt(prompt, self.shape, self.geometry).slices(self.shape[0])
 
     def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
-        depth, h, w = volume.shape[:3]
-        x, y, z, label = click.x, click.y, click.z, entry.label
-        if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h and 0 <= z < depth):
-            where = f"({x:g}, {y:g}, {z})" if self._is_3d else f"({x:g}, {y:g})"
-            raise InputError(f"label {label} click {where}: outside the image (width {w}, height {h}"
-                             + (f", {depth} slices)" if self._is_3d else ")"))
-        if entry.z_range is not None and not entry.z_range[0] <= z <= entry.z_range[1]:
-            raise InputError(f"label {label} click on slice {z}: outside the object's slice range "
-                             f"{entry.z_range[0]}..{entry.z_range[1]}")
+        where = f"label {entry.label} click " + (f"({click.x:g}, {click.y:g}, {click.z})" if self._is_3d
+                                                   else f"({click.x:g}, {click.y:g})")
+        validate_point(click.x, click.y, volume.shape[1:3], where)
+        validate_click_slice(click.z, int(volume.shape[0]), entry.z_range, where)
 
     def add_click(self, label: int, x: float, y: float, z: int = 0, foreground: bool = True) -> np.ndarray:
         """A click on object ``label`` at column ``x``, row ``y`` of slice ``z`` (0 for 2D

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import InputError
 from ..intensity import to_three_channels
-from ..segmentation.boxes import perturb_box
+from ..prompt_geometry import perturb_box
 from ..transforms import LOW_RES, low_res_target
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from ..evaluation.interactive import next_click
 from ..modeling.sam import Sam
-from ..segmentation.boxes import mask_to_box
+from ..prompt_geometry import mask_to_box
 from ..transforms import LOW_RES, MASK_PROMPT_LOGIT, low_res_target
 from .data import PreparedDataset, load_slice
 from .losses import dice_bce_loss

@@ -3,7 +3,7 @@ import pytest
 
 from medsam.errors import InputError
 from medsam.io import Geometry
-from medsam.segmentation.boxes import (
+from medsam.prompt_geometry import (
     mask_to_box,
     reference_box_to_world,
     validate_box_2d,
@@ -85,3 +85,64 @@ def test_a_box_from_a_reference_whose_rows_run_the_other_way():
     np.testing.assert_allclose(on_series, [300, 511 - 260, 8, 400, 511 - 150, 10], atol=1e-6)
     with pytest.raises(InputError, match="--box 1,2,3,4: a box on a 3D reference image needs 6 numbers"):
         reference_box_to_world([1, 2, 3, 4], nifti, what="--box 1,2,3,4")
+
+
+ZERO_WIDTH = (10, 10, 10, 20)
+
+
+def test_a_zero_width_box_is_refused_alike_by_prompts_the_session_and_the_predictor(lite_medsam_model):
+    """One rule for a box's size everywhere: x0 < x1 and y0 < y1 (the predictor had accepted
+    x0 == x1, which prompts files and the command line refused)."""
+    from medsam.predictor import MedSAMPredictor
+    from medsam.segmentation import BoxPrompt, resolve_prompt
+    from medsam.segmentation.session import InteractiveSession
+
+    image = np.zeros((40, 60), np.uint8)
+    image[10:30, 20:40] = 200
+    rule = "zero or negative size"
+    with pytest.raises(InputError, match=rule):
+        validate_box_2d(ZERO_WIDTH, image.shape)
+    with pytest.raises(InputError, match=rule):
+        resolve_prompt(BoxPrompt(ZERO_WIDTH), image.shape, Geometry.default(2))
+    predictor = MedSAMPredictor(lite_medsam_model)
+    predictor.set_image(image)
+    with pytest.raises(InputError, match=rule):
+        predictor.predict(boxes=[ZERO_WIDTH])
+    session = InteractiveSession(predictor_segmenter(lite_medsam_model))
+    session.load(image, Geometry.default(2))
+    with pytest.raises(InputError, match=rule):
+        session.add_box(1, ZERO_WIDTH)
+
+
+def test_a_click_outside_the_image_is_refused_alike_by_prompts_the_session_and_the_predictor(lite_medsam_model):
+    """One rule for where a click may lie: 0 <= x <= W, 0 <= y <= H, on a slice of the
+    volume within the object's slice range (the session and prompts files each had their own
+    check, with their own messages)."""
+    from medsam.predictor import MedSAMPredictor
+    from medsam.segmentation import BoxPrompt, resolve_prompt
+    from medsam.segmentation.session import InteractiveSession
+
+    volume = np.zeros((6, 40, 60), np.uint8)
+    volume[:, 10:30, 20:40] = 200
+    geometry = Geometry.default(3)
+    session = InteractiveSession(predictor_segmenter(lite_medsam_model))
+    session.load(volume, geometry)
+    session.add_box(1, (18, 8, 42, 32), key_slice=2, z_range=(1, 4))
+    for (x, y, z), rule in [((61, 5, 2), "outside the image"), ((5, -1, 2), "outside the image"),
+                            ((5, 5, 6), "slice 6 is outside the volume"),
+                            ((5, 5, 5), "outside the object's slice range 1..4")]:
+        with pytest.raises(InputError, match=rule):
+            session.add_click(1, x, y, z)
+        with pytest.raises(InputError, match=rule):
+            resolve_prompt(BoxPrompt((18, 8, 42, 32), slice=2, z_range=(1, 4), points=((x, y, z),),
+                                     point_labels=(1,)), volume.shape, geometry)
+    predictor = MedSAMPredictor(lite_medsam_model)
+    predictor.set_image(volume[2])
+    with pytest.raises(InputError, match="outside the image"):
+        predictor.predict(points=[[61, 5]], point_labels=[1])
+
+
+def predictor_segmenter(model):
+    from medsam.segmentation import MedSAMSegmenter
+
+    return MedSAMSegmenter(model)

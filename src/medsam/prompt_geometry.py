@@ -1,11 +1,18 @@
-"""Box helpers: validation against an image, boxes from masks, world -> pixel conversion.
+"""Where prompts lie in an image: every geometric check of a box, a click, a slice and a
+slice range, and the conversions between boxes, masks and world coordinates.
+
+The checks here are the only ones: prompts files, the command line, the interactive session,
+the web app and the 2D predictor all call them, so one box is valid or not everywhere.
 
 Conventions: 2D boxes are ``(x0, y0, x1, y1)`` in pixel coordinates of the original
-image (x = column, y = row), with ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``
-(coordinates are continuous; a box from a mask spans its min..max pixel indices, as
-MedSAM builds them). 3D boxes are ``(x0, y0, z0, x1, y1, z1)`` with ``z0 <= z1`` slice
-indices, both inclusive. World boxes hold two opposite corners in mm, ITK/LPS order
-``(x, y[, z])`` (or RAS, as 3D Slicer displays them, with ``frame="RAS"``).
+image (x = column, y = row), with ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``:
+a box has a positive width and height everywhere (coordinates are continuous; a box from a
+mask spans its min..max pixel indices, as MedSAM builds them, and :func:`mask_to_box` gives
+a one-pixel-wide object a box one pixel wide). 3D boxes are ``(x0, y0, z0, x1, y1, z1)``
+with ``z0 <= z1`` slice indices, both inclusive. A click ``(x, y)`` lies in the image with
+``0 <= x <= W`` and ``0 <= y <= H``, on a whole slice of the volume within the object's
+slice range. World boxes hold two opposite corners in mm, ITK/LPS order ``(x, y[, z])``
+(or RAS, as 3D Slicer displays them, with ``frame="RAS"``).
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..io.geometry import Geometry
+from .errors import InputError
+from .io.geometry import Geometry
 
 
 def validate_box_2d(box: ArrayLike, shape: Sequence[int], what: str = "box") -> np.ndarray:
@@ -35,6 +42,66 @@ def validate_box_2d(box: ArrayLike, shape: Sequence[int], what: str = "box") -> 
     if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
         raise InputError(f"{what} {_fmt(b)}: outside the image (width {w}, height {h})")
     return b
+
+
+def validate_boxes(boxes: ArrayLike, shape: Sequence[int]) -> np.ndarray:
+    """Check N 2D boxes (shape ``(4,)`` or ``(N, 4)``) against an image of ``shape``
+    ``(H, W, ...)`` with :func:`validate_box_2d`'s rule; return them as ``(N, 4)`` float.
+
+    Raises:
+        InputError: the wrong shape, or a box that :func:`validate_box_2d` refuses (named by
+        its index).
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise InputError(f"boxes must have shape (4,) or (N, 4) as x0, y0, x1, y1, got {np.shape(boxes)}")
+    for i, box in enumerate(arr):
+        validate_box_2d(box, shape, f"box {i}")
+    return arr
+
+
+def validate_point(x: float, y: float, shape: Sequence[int], what: str = "point") -> None:
+    """Check a click ``(x, y)`` (column, row) against an image of ``shape`` ``(H, W, ...)``."""
+    h, w = int(shape[0]), int(shape[1])
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= w and 0 <= y <= h):
+        raise InputError(f"{what}: outside the image (width {w}, height {h})")
+
+
+def validate_points(points: ArrayLike, labels: ArrayLike | None, shape: Sequence[int]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Check clicks as the predictor takes them: ``points`` ``(K, 2)`` or ``(N, K, 2)`` x, y
+    with ``labels`` ``(K,)`` or ``(N, K)``, 1 foreground and 0 background, each point in an
+    image of ``shape`` (:func:`validate_point`). Returns ``(N, K, 2)`` float and ``(N, K)``
+    int64."""
+    if labels is None:
+        raise InputError("point_labels are required with points (1 foreground, 0 background)")
+    pts = np.asarray(points, dtype=np.float64)
+    lab = np.asarray(labels)
+    if pts.ndim == 2:
+        pts, lab = pts[None], lab[None]
+    if pts.ndim != 3 or pts.shape[2] != 2:
+        raise InputError(f"points must have shape (K, 2) or (N, K, 2) as x, y, got {np.shape(points)}")
+    if lab.shape != pts.shape[:2]:
+        raise InputError(f"point_labels must have shape {pts.shape[:2]} to match the points, "
+                         f"got {np.shape(labels)}")
+    if not np.all(np.isin(lab, (0, 1))):
+        raise InputError("point_labels must be 1 (foreground) or 0 (background)")
+    for x, y in pts.reshape(-1, 2):
+        validate_point(x, y, shape, f"point [{x:g}, {y:g}]")
+    return pts, lab.astype(np.int64)
+
+
+def validate_click_slice(z: float, depth: int, z_range: tuple[int, int] | None, what: str) -> int:
+    """Check a click's slice: a whole slice of a ``depth``-slice volume, within the object's
+    inclusive ``z_range`` (None: any slice). Returns it as int."""
+    if not (np.isfinite(z) and float(z).is_integer() and 0 <= z < depth):
+        raise InputError(f"{what}: slice {z:g} is outside the volume ({depth} slices)")
+    if z_range is not None and not z_range[0] <= z <= z_range[1]:
+        raise InputError(f"{what}: slice {z:g} is outside the object's slice range "
+                         f"{z_range[0]}..{z_range[1]}")
+    return int(z)
 
 
 def validate_z_range(z0: float, z1: float, depth: int, what: str = "box") -> tuple[int, int]:
@@ -70,11 +137,18 @@ def mask_to_box(mask: np.ndarray, margin: float = 0.0) -> np.ndarray | None:
     box = np.array([cols[0] - margin, rows[0] - margin, cols[-1] + margin, rows[-1] + margin], float)
     box[[0, 2]] = np.clip(box[[0, 2]], 0, w - 1)
     box[[1, 3]] = np.clip(box[[1, 3]], 0, h - 1)
-    if box[2] <= box[0]:  # a one-pixel-wide mask without margin: keep a positive size
-        box[2] = min(box[0] + 1, w)
-    if box[3] <= box[1]:
-        box[3] = min(box[1] + 1, h)
-    return box
+    return np.array(index_box(box[0], box[1], box[2], box[3], (h, w)), float)
+
+
+def index_box(x_min: float, y_min: float, x_max: float, y_max: float, shape: Sequence[int] | None = None
+              ) -> tuple[float, float, float, float]:
+    """A box from inclusive pixel indices (a mask's extent, the CVPR 2025 challenge's boxes)
+    as a box ``(x0, y0, x1, y1)`` of an image of ``shape`` ``(H, W, ...)``: the same numbers
+    (MedSAM's convention), except that a one-pixel-wide (or -high) extent becomes a box one
+    pixel wide, since a box has a positive size (within ``shape``, when given)."""
+    h, w = (np.inf, np.inf) if shape is None else (int(shape[0]), int(shape[1]))
+    x0, y0, x1, y1 = float(x_min), float(y_min), float(x_max), float(y_max)
+    return x0, y0, max(x1, min(x0 + 1, w)), max(y1, min(y0 + 1, h))
 
 
 def perturb_box(box: np.ndarray, shift: int, limits: tuple[int, int],
