@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from medsam.evaluation.interactive_results import step_medians
     from medsam.segmentation import MedSAMSegmenter
     from medsam.segmentation.embedding_store import configured_store
-    from medsam.segmentation.propagation import DEFAULT_WALK
+    from medsam.segmentation.engine import DEFAULT_WALK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--description", default=str(ROOT / "examples/datasets/tune_3d.json"))

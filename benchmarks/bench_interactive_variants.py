@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _dense_walk(seg, image, box, key, z_range, dense: bool) -> np.ndarray:
-    """The box step's walk (as medsam.segmentation.propagation.walk) with or without the
+    """The box step's walk (as medsam.segmentation.engine.walk) with or without the
     previous slice's logits as the dense prompt."""
     from medsam.prompt_geometry import mask_to_box
-    from medsam.segmentation.propagation import DEFAULT_WALK, object_present, touching
+    from medsam.segmentation.engine import DEFAULT_WALK, object_present, touching
     from medsam.segmentation.segmenter import content_key
 
     out = np.zeros(image.shape, bool)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from medsam.evaluation.interactive_results import step_medians
     from medsam.metrics import dice
     from medsam.segmentation import MedSAMSegmenter
-    from medsam.segmentation.propagation import DEFAULT_WALK
+    from medsam.segmentation.engine import DEFAULT_WALK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--description", default=str(ROOT / "examples/datasets/interactive_3d.json"))

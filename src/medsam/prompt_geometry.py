@@ -96,7 +96,9 @@ def validate_points(points: ArrayLike, labels: ArrayLike | None, shape: Sequence
 def validate_click_slice(z: float, depth: int, z_range: tuple[int, int] | None, what: str) -> int:
     """Check a click's slice: a whole slice of a ``depth``-slice volume, within the object's
     inclusive ``z_range`` (None: any slice). Returns it as int."""
-    if not (np.isfinite(z) and float(z).is_integer() and 0 <= z < depth):
+    if not (np.isfinite(z) and float(z).is_integer()):
+        raise InputError(f"{what}: slice {z:g} is not a whole slice number")
+    if not 0 <= z < depth:
         raise InputError(f"{what}: slice {z:g} is outside the volume ({depth} slices)")
     if z_range is not None and not z_range[0] <= z <= z_range[1]:
         raise InputError(f"{what}: slice {z:g} is outside the object's slice range "

@@ -108,7 +108,7 @@ def test_clicks_with_the_real_weights(shared_data, lite_medsam_model):
     reaches the mask's border (the box is not given the point); with ``model_clicks`` the
     clicks go to the model as SAM's point prompts, as the predictor takes them."""
     from medsam import MedSAMPredictor
-    from medsam.segmentation.propagation import SliceClicks, SliceRunner, enforce_clicks
+    from medsam.segmentation.runner import SliceClicks, SliceRunner, enforce_clicks
 
     img, g = io.read(shared_data / "jsrt_scr_cxr/images/JPCLN001.png")
     box, points, point_labels = (426, 418, 793, 769), ((600, 600), (440, 430)), (1, 0)

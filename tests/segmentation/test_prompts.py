@@ -7,6 +7,7 @@ from medsam.errors import InputError
 from medsam.io import Geometry
 from medsam.segmentation.prompts import (
     BoxPrompt,
+    Click,
     load_prompts,
     parse_box_text,
     prompts_from_npz_boxes,
@@ -199,11 +200,13 @@ def test_points_round_trip_and_resolve(tmp_path):
     g = Geometry((1.0, 1.0, 1.0))
     r = resolve_prompt(prompts[0], (8, 50, 60), g)
     # 2-value points on a volume lie on the key slice; 3-value ones anywhere
-    assert r.key_slice == 4 and r.points == ((12.0, 22.0, 4.0), (15.5, 30.0, 4.0)) and r.point_labels == (1, 0)
+    assert r.key_slice == 4 and r.clicks == (Click(12.0, 22.0, 4, True), Click(15.5, 30.0, 4, False))
+    # the resolved prompt goes back to a prompt that resolves to it
+    assert resolve_prompt(r.to_box_prompt(), (8, 50, 60), g) == r
     anywhere = BoxPrompt((10, 20, 30, 40), slice=4, z_range=(1, 7), points=((12, 22, 7),), point_labels=(0,))
     assert read_prompts_file(_write_json(tmp_path, [anywhere.to_json()])) == [anywhere]
     assert anywhere.to_json()["z_range"] == [1, 7] and anywhere.to_json()["points"] == [[12, 22, 7]]
-    assert resolve_prompt(anywhere, (8, 50, 60), g).points == ((12.0, 22.0, 7.0),)
+    assert resolve_prompt(anywhere, (8, 50, 60), g).clicks == (Click(12.0, 22.0, 7, False),)
     outside = BoxPrompt((10, 20, 30, 40), label=3, name="liver", slice=4, points=((61, 22),), point_labels=(1,))
     with pytest.raises(InputError, match=r"label 3 \(liver\) point \(61, 22\): outside the image \(width 60"):
         resolve_prompt(outside, (8, 50, 60), g)

@@ -1,4 +1,4 @@
-"""InteractiveSession and the click rules of medsam.segmentation.interaction, on synthetic
+"""InteractiveSession and the click rules of medsam.segmentation.engine, on synthetic
 volumes with a threshold segmenter (the real model is in tests/segmentation/test_interactive_real.py)."""
 
 import numpy as np

@@ -12,7 +12,7 @@ The 2D counterpart of :mod:`medsam.evaluation.interactive`:
   (:func:`~medsam.evaluation.interactive.next_click`: the centre of the largest
   8-connected error component, foreground where the object was missed, background where
   the mask spilled). Each click goes through the library's 2D click path (the object's
-  box and its clicks replayed in order, :class:`~medsam.segmentation.interaction.VolumeObject`
+  box and its clicks replayed in order, :class:`~medsam.segmentation.session.InteractiveSession`
   on a one-slice volume), as ``medsam segment`` applies clicks from a prompts file.
 * **Scores**: DSC per object and step. An image's score is the mean over its objects,
   and a dataset's figure the median over its images, with n images: objects of one
@@ -65,22 +65,23 @@ def run_image(segmenter: Any, image: np.ndarray, labels: np.ndarray, min_pixels:
               n_clicks: int = 5, dataset: str = "", case: str = "", seed: int = BOX_SEED) -> list[ClickRow]:
     """The protocol on one 2D ``image`` (``(H, W)`` or ``(H, W, 3)``, values 0..255 as the
     model takes them) with reference ``labels`` ``(H, W)``."""
-    from ..segmentation.interaction import Click, VolumeObject
-    from ..segmentation.propagation import CONTENT, SliceRunner
+    from ..io.geometry import Geometry
+    from ..segmentation.session import InteractiveSession
 
     rng = np.random.RandomState(seed)
     rows: list[ClickRow] = []
+    session = InteractiveSession(segmenter, max_undo=0)
+    session.load(np.asarray(image), Geometry.default(2))
     for index, gt in enumerate(_objects(labels, min_pixels)):
-        run = SliceRunner(np.asarray(image)[None], segmenter, CONTENT, index + 1)
-        obj = VolumeObject(_challenge_box(gt, rng), 0)
-        mask = obj.segment_box(run)[0]
-        rows.append(ClickRow(dataset, case, index + 1, 0, dice(mask, gt)))
+        label = index + 1
+        mask = session.add_box(label, _challenge_box(gt, rng))
+        rows.append(ClickRow(dataset, case, label, 0, dice(mask, gt)))
         for step in range(1, n_clicks + 1):
             found = next_click(mask, gt)
             if found is not None:
                 (y, x), foreground = found
-                mask = obj.add_click(run, Click(float(x), float(y), 0, foreground))[0]
-            rows.append(ClickRow(dataset, case, index + 1, step, dice(mask, gt)))
+                mask = session.add_click(label, float(x), float(y), 0, foreground)
+            rows.append(ClickRow(dataset, case, label, step, dice(mask, gt)))
     return rows
 
 

@@ -34,7 +34,7 @@ class SessionDriver:
     the boxes once, then each new click (the embeddings stay in the segmenter's cache)."""
 
     def __init__(self, segmenter: Any, config: Any = None):
-        from ..segmentation.propagation import DEFAULT_WALK
+        from ..segmentation.engine import DEFAULT_WALK
 
         self.segmenter = segmenter
         self.config = config or DEFAULT_WALK

@@ -1,9 +1,13 @@
 """Box-prompted segmentation of 2D images and volumes with any 2D segmenter.
 
-* :mod:`.prompts` - prompts (frozen dataclasses) and prompts files (JSON, CSV; per case);
-* :mod:`.boxes` - box validation, boxes from masks, world -> pixel boxes;
+* :mod:`.prompts` - prompts (``BoxPrompt`` as given, ``ResolvedPrompt`` once checked against
+  the image) and prompts files (JSON, CSV; per case); their geometric checks are
+  :mod:`medsam.prompt_geometry`'s;
 * :mod:`.segmenter` - the ``Segmenter2D`` protocol and a per-slice cache;
-* :mod:`.propagation` - 3D segmentation by slice-to-slice propagation or the plain mode;
+* :mod:`.runner` - one slice of one object (``SliceRunner``);
+* :mod:`.engine` - the 3D engine: one object from its prompt, the slice walk and the click
+  rules (``segment_prompt``, ``VolumeObject``), 2D images as volumes of one slice;
+* :mod:`.session` - the interactive session (objects, clicks, undo);
 * :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)``;
 * :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
   and ``segment_image(image, geometry, prompts, model)``;
@@ -17,11 +21,12 @@ The intensity step is :func:`medsam.intensity.prepare_intensities`; label volume
 
 from ..prompt_geometry import mask_to_box, reference_box_to_world, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
-from .interaction import propagate_3d
+from .engine import propagate_3d, segment_prompt
 from .medsam_segmenter import MedSAMSegmenter, segment_image
 from .pipeline import resolve_prompts, segment
 from .prompts import (
                       BoxPrompt,
+                      Click,
                       PromptsFile,
                       ResolvedPrompt,
                       load_prompts,
@@ -43,13 +48,13 @@ from .segmenter import (
 from .unet_segmenter import BoxUNetSegmenter
 
 __all__ = [
-    "BoxPrompt", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
+    "BoxPrompt", "Click", "PromptsFile", "ResolvedPrompt", "load_prompts", "parse_box_text", "parse_prompts",
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "reference_box_to_world",
     "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
     "SliceCache",
-    "as_segmenter", "propagate_3d", "segment", "Case",
+    "as_segmenter", "propagate_3d", "segment_prompt", "segment", "Case",
     "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter",
     "segment_image",
 ]

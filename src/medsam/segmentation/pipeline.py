@@ -2,9 +2,10 @@
 
 :func:`segment` is what ``medsam segment`` runs (the command adds only file handling):
 prompts are checked against the image (world boxes converted through the geometry),
-2D images are segmented with all boxes in one batch, volumes object by object with
-:func:`~medsam.segmentation.propagation.propagate_3d`. Per-slice keys let a caching
-segmenter (MedSAM) compute each slice's embedding once for all objects.
+2D boxes without clicks are segmented in one batch; every other object (a volume's, a 2D
+object with clicks) through the 3D engine (:func:`~.engine.segment_prompt`), a 2D image as a
+volume of one slice. Per-slice keys let a caching segmenter (MedSAM) compute each slice's
+embedding once for all objects.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from ..io.geometry import Geometry
-from .interaction import VolumeObject, prompt_clicks, propagate_3d, replay
+from .engine import MODES, segment_prompt, walk_config
 from .prompts import BoxPrompt, ResolvedPrompt, check_unique_labels, resolve_prompt
-from .propagation import CONTENT, MODES, SliceRunner, walk_config
 from .quality import object_quality
+from .runner import CONTENT
 from .segmenter import as_segmenter, content_key
 
 
@@ -65,12 +66,12 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
             range the segmenter expects.
         geometry: the image's geometry (2D or 3D; decides how ``image`` is read).
         prompts: boxes with label ids (pixel or world coordinates), optional slice ranges,
-            and clicks anywhere in the image (applied in order, see :mod:`.interaction`; a
+            and clicks anywhere in the image (applied in order, see :mod:`.engine`; a
             segmenter without ``segment_points`` takes none).
         segmenter: a ``Segmenter2D`` or a callable ``(image2d, box) -> mask``.
-        mode: ``"propagate"`` or ``"plain"`` for volumes (see :func:`propagate_3d`).
+        mode: ``"propagate"`` or ``"plain"`` for volumes (see :mod:`.engine`).
         margin, min_pixels: override the propagation's defaults
-            (:data:`~medsam.segmentation.propagation.DEFAULT_WALK`).
+            (:data:`~medsam.segmentation.engine.DEFAULT_WALK`).
         cache_key: names this image for the segmenter's per-slice cache; None (the
             default): each slice is keyed by its contents, so a segmenter passed to
             several calls reuses the embeddings of slices it has seen (its cache is
@@ -98,9 +99,10 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     segmenter = as_segmenter(segmenter)
     config = walk_config(margin, min_pixels)
 
+    keys = CONTENT if cache_key is None else cache_key
     if geometry.ndim == 2:
         segmenter.set_slice(image, key=content_key(image) if cache_key is None else (cache_key, 0))
-        plain = [i for i, p in enumerate(resolved) if not p.points]  # one batch; clicks one by one
+        plain = [i for i, p in enumerate(resolved) if not p.clicks]  # one batch; clicks one by one
         batch = segmenter.segment(np.array([resolved[i].box2d for i in plain])) if plain else []
         masks = dict(zip(plain, np.asarray(batch, dtype=bool)))
         batch_scores = getattr(segmenter, "last_scores", None)
@@ -109,10 +111,8 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
             scores = {i: {0: float(v)} for i, v in zip(plain, batch_scores)}
         for i, p in enumerate(resolved):
             if i not in masks:
-                run = SliceRunner(image[None], segmenter, (cache_key, "2d") if cache_key is not None
-                                  else CONTENT, p.label, config.model_clicks, config.edit_model_clicks)
-                masks[i] = replay(run, VolumeObject(p.box2d, 0), prompt_clicks(p), config)[0]
-                scores[i] = run.scores
+                mask3d, scores[i] = segment_prompt(image[None], segmenter, p, config, cache_key=keys)
+                masks[i] = mask3d[0]
         if qualities is not None:
             qualities += [object_quality(p.label, masks[i], scores.get(i, {})) for i, p in enumerate(resolved)]
         return compose_labels(shape, [(p.label, masks[i]) for i, p in enumerate(resolved)])
@@ -122,23 +122,12 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
     spans = [p.slices(depth) for p in resolved]
     bar = progress_bar(total=sum(spans), desc="slices", unit="slice", enabled=progress, leave=False)
     for number, (p, span) in enumerate(zip(resolved, spans), start=1):
-        assert p.key_slice is not None
         start = bar.n
         if len(resolved) > 1:
             bar.set_description(f"object {number}/{len(resolved)}: slices", refresh=False)
-        if mode == "plain":
-            mask = propagate_3d(image, segmenter, p.box2d, key_slice=p.key_slice, z_range=p.z_range,
-                                mode=mode, label=p.label, config=config,
-                                cache_key=CONTENT if cache_key is None else cache_key,
-                                on_slice=lambda _: bar.update())
-            slice_scores: dict[int, float] = {}
-        else:
-            run = SliceRunner(image, segmenter, CONTENT if cache_key is None else cache_key, p.label,
-                              config.model_clicks, config.edit_model_clicks, on_slice=lambda _: bar.update())
-            mask = replay(run, VolumeObject(p.box2d, p.key_slice, p.z_range), prompt_clicks(p), config)
-            slice_scores = run.scores
+        mask, slice_scores = segment_prompt(image, segmenter, p, config, mode, keys, on_slice=lambda _: bar.update())
         if qualities is not None:
-            qualities.append(object_quality(p.label, mask, slice_scores, p.key_slice, p.z_range,
+            qualities.append(object_quality(p.label, mask, slice_scores, p.start, p.z_range,
                                             range_given=p.z_range is not None))
         out.append((p.label, mask))
         bar.update(max(0, start + span - bar.n))   # the walk stops where the object ends

@@ -22,7 +22,7 @@ range ``z0..z1``, its key slice ``slice`` (default: the middle slice). ``world``
 box in physical mm (ITK/LPS, or RAS with ``"frame": "RAS"``). Pixel boxes follow
 :mod:`.boxes`. ``points`` are clicks in pixels, with ``point_labels`` 1 = foreground,
 0 = background: ``x, y`` on the key slice (2D images: the image), or ``x, y, z`` on any
-slice of a volume (:mod:`.interaction` says how each changes the object, in order);
+slice of a volume (:mod:`.engine` says how each changes the object, in order);
 they need a pixel box. ``category`` and ``type`` (together) code what the object is, as
 ``scheme^value^meaning``, for DICOM SEG and 3D Slicer exports (default: "Tissue").
 
@@ -145,26 +145,56 @@ def _number(value: float) -> float | int:
 
 
 @dataclass(frozen=True)
+class Click:
+    """A click: ``x`` (column), ``y`` (row) pixel coordinates on slice ``z`` (0 on a 2D
+    image), and ``foreground`` (True: the object is here; False: it is not)."""
+
+    x: float
+    y: float
+    z: int = 0
+    foreground: bool = True
+
+
+@dataclass(frozen=True)
 class ResolvedPrompt:
-    """A prompt checked against one image, in pixel coordinates.
+    """One object's prompt checked against one image, in pixel coordinates: the one form
+    every path segments from (the command line, the interactive session, the web app and
+    the benchmarks), built once by :func:`resolve_prompt`.
 
     ``box2d`` is ``(x0, y0, x1, y1)`` float; for volumes ``key_slice`` is the slice the
     segmentation starts from and ``z_range`` the inclusive slice range it may cover
-    (None: while the object is there). ``points`` are the clicks, ``(x, y)`` on 2D images
-    and ``(x, y, z)`` on volumes, with ``point_labels``; empty when the prompt has none."""
+    (None: while the object is there); on 2D images both are None. ``clicks`` are in the
+    order given (on 2D images on slice 0); ``codes`` what the object is (category, type)."""
 
     label: int
     name: str
     box2d: tuple[float, float, float, float]
     key_slice: int | None = None
     z_range: tuple[int, int] | None = None
-    points: tuple[tuple[float, ...], ...] = ()
-    point_labels: tuple[int, ...] = ()
+    clicks: tuple[Click, ...] = ()
+    codes: tuple[Code, Code] | None = None
 
     def slices(self, depth: int) -> int:
         """How many slices of a ``depth``-slice volume the object may cover: its slice
         range, else the whole volume."""
         return (self.z_range[1] - self.z_range[0] + 1) if self.z_range is not None else int(depth)
+
+    @property
+    def start(self) -> int:
+        """The slice the segmentation starts from: the key slice (0 on a 2D image)."""
+        return self.key_slice or 0
+
+    def same_box(self, other: "ResolvedPrompt") -> bool:
+        """Whether ``other`` has this box on the same key slice with the same slice range."""
+        return (self.box2d, self.key_slice, self.z_range) == (other.box2d, other.key_slice, other.z_range)
+
+    def to_box_prompt(self) -> BoxPrompt:
+        """The prompt as a :class:`BoxPrompt` in pixels (a prompts file's entry; resolving it
+        again gives this prompt)."""
+        volume = self.key_slice is not None
+        return BoxPrompt(self.box2d, label=self.label, name=self.name, slice=self.key_slice, z_range=self.z_range,
+                         points=tuple((c.x, c.y, float(c.z)) if volume else (c.x, c.y) for c in self.clicks),
+                         point_labels=tuple(int(c.foreground) for c in self.clicks), codes=self.codes)
 
 
 def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
@@ -178,23 +208,23 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
     Raises:
         InputError: naming the prompt and what is wrong.
     """
-    resolved = _resolve_box(prompt, shape, geometry)
+    resolved = replace(_resolve_box(prompt, shape, geometry), codes=prompt.codes)
     if not prompt.points:
         return resolved
     hw = shape[1:3] if geometry.ndim == 3 else shape[:2]
-    points: list[tuple[float, ...]] = []
-    for p in prompt.points:
+    clicks: list[Click] = []
+    for p, label in zip(prompt.points, prompt.point_labels):
         where = f"{prompt.describe} point ({', '.join(f'{v:g}' for v in p)})"
         validate_point(p[0], p[1], hw, where)
         if geometry.ndim == 2:
             if len(p) != 2:
                 raise InputError(f"{where}: a 2D image takes points x, y")
-            points.append((p[0], p[1]))
+            clicks.append(Click(p[0], p[1], 0, bool(label)))
             continue
-        z = float(p[2]) if len(p) == 3 else float(resolved.key_slice or 0)
-        validate_click_slice(z, int(shape[0]), resolved.z_range, where)
-        points.append((p[0], p[1], z))
-    return replace(resolved, points=tuple(points), point_labels=prompt.point_labels)
+        z = float(p[2]) if len(p) == 3 else float(resolved.start)
+        clicks.append(Click(p[0], p[1], validate_click_slice(z, int(shape[0]), resolved.z_range, where),
+                            bool(label)))
+    return replace(resolved, clicks=tuple(clicks))
 
 
 def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:

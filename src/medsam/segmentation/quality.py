@@ -3,7 +3,7 @@ result is probably wrong.
 
 SAM's mask decoder predicts the IoU of each mask it makes with the object it was asked for
 (its IoU head). medsam keeps it per slice (:attr:`SliceRunner.scores
-<medsam.segmentation.propagation.SliceRunner>`) and sums it up per object:
+<medsam.segmentation.runner.SliceRunner>`) and sums it up per object:
 
 * ``predicted_iou``: the mean over the object's slices, each weighted by its mask's area
   (2D: the one mask's);

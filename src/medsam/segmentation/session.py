@@ -10,9 +10,10 @@ interactive benchmark drive (in the manner of nnInteractive's inference session,
     session.undo()
     labels = session.label_map()
 
-Objects are :class:`~medsam.segmentation.interaction.VolumeObject` (a 2D image is a volume
-of one slice), so each object's mask is a function of its box and clicks in order, and
-:meth:`prompts` (replayed by :func:`medsam.segmentation.segment`) gives the same label map.
+Each object is kept as its :class:`~.prompts.ResolvedPrompt` with its mask, and segmented by
+the 3D engine (:class:`~.engine.VolumeObject`; a 2D image is a volume of one slice), so each
+object's mask is a function of its box and clicks in order, and :meth:`prompts` (replayed by
+:func:`medsam.segmentation.segment`) gives the same label map.
 Where objects overlap, the later-added one wins (:func:`~.pipeline.compose_labels`).
 """
 
@@ -27,29 +28,27 @@ from ..errors import InputError
 from ..io.geometry import Geometry
 from ..io.segments import Code
 from ..prompt_geometry import validate_click_slice, validate_point
-from .interaction import Click, VolumeObject, prompt_clicks
+from .engine import DEFAULT_WALK, VolumeObject, WalkConfig
 from .pipeline import compose_labels
-from .prompts import BoxPrompt
-from .propagation import CONTENT, DEFAULT_WALK, SliceRunner, WalkConfig
+from .prompts import BoxPrompt, Click, ResolvedPrompt, resolve_prompt
 from .quality import ObjectQuality, object_quality
+from .runner import CONTENT, SliceRunner
 from .segmenter import as_segmenter
 
 
 @dataclass(frozen=True)
 class _Entry:
-    """An object as the session keeps it: its prompts and its mask (never changed in place,
-    so an undo snapshot can share it)."""
+    """An object as the session keeps it: its prompt (box, slice range, clicks in order,
+    name and codes) and its mask (never changed in place, so an undo snapshot can share it)."""
 
-    label: int
-    name: str
-    box: tuple[float, float, float, float]
-    key_slice: int
-    z_range: tuple[int, int] | None
-    clicks: tuple[Click, ...]
+    prompt: ResolvedPrompt
     mask: np.ndarray
-    codes: tuple[Code, Code] | None = None
     #: slice -> the model's predicted IoU of the mask it made there last
     scores: Mapping[int, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> int:
+        return self.prompt.label
 
 
 class InteractiveSession:
@@ -158,28 +157,15 @@ class InteractiveSession:
         type) for DICOM SEG and Slicer exports. Returns its mask.
 
         Raises:
-            InputError: a bad label, box, slice or slice range.
+            InputError: a bad label, box, slice, slice range or click.
         """
-        volume = self._require()
-        prompt = BoxPrompt(tuple(box), label=label, name=name,
-                           slice=key_slice if self._is_3d else None,
-                           z_range=z_range if self._is_3d else None)
-        from .prompts import resolve_prompt
-
-        assert self.geometry is not None
-        r = resolve_prompt(prompt, self.shape, self.geometry)
-        obj = VolumeObject(r.box2d, r.key_slice or 0, r.z_range)
-        run = self._runner(label)
-        mask = obj.segment_box(run, self.config)
-        scores = dict(run.scores)
-        entry = _Entry(label, name, r.box2d, obj.key_slice, r.z_range, (), mask, codes)
-        for click in clicks:
-            self._check_click(entry, volume, click)
-            run = self._runner(label)
-            mask = obj.add_click(run, click, self.config)
-            scores.update(run.scores)
-        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask, scores=scores))
-        return self._view(mask)
+        self._require()
+        volume = self._is_3d
+        return self._segment(self._resolve(BoxPrompt(
+            tuple(box), label=label, name=name, slice=key_slice if volume else None,
+            z_range=z_range if volume else None, codes=codes,
+            points=tuple((c.x, c.y, float(c.z)) if volume else (c.x, c.y) for c in clicks),
+            point_labels=tuple(int(c.foreground) for c in clicks))))
 
     def set_prompt(self, prompt: BoxPrompt) -> np.ndarray:
         """Add object ``prompt.label``, or change its prompt (it keeps its place in the
@@ -191,63 +177,64 @@ class InteractiveSession:
         Raises:
             InputError: a bad label, box, slice, slice range or click.
         """
-        from .prompts import resolve_prompt
-
         self._require()
-        assert self.geometry is not None
-        r = resolve_prompt(prompt, self.shape, self.geometry)
-        clicks = prompt_clicks(r)
+        new = self._resolve(prompt)
         old = next((e for e in self._objects if e.label == prompt.label), None)
-        same_box = old is not None and (old.box, old.z_range) == (tuple(r.box2d), r.z_range) and \
-            (not self._is_3d or old.key_slice == r.key_slice)
-        if old is not None and same_box and list(old.clicks) == clicks[:len(old.clicks)]:
-            if (prompt.name, prompt.codes) != (old.name, old.codes):
-                self.rename(prompt.label, prompt.name, prompt.codes)
-            for c in clicks[len(old.clicks):]:
-                self.add_click(prompt.label, c.x, c.y, c.z, foreground=c.foreground)
-            return self.mask(prompt.label)
-        return self.add_box(prompt.label, r.box2d, key_slice=r.key_slice, z_range=r.z_range, name=prompt.name,
-                            clicks=clicks, codes=prompt.codes)
+        if old is None or not old.prompt.same_box(new) or new.clicks[:len(old.prompt.clicks)] != old.prompt.clicks:
+            return self._segment(new)
+        if (new.name, new.codes) != (old.prompt.name, old.prompt.codes):
+            self.rename(new.label, new.name, new.codes)
+        for c in new.clicks[len(old.prompt.clicks):]:
+            self.add_click(new.label, c.x, c.y, c.z, foreground=c.foreground)
+        return self.mask(new.label)
+
+    def _resolve(self, prompt: BoxPrompt) -> ResolvedPrompt:
+        assert self.geometry is not None
+        return resolve_prompt(prompt, self.shape, self.geometry)
+
+    def _segment(self, prompt: ResolvedPrompt) -> np.ndarray:
+        """Segment an object anew from its box, then its clicks in order (one change)."""
+        obj = VolumeObject(prompt.box2d, prompt.start, prompt.z_range)
+        run = self._runner(prompt.label)
+        mask = obj.segment_box(run, self.config)
+        for click in prompt.clicks:
+            mask = obj.add_click(run, click, self.config)
+        self._commit(_Entry(prompt, mask, dict(run.scores)))
+        return self._view(mask)
 
     def slices_to_segment(self, prompt: BoxPrompt) -> int:
         """How many slices :meth:`set_prompt` may segment for ``prompt`` at most: its slice
         range, the whole volume without one (1 for a 2D image); for progress."""
-        from .prompts import resolve_prompt
-
         self._require()
-        assert self.geometry is not None
         if not self._is_3d:
             return 1
-        return resolve_prompt(prompt, self.shape, self.geometry).slices(self.shape[0])
-
-    def _check_click(self, entry: _Entry, volume: np.ndarray, click: Click) -> None:
-        where = f"label {entry.label} click " + (f"({click.x:g}, {click.y:g}, {click.z})" if self._is_3d
-                                                   else f"({click.x:g}, {click.y:g})")
-        validate_point(click.x, click.y, volume.shape[1:3], where)
-        validate_click_slice(click.z, int(volume.shape[0]), entry.z_range, where)
+        return self._resolve(prompt).slices(self.shape[0])
 
     def add_click(self, label: int, x: float, y: float, z: int = 0, foreground: bool = True) -> np.ndarray:
         """A click on object ``label`` at column ``x``, row ``y`` of slice ``z`` (0 for 2D
         images), anywhere in the volume. Returns the object's new mask.
 
         Raises:
-            InputError: no such object, or the click lies outside the image.
+            InputError: no such object, or the click lies outside the image or the object's
+            slice range.
         """
         volume = self._require()
         entry = self._find(label)
-        if not float(z).is_integer():
-            raise InputError(f"label {label} click on slice {z}: not a whole slice number")
-        click = Click(float(x), float(y), int(z), bool(foreground))
-        self._check_click(entry, volume, click)
-        obj = VolumeObject(entry.box, entry.key_slice, entry.z_range, list(entry.clicks), entry.mask)
+        where = f"label {label} click " + (f"({x:g}, {y:g}, {z:g})" if self._is_3d else f"({x:g}, {y:g})")
+        validate_point(x, y, volume.shape[1:3], where)
+        click = Click(float(x), float(y), validate_click_slice(z, int(volume.shape[0]), entry.prompt.z_range, where),
+                      bool(foreground))
+        p = entry.prompt
+        obj = VolumeObject(p.box2d, p.start, p.z_range, list(p.clicks), entry.mask)
         run = self._runner(label)
         mask = obj.add_click(run, click, self.config)
-        self._commit(replace(entry, clicks=tuple(obj.clicks), mask=mask, scores={**entry.scores, **run.scores}))
+        self._commit(_Entry(replace(p, clicks=(*p.clicks, click)), mask, {**entry.scores, **run.scores}))
         return self._view(mask)
 
     def rename(self, label: int, name: str, codes: tuple[Code, Code] | None = None) -> None:
         """Rename an object and set its codes (nothing is segmented again)."""
-        self._commit(replace(self._find(label), name=name, codes=codes))
+        entry = self._find(label)
+        self._commit(replace(entry, prompt=replace(entry.prompt, name=name, codes=codes)))
 
     def remove(self, label: int) -> None:
         """Delete object ``label``."""
@@ -295,25 +282,14 @@ class InteractiveSession:
 
     def prompts(self) -> list[BoxPrompt]:
         """The objects as prompts (``medsam segment`` replays them to the same label map)."""
-        out = []
-        for e in self._objects:
-            if self._is_3d:
-                points = tuple((c.x, c.y, float(c.z)) for c in e.clicks)
-                out.append(BoxPrompt(e.box, label=e.label, name=e.name, slice=e.key_slice,
-                                     z_range=e.z_range, points=points,
-                                     point_labels=tuple(int(c.foreground) for c in e.clicks), codes=e.codes))
-            else:
-                out.append(BoxPrompt(e.box, label=e.label, name=e.name,
-                                     points=tuple((c.x, c.y) for c in e.clicks),
-                                     point_labels=tuple(int(c.foreground) for c in e.clicks), codes=e.codes))
-        return out
+        return [e.prompt.to_box_prompt() for e in self._objects]
 
     def quality(self, label: int) -> ObjectQuality:
         """Object ``label``'s quality signal (:mod:`.quality`): the model's predicted IoU over
         its slices, and warnings where it is probably wrong."""
         e = self._find(label)
-        return object_quality(e.label, self._view(e.mask), e.scores, e.key_slice, e.z_range,
-                              range_given=e.z_range is not None)
+        return object_quality(e.label, self._view(e.mask), e.scores, e.prompt.start, e.prompt.z_range,
+                              range_given=e.prompt.z_range is not None)
 
     def objects(self) -> list[dict[str, Any]]:
         """Each object's label, name, key slice, slice range, clicks, and quality signal
@@ -321,9 +297,10 @@ class InteractiveSession:
         out = []
         for e in self._objects:
             quality = self.quality(e.label).as_dict()
-            out.append({"label": e.label, "name": e.name, "box": list(e.box),
-                        "key_slice": e.key_slice if self._is_3d else None,
-                        "z_range": list(e.z_range) if e.z_range else None,
-                        "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in e.clicks],
+            p = e.prompt
+            out.append({"label": e.label, "name": p.name, "box": list(p.box2d),
+                        "key_slice": p.key_slice,
+                        "z_range": list(p.z_range) if p.z_range else None,
+                        "clicks": [[c.x, c.y, c.z, int(c.foreground)] for c in p.clicks],
                         "predicted_iou": quality["predicted_iou"], "warnings": quality["warnings"]})
         return out

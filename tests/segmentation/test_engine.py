@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from medsam.segmentation import mask_to_box, propagate_3d
-from medsam.segmentation.propagation import DEFAULT_WALK
+from medsam.segmentation.engine import DEFAULT_WALK
 
 from threshold_segmenter import ThresholdSegmenter
 
