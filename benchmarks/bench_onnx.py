@@ -52,7 +52,7 @@ def main() -> None:
     from medsam.transforms import get_transform
 
     model = load_model(args.weights, device="cpu")
-    transform = get_transform(model.preprocessing)
+    transform = get_transform(model.info.transform)
     predictor = MedSAMPredictor(model)
     options = ort.SessionOptions()
     if args.threads:

@@ -290,7 +290,7 @@ def test_renamed_sam_file_keeps_sams_preprocessing(tmp_path, monkeypatch):
     torch.save(build_model("vit_b").state_dict(), path)
     _register(monkeypatch, path)
     model = load_model(path)
-    assert (model.preprocessing, model.preprocessing_source) == (
+    assert (model.info.transform, model.info.transform_source) == (
         "sam", "the published test_sam_file file")
     assert MedSAMPredictor(model).transform.name == "sam"
 
@@ -305,10 +305,10 @@ def test_our_checkpoints_record_their_preprocessing(tmp_path, lite_state):
                                           "image_size": 256, "trained_on": ["jsrt"]}), path)
     assert list(torch.load(path, weights_only=True)) == list(lite_state)
     model = load_model(path)
-    assert (model.preprocessing, model.preprocessing_source) == (
+    assert (model.info.transform, model.info.transform_source) == (
         "litemedsam", "recorded in the checkpoint")
-    assert model.metadata["trained_on"] == ["jsrt"]
-    assert load_model(path, transform="litemedsam").preprocessing_source == "as requested"
+    assert model.info.metadata["trained_on"] == ["jsrt"]
+    assert load_model(path, transform="litemedsam").info.transform_source == "as requested"
     with pytest.raises(InputError, match="makes 1024-pixel inputs but the model takes 256"):
         load_model(path, transform="sam")
     with pytest.raises(InputError, match="unknown transform 'nope'"):
@@ -322,7 +322,7 @@ def test_lite_checkpoint_loads_with_default_preprocessing(tmp_path):
     path = tmp_path / "trained.pth"
     torch.save(medsam.build_model("lite").state_dict(), path)
     model = medsam.load_model(path)
-    assert (model.preprocessing, model.preprocessing_source) == ("litemedsam", "the variant's default")
+    assert (model.info.transform, model.info.transform_source) == ("litemedsam", "the variant's default")
     assert MedSAMPredictor(model).transform.name == "litemedsam"
 
 
@@ -344,7 +344,7 @@ def test_odd_records_in_a_checkpoint_are_ignored(tmp_path, lite_state):
     path = tmp_path / "odd.pth"
     torch.save(with_metadata(lite_state, {"variant": ["lite"], "transform": 3}), path)
     model = load_model(path)
-    assert model.variant == "lite" and model.preprocessing == "litemedsam"
+    assert model.variant == "lite" and model.info.transform == "litemedsam"
 
 
 def test_loading_leaves_the_random_state_alone(lite_file):

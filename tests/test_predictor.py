@@ -1,3 +1,4 @@
+import dataclasses
 from functools import partial
 
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import Image
 
 from medsam.devices import resolve_device
 from medsam.errors import InputError
-from medsam.predictor import MedSAMPredictor, model_variant
+from medsam.predictor import MedSAMPredictor
 
 from reference_sam import load_reference
 
@@ -67,7 +68,7 @@ def lite():
 
 @pytest.fixture(scope="module")
 def predictor(vit, case):
-    p = MedSAMPredictor(vit)
+    p = MedSAMPredictor(vit, transform="medsam")
     p.set_image(case[0])
     return p
 
@@ -116,8 +117,8 @@ def test_equals_litemedsam_published_pipeline(lite, case):
                            align_corners=False)
     expected = torch.sigmoid(up).squeeze().numpy() > 0.5
 
-    p = MedSAMPredictor(lite)
-    assert p.variant == "lite" and p.transform.name == "litemedsam"
+    p = MedSAMPredictor(lite, transform="litemedsam")
+    assert p.variant == "Sam" and p.transform.name == "litemedsam"  # a foreign model: its class name
     p.set_image(image)
     masks, _, logits = p.predict(boxes=np.array(box))
     assert 0 < expected.sum() < expected.size
@@ -189,7 +190,7 @@ def test_embedding_round_trip(predictor, vit, case, tmp_path, suffix):
     image, box = case
     path = predictor.save_embedding(tmp_path / f"emb{suffix}")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == [path.name]
-    other = MedSAMPredictor(vit)
+    other = MedSAMPredictor(vit, transform="medsam")
     other.load_embedding(path)
     assert other.original_size == image.shape[:2]
     assert torch.equal(other.get_image_embedding(), predictor.get_image_embedding())
@@ -207,17 +208,17 @@ def test_embedding_checked_on_load(predictor, vit, lite, tmp_path):
     with pytest.raises(InputError, match="transform 'medsam' but this predictor uses 'sam'"):
         MedSAMPredictor(vit, transform="sam").load_embedding(path)
     with pytest.raises(InputError, match="emb.npz"):
-        MedSAMPredictor(lite).load_embedding(path)
+        MedSAMPredictor(lite, transform="litemedsam").load_embedding(path)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip file")
     with pytest.raises(InputError, match="not a medsam embedding file"):
-        MedSAMPredictor(vit).load_embedding(broken)
+        MedSAMPredictor(vit, transform="medsam").load_embedding(broken)
     with pytest.raises(InputError, match="not found"):
-        MedSAMPredictor(vit).load_embedding(tmp_path / "missing.npz")
+        MedSAMPredictor(vit, transform="medsam").load_embedding(tmp_path / "missing.npz")
 
 
 def test_reset_and_predict_before_set_image(lite, tmp_path):
-    p = MedSAMPredictor(lite)
+    p = MedSAMPredictor(lite, transform="litemedsam")
     with pytest.raises(ValueError, match="no image set"):
         p.predict(boxes=[0, 0, 5, 5])
     with pytest.raises(ValueError, match="no image set"):
@@ -242,7 +243,7 @@ def test_reset_and_predict_before_set_image(lite, tmp_path):
 ])
 def test_bad_images(lite, image, message):
     with pytest.raises(ValueError, match=message):
-        MedSAMPredictor(lite).set_image(image)
+        MedSAMPredictor(lite, transform="litemedsam").set_image(image)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -268,7 +269,7 @@ def test_bad_prompts(predictor, kwargs, message):
 def test_grey_float_image_accepted_like_uint8(lite):
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (60, 80)).astype(np.uint8)
-    a, b = MedSAMPredictor(lite), MedSAMPredictor(lite)
+    a, b = MedSAMPredictor(lite, transform="litemedsam"), MedSAMPredictor(lite, transform="litemedsam")
     a.set_image(grey)
     b.set_image(np.repeat(grey[:, :, None].astype(np.float32), 3, axis=-1))
     assert torch.equal(a.get_image_embedding(), b.get_image_embedding())
@@ -277,7 +278,9 @@ def test_grey_float_image_accepted_like_uint8(lite):
 def test_transform_must_fit_model(vit):
     with pytest.raises(ValueError, match="makes 256-pixel inputs but the model takes 1024"):
         MedSAMPredictor(vit, transform="litemedsam")
-    assert model_variant(vit) == "vit_b" or model_variant(vit) == "vit"
+    # Meta's Sam has no ModelInfo: its preprocessing is never guessed from its shapes
+    with pytest.raises(InputError, match="not built by medsam .* give its transform"):
+        MedSAMPredictor(vit)
 
 
 def test_devices(vit):
@@ -290,12 +293,12 @@ def test_devices(vit):
         assert resolve_device("cuda").type == "cuda"
     else:
         with pytest.raises(InputError, match="CUDA is not available"):
-            MedSAMPredictor(vit, device="cuda")
+            MedSAMPredictor(vit, transform="medsam", device="cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is None or not mps.is_available():
         with pytest.raises(InputError, match="MPS is not available"):
             resolve_device("mps")
-    assert MedSAMPredictor(vit, device="cpu").device == torch.device("cpu")
+    assert MedSAMPredictor(vit, transform="medsam", device="cpu").device == torch.device("cpu")
 
 
 # ---------------------------------------------------------------- with medsam's own models
@@ -381,7 +384,7 @@ def test_predictor_uses_the_transform_recorded_on_the_model():
 
     model = build_model("vit_b")
     assert MedSAMPredictor(model).transform.name == "medsam"
-    model.preprocessing = "sam"  # as load_model sets for Meta's SAM weights
+    model.info = dataclasses.replace(model.info, transform="sam")  # as load_model sets for Meta's SAM weights
     assert MedSAMPredictor(model).transform.name == "sam"
     assert MedSAMPredictor(model, transform="medsam").transform.name == "medsam"
 
@@ -393,7 +396,7 @@ def test_from_weights_without_a_name_is_the_default_lite_medsam(lite_medsam_chec
     p = MedSAMPredictor.from_weights()
     assert (p.variant, p.transform.name) == ("lite", "litemedsam")
     model = medsam.load_model()
-    assert model.variant == "lite" and model.preprocessing == "litemedsam"
+    assert model.variant == "lite" and model.info.transform == "litemedsam"
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, p.model.state_dict()[name], rtol=0, atol=0)
 

@@ -94,8 +94,8 @@ def preprocessing(model: Any) -> dict[str, Any]:
     """What ``preprocessing.json`` holds for ``model``."""
     from .transforms import get_transform
 
-    transform = get_transform(getattr(model, "preprocessing", None) or _default_transform(model))
-    return {"model": getattr(model, "weights_name", ""), "variant": model.variant,
+    transform = get_transform(model.info.transform or _default_transform(model))
+    return {"model": model.info.weights, "variant": model.variant,
             "transform": transform.name, "image_size": transform.image_size, "opset": OPSET,
             "inputs": {"image": [1, 3, transform.image_size, transform.image_size], "boxes": ["N", 4]},
             "outputs": {"embeddings": [1, 256, 64, 64], "low_res_logits": ["N", 1, 256, 256], "iou": ["N", 1]},

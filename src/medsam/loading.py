@@ -6,18 +6,19 @@ the checkpoint records; else inferred from the keys and shapes of a SAM state di
 The model is built as its kind says (from the recorded architecture where it has
 one), and the file's weights must fit it exactly.
 
-Which preprocessing a loaded model needs (``model.preprocessing``, and in words
-``model.preprocessing_source``) is chosen here, once, in order: the ``transform``
+Which preprocessing a loaded model needs (``model.info.transform``, and in words
+``model.info.transform_source``) is chosen here, once, in order: the ``transform``
 asked for; the one recorded in the checkpoint; the registry entry of named weights;
 the registry entry whose published file this is (by size and checksum, never by file
-name); else the kind's default. Code that uses a loaded model reads
-``model.preprocessing`` and chooses nothing itself.
+name); else the kind's default. Code that uses a loaded model reads ``model.info``
+(:class:`~medsam.modeling.info.ModelInfo`) and chooses nothing itself.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Tuple, Union
 
@@ -86,8 +87,9 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
 
     Returns:
         the :class:`~medsam.modeling.sam.Sam` (or ``BoxUNet``), in eval mode, float32,
-        with ``preprocessing`` (a transform name), ``preprocessing_source`` and
-        ``metadata`` (the checkpoint's record) set.
+        with its ``info`` (:class:`~medsam.modeling.info.ModelInfo`: the transform and where
+        that choice came from, whether it was trained for interaction, the weights, the
+        checkpoint's record) set.
 
     Raises:
         CheckpointError: the file is missing or unreadable, or its keys or
@@ -109,11 +111,15 @@ def load_model(checkpoint: Union[str, os.PathLike, None] = None, variant: Option
         model = model.to(_device(device))
     except (RuntimeError, AssertionError) as error:
         raise InputError(f"cannot use device {str(device)!r}: {first_line(error)}") from None
-    model.preprocessing, model.preprocessing_source = _preprocessing(checkpoint, path, kind, metadata, transform)
-    _check_transform(model.preprocessing, model.image_size, path)
-    model.metadata = metadata
-    model.interactive = metadata.get("interactive") is True
-    model.weights_name, model.weights_file = str(checkpoint), str(path)
+    chosen, source = _preprocessing(checkpoint, path, kind, metadata, transform)
+    _check_transform(chosen, model.image_size, path)
+    from .weights import WEIGHTS
+
+    entry = WEIGHTS.get(checkpoint) if isinstance(checkpoint, str) else None
+    model.info = replace(model.info, transform=chosen, transform_source=source,
+                         interactive=metadata.get("interactive") is True, weights=str(checkpoint),
+                         weights_file=str(path), checksum=entry.checksum if entry is not None else None,
+                         metadata=dict(metadata))
     return model.eval()
 
 

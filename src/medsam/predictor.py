@@ -32,36 +32,6 @@ EMBEDDING_FORMAT = "medsam-embedding-1"
 #: prompts per mask-decoder call on a CPU (``benchmarks/bench_model.py``: per-prompt time
 #: is lowest at 2-4; at 16 the intermediates no longer fit the cache, 1.5x slower per prompt)
 CPU_DECODE_BATCH = 2
-_VIT_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
-
-
-def model_image_size(model: torch.nn.Module) -> int:
-    """Side S of the model's square input: ``model.image_size``, else the encoder's ``img_size``."""
-    size = getattr(model, "image_size", None) or getattr(model.image_encoder, "img_size", None)
-    if size is None:
-        raise InputError("cannot tell the model's input size: it has no `image_size` attribute "
-                         "and its image_encoder no `img_size`")
-    return int(size)
-
-
-def model_variant(model: torch.nn.Module) -> str:
-    """``model.variant``, else guessed from the encoder (``lite`` for 256 inputs, the
-    ViT size from the patch embedding width)."""
-    variant = getattr(model, "variant", None)
-    if variant:
-        return str(variant)
-    if model_image_size(model) == 256:
-        return "lite"
-    proj = getattr(getattr(model.image_encoder, "patch_embed", None), "proj", None)
-    return _VIT_WIDTHS.get(int(getattr(proj, "out_channels", 0) or 0), "vit")
-
-
-def _default_transform(variant: str) -> str:
-    """The registered default transform of ``variant`` (MedSAM's for an unknown ViT)."""
-    from .modeling.registry import MODEL_REGISTRY
-
-    kind = MODEL_REGISTRY.get(variant)
-    return kind.transform if kind is not None else "medsam"
 
 
 def _size2(values: Iterable) -> tuple[int, int]:
@@ -99,9 +69,9 @@ class MedSAMPredictor:
     ``model``: a ``Sam`` (``image_encoder``, ``prompt_encoder``, ``mask_decoder``).
     ``transform``: a name in :data:`medsam.transforms.TRANSFORMS`, a transform
     object, or None for the one the model's weights were trained with
-    (``model.preprocessing``, set by :func:`medsam.load_model` and
-    :func:`medsam.build_model`, e.g. ``sam`` for Meta's SAM files), else (a model
-    built elsewhere, such as Meta's) the variant's default. ``device``: ``cpu``,
+    (``model.info.transform``, set by :func:`medsam.load_model` and
+    :func:`medsam.build_model`, e.g. ``sam`` for Meta's SAM files); a model built
+    elsewhere (Meta's ``Sam``) has no ``info`` and needs its transform given. ``device``: ``cpu``,
     ``cuda[:N]``, ``mps`` or ``auto``; None keeps the model where it is. ``precision``:
     ``"exact"`` (float32), ``"bf16"`` or ``"auto"`` (the fastest mode that keeps the
     accuracy guard, today ``"exact"``; see :mod:`medsam.precision`); :attr:`precision`
@@ -114,12 +84,17 @@ class MedSAMPredictor:
             model = model.to(resolve_device(device))
         self.model: Any = model.eval()  # ours or Meta's Sam: image_encoder, prompt_encoder, ...
         self.device = next(model.parameters()).device
-        self.variant = model_variant(model)
         self.precision = resolve_precision(precision, self.device)
-        if transform is None:  # ours always say; Meta's Sam gets its variant's default
-            transform = getattr(model, "preprocessing", None) or _default_transform(self.variant)
+        info = getattr(model, "info", None)
+        if info is None:  # a Sam built elsewhere: nothing says how its weights were trained
+            if transform is None:
+                raise InputError("the model was not built by medsam (it has no `info`), so its "
+                                 "preprocessing is unknown: give its transform (e.g. transform='sam')")
+            self.variant, size = type(model).__name__, int(getattr(self.model.image_encoder, "img_size"))
+        else:
+            self.variant, size = info.variant, info.image_size
+            transform = transform or info.transform
         self.transform: Transform = get_transform(transform) if isinstance(transform, str) else transform
-        size = model_image_size(model)
         if self.transform.image_size != size:
             raise InputError(f"transform {self.transform.name!r} makes {self.transform.image_size}"
                              f"-pixel inputs but the model takes {size}")

@@ -18,9 +18,12 @@ def test_every_kind_builds_its_variant_with_its_default_transform(name):
     with torch.device("meta"):
         model = kind.build_model()
     assert model.variant == name and not model.training
-    assert model.preprocessing == kind.transform and model.preprocessing_source == "the variant's default"
+    assert model.info.transform == kind.transform and model.info.transform_source == "the variant's default"
     assert TRANSFORMS[kind.transform].image_size == model.image_size
-    assert hasattr(medsam.segmentation, kind.segmenter)
+    # every kind has its segmenter, in the plain dict the layer check sees
+    assert medsam.segmentation.SEGMENTERS[name] in (medsam.segmentation.MedSAMSegmenter,
+                                                   medsam.segmentation.BoxUNetSegmenter)
+    assert model.info.variant == name and not model.info.interactive and model.info.weights_file is None
     assert all(key.startswith(kind.key_prefixes) for key in model.state_dict())
 
 
@@ -51,7 +54,7 @@ def test_make_segmenter_goes_by_the_registry(tmp_path):
     path = tmp_path / "unet.pth"
     torch.save(with_metadata(unet.state_dict(), {"variant": "unet", "unet": config.record()}), path)
     loaded = load_model(path, device="cpu")
-    assert (loaded.preprocessing, loaded.preprocessing_source) == ("litemedsam", "the variant's default")
+    assert (loaded.info.transform, loaded.info.transform_source) == ("litemedsam", "the variant's default")
     segmenter = make_segmenter(loaded, precision="exact")
     assert isinstance(segmenter, BoxUNetSegmenter) and segmenter.transform.name == "litemedsam"
 

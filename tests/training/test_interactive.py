@@ -160,8 +160,8 @@ def test_medsam_train_interactive_run_records_that_its_weights_are_interactive(p
     assert [int(r.split(",")[2]) for r in (out / "steps.csv").read_text().split()[1:]] == [1, 2, 3]
     assert len((out / "log.csv").read_text().split()) == 3
     model = load_model(out / "last.pth")
-    assert model.interactive and model.metadata["interactive"] is True
-    assert not load_model(lite_medsam_checkpoint).interactive
+    assert model.info.interactive and model.info.metadata["interactive"] is True
+    assert not load_model(lite_medsam_checkpoint).info.interactive
     # only the prompt encoder and mask decoder moved
     base = load_model(lite_medsam_checkpoint).state_dict()
     trained = model.state_dict()

@@ -49,8 +49,8 @@ def test_unet_checkpoint_loads_and_segments_with_the_cli(unet_run, prepared_jsrt
     from medsam.modeling.unet import BoxUNet
 
     model = load_model(unet_run.run_dir / "best.pth")
-    assert isinstance(model, BoxUNet) and model.preprocessing == "litemedsam"
-    assert model.metadata["trained_on"] == ["jsrt"] and model.metadata["unet"]["crop_size"] == 128
+    assert isinstance(model, BoxUNet) and model.info.transform == "litemedsam"
+    assert model.info.metadata["trained_on"] == ["jsrt"] and model.info.metadata["unet"]["crop_size"] == 128
     from medsam.segmentation import mask_to_box
     from medsam.training.manifest import read_manifest
 

@@ -127,7 +127,7 @@ def test_the_wheel_carries_the_viewer_and_no_node_modules(venv, server):
     env = {"PATH": str(venv / "bin"), **{k: os.environ[k] for k in ("HOME", "MEDSAM_HOME", "XDG_CACHE_HOME")
                                          if k in os.environ}}
     loaded = _run(venv / "bin/python", "-c", "import medsam; m = medsam.load_model('lite_interactive'); "
-                  "print(m.interactive, m.weights_file)", cwd=venv, env=env).stdout.split()
+                  "print(m.info.interactive, m.info.weights_file)", cwd=venv, env=env).stdout.split()
     assert loaded[0] == "True" and loaded[1].startswith(str(package))
     served = httpx.get(server + "/static/niivue.js", timeout=30)
     assert served.status_code == 200 and served.content == (assets / "niivue.js").read_bytes()

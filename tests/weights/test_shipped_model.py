@@ -29,8 +29,8 @@ def test_the_shipped_file_is_in_the_package_with_its_checksum(lite_medsam_checkp
 
 def test_it_loads_as_litemedsam_with_trained_parts(lite_interactive_model, lite_medsam_model):
     model, base = lite_interactive_model, lite_medsam_model
-    assert model.interactive and not base.interactive
-    assert model.variant == "lite" and model.preprocessing == "litemedsam"
+    assert model.info.interactive and not base.info.interactive
+    assert model.variant == "lite" and model.info.transform == "litemedsam"
     trained, original = model.state_dict(), base.state_dict()
     assert all(torch.equal(trained[k], original[k]) for k in original if k.startswith("image_encoder."))
     assert any(not torch.equal(trained[k], original[k]) for k in original if k.startswith("mask_decoder."))
@@ -87,7 +87,7 @@ def test_pack_keeps_the_trained_parts_and_refuses_a_trained_encoder(tmp_path, li
     done = cli("weights", "pack", str(run), "-o", str(tmp_path / "parts.pth"))
     assert done.returncode == 0, done.stderr
     again = load_model(tmp_path / "parts.pth")
-    assert again.interactive
+    assert again.info.interactive
     for k, v in lite_interactive_model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[k], v)
     changed = load_model(lite_medsam_checkpoint)

@@ -189,7 +189,7 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
     model, preprocessing and precision."""
     from .. import load_model
     from ..errors import WeightsDownloadError
-    from ..segmentation.segmenter import make_segmenter
+    from ..segmentation.segmenters import make_segmenter
     from ..weights import DEFAULT_INTERACTIVE_WEIGHTS, DEFAULT_WEIGHTS
 
     source = args.checkpoint or args.weights or (DEFAULT_INTERACTIVE_WEIGHTS if interactive else DEFAULT_WEIGHTS)
@@ -205,9 +205,9 @@ def model_segmenter(args: argparse.Namespace, device: str | torch.device, report
     default = "" if (args.checkpoint or args.weights) else \
         (", the default for clicks and challenge steps" if interactive else ", the default")
     if report:
-        print(f"medsam: model {source} ({model.variant}{default}; {model.preprocessing} preprocessing) on "
+        print(f"medsam: model {source} ({model.variant}{default}; {model.info.transform} preprocessing) on "
               f"{model.device}, {getattr(segmenter, 'precision', 'exact')} precision [preprocessing: "
-              f"{model.preprocessing_source}]", file=sys.stderr)
+              f"{model.info.transform_source}]", file=sys.stderr)
     return segmenter
 
 

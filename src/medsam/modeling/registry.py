@@ -16,12 +16,13 @@ line takes it) to its kind:
 Code elsewhere asks the kind instead of testing a model's class: which transform a
 model needs by default, whether it is promptable (SAM's image encoder, prompt encoder
 and mask decoder) or takes images and boxes directly, which state-dict keys its weights
-have, and which segmenter of :mod:`medsam.segmentation` segments with it.
+have (the segmenter that segments with it is :data:`medsam.segmentation.SEGMENTERS`'s,
+by the same name).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from ..errors import InputError
@@ -46,8 +47,6 @@ class ModelKind:
             there is none) -> a randomly initialised model in eval mode.
         transform: the default preprocessing (a key of ``medsam.transforms.TRANSFORMS``),
             used when the weights name none.
-        segmenter: the class of :mod:`medsam.segmentation` that segments with the model
-            (named, not imported: segmentation is a layer above the models).
         promptable: SAM's parts (``image_encoder``, ``prompt_encoder``,
             ``mask_decoder``; an image embedding can be computed once and frozen); else
             the model is called as ``model(images (B, 3, S, S), boxes (B, 4))`` -> logits.
@@ -59,23 +58,21 @@ class ModelKind:
     name: str
     build: Callable[[Any], Model]
     transform: str
-    segmenter: str
     promptable: bool
     key_prefixes: Tuple[str, ...]
     architecture: Optional[Callable[[Model], dict]] = None
 
     def build_model(self, record: Any = None) -> Model:
-        """A randomly initialised model of this kind, in eval mode, whose
-        ``preprocessing`` is the kind's default transform."""
+        """A randomly initialised model of this kind, in eval mode, whose ``info.transform``
+        is the kind's default transform."""
         model = self.build(record)
-        model.preprocessing = self.transform
-        model.preprocessing_source = "the variant's default"
+        model.info = replace(model.info, transform=self.transform, transform_source="the variant's default")
         return model.eval()
 
 
 def _sam_kind(variant: str, transform: str) -> ModelKind:
     return ModelKind(variant, lambda _record: build_sam(MODEL_CONFIGS[variant]), transform,
-                     segmenter="MedSAMSegmenter", promptable=True, key_prefixes=SAM_COMPONENTS)
+                     promptable=True, key_prefixes=SAM_COMPONENTS)
 
 
 def _unet_architecture(model: Model) -> dict:
@@ -89,7 +86,7 @@ MODEL_REGISTRY: Dict[str, ModelKind] = {
     "vit_h": _sam_kind("vit_h", "medsam"),
     "lite": _sam_kind("lite", "litemedsam"),
     UNET_VARIANT: ModelKind(UNET_VARIANT, lambda record: build_unet(UNetConfig.from_record(record)), "litemedsam",
-                            segmenter="BoxUNetSegmenter", promptable=False, key_prefixes=("net.",),
+                            promptable=False, key_prefixes=("net.",),
                             architecture=_unet_architecture),
 }
 

@@ -7,11 +7,12 @@ input (resize the longest side to ``image_size``, normalise, pad bottom/right to
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
 
+from .info import ModelInfo
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
 
@@ -23,28 +24,10 @@ class Sam(nn.Module):
         image_encoder: (B, 3, S, S) float32 -> (B, 256, 64, 64).
         prompt_encoder: see :class:`~medsam.modeling.prompt_encoder.PromptEncoder`.
         mask_decoder: see :class:`~medsam.modeling.mask_decoder.MaskDecoder`.
-        image_size: S, the side of the encoder's square input (1024 or 256).
-        variant: registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite").
-
-    ``preprocessing`` names the input transform the loaded weights were trained
-    with (a key of ``medsam.transforms.TRANSFORMS``, e.g. ``"sam"`` for Meta's SAM
-    files), or None to use the variant's default; ``preprocessing_source`` says in
-    words where that came from, and ``metadata`` is what our own checkpoints record
-    (variant, transform, input size, training data); ``weights_name`` and
-    ``weights_file`` say what was loaded. :func:`medsam.load_model` sets them; the
-    predictor reads ``preprocessing``. ``interactive`` is true for weights trained for
-    interaction (:mod:`medsam.training.interactive`: clicks as point prompts with the
-    previous mask as the dense prompt, and a neighbouring slice's mask as the dense
-    prompt), as the checkpoint records it (``metadata["interactive"]``); never guessed.
+        info: what the model is (``variant``, ``image_size``) and, once loaded, what its
+            weights are (preprocessing, trained for interaction, the file):
+            :class:`~medsam.modeling.info.ModelInfo`.
     """
-
-    preprocessing: Optional[str] = None
-    preprocessing_source: str = "the variant's default"
-    #: what the weights were loaded as (a registered name or the file) and the file itself
-    weights_name: str = ""
-    weights_file: Optional[str] = None
-    #: trained for clicks and mask prompts (recorded in the checkpoint)
-    interactive: bool = False
 
     def __init__(self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
                  mask_decoder: MaskDecoder, *, image_size: int, variant: str) -> None:
@@ -52,9 +35,17 @@ class Sam(nn.Module):
         self.image_encoder = image_encoder
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
-        self.image_size = int(image_size)
-        self.variant = str(variant)
-        self.metadata: Dict[str, Any] = {}
+        self.info = ModelInfo(str(variant), int(image_size))
+
+    @property
+    def variant(self) -> str:
+        """Registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite")."""
+        return self.info.variant
+
+    @property
+    def image_size(self) -> int:
+        """S, the side of the encoder's square input (1024 or 256)."""
+        return self.info.image_size
 
     @property
     def device(self) -> torch.device:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, install_hint
+from .info import ModelInfo
 
 #: the variant name of box-cropped U-Nets in checkpoints and on the command line
 UNET_VARIANT = "unet"
@@ -112,22 +113,22 @@ def _paste_grid(boxes: torch.Tensor, frame: int) -> tuple[torch.Tensor, torch.Te
 
 class BoxUNet(nn.Module):
     """(images (B, 3, S, S), boxes (B, 4) input frame) -> logits (B, 1, 256, 256); see the
-    module docstring. Attributes as a ``Sam`` has them for loaders and tools:
-    ``variant``, ``image_size``, ``preprocessing``, ``preprocessing_source``, ``metadata``,
-    ``weights_name``, ``weights_file``."""
-
-    variant = UNET_VARIANT
-    preprocessing: str | None = None
-    preprocessing_source: str = "the variant's default"
-    weights_name: str = ""
-    weights_file: str | None = None
+    module docstring. ``info``: what the model is and what its weights are, as a ``Sam``
+    has it (:class:`~medsam.modeling.info.ModelInfo`)."""
 
     def __init__(self, config: UNetConfig = UNetConfig()) -> None:
         super().__init__()
         self.config = config
-        self.image_size = config.image_size
         self.net = _dynunet(config)
-        self.metadata: dict = {}
+        self.info = ModelInfo(UNET_VARIANT, config.image_size)
+
+    @property
+    def variant(self) -> str:
+        return self.info.variant
+
+    @property
+    def image_size(self) -> int:
+        return self.info.image_size
 
     @property
     def device(self) -> torch.device:

@@ -25,7 +25,7 @@ class Methods:
         :func:`~medsam.segmentation.embedding_store.configured_store`)."""
         from ..loading import load_model
         from ..segmentation.embedding_store import configured_store
-        from ..segmentation.segmenter import make_segmenter
+        from ..segmentation.segmenters import make_segmenter
 
         if source not in self._models:
             self._models[source] = load_model(source, device=self.config.device, progress=False)

@@ -12,7 +12,7 @@
 * :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
   and ``segment_image(image, geometry, prompts, model)``;
 * :mod:`.unet_segmenter` - the box-cropped U-Net as a ``Segmenter2D``
-  (``make_segmenter(model)`` picks the one a model's registry entry names);
+  (:mod:`.segmenters`: ``make_segmenter(model)`` picks the one ``SEGMENTERS`` gives its kind);
 * :mod:`.cases` - cases on disk (files, DICOM folders, npz with boxes), output names.
 
 The intensity step is :func:`medsam.intensity.prepare_intensities`; label volumes are
@@ -42,9 +42,9 @@ from .segmenter import (
                         Segmenter2D,
                         SliceCache,
                         as_segmenter,
-                        make_segmenter,
                         segment_object,
 )
+from .segmenters import SEGMENTERS, make_segmenter
 from .unet_segmenter import BoxUNetSegmenter
 
 __all__ = [
@@ -55,6 +55,6 @@ __all__ = [
     "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
     "SliceCache",
     "as_segmenter", "propagate_3d", "segment_prompt", "segment", "Case",
-    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter",
+    "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter", "SEGMENTERS",
     "segment_image",
 ]

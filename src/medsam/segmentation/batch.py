@@ -216,8 +216,9 @@ def algorithm_of(segmenter: Segmenter2D) -> Algorithm:
     from ..weights import file_digest
 
     model = getattr(segmenter, "model", None)
-    name = getattr(model, "weights_name", "") or type(model if model is not None else segmenter).__name__
-    weights = getattr(model, "weights_file", None)
+    info = getattr(model, "info", None)
+    name = (info.weights if info is not None else "") or type(model if model is not None else segmenter).__name__
+    weights = info.weights_file if info is not None else None
     digest = file_digest(weights) if weights and Path(weights).is_file() else ""
     return Algorithm(Path(name).name if os.sep in name else name, __version__, digest)
 

@@ -46,7 +46,7 @@ gives the same mask:
 
 With LiteMedSAM the previous mask is not given to the model as SAM's dense prompt:
 measured on ``../shared/data`` it did not help (see ``docs/interactive.md``). A model
-trained for interaction (``model.interactive``, e.g. the ``lite_interactive`` weights)
+trained for interaction (``model.info.interactive``, e.g. the ``lite_interactive`` weights)
 gets the clicks of the slice as point prompts and the slice's current mask (or, in the
 walk, the neighbouring slice's) as its dense prompt (:class:`~.runner.SliceRunner`).
 The engine knows nothing about models, so it can be tested with a threshold segmenter.

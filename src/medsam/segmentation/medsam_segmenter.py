@@ -120,8 +120,9 @@ class MedSAMSegmenter:
 
     @property
     def interactive(self) -> bool:
-        """The model was trained for clicks and mask prompts (``model.interactive``)."""
-        return bool(getattr(self.model, "interactive", False))
+        """The model was trained for clicks and mask prompts (``model.info.interactive``)."""
+        info = getattr(self.model, "info", None)
+        return bool(info is not None and info.interactive)
 
     def segment_prompted(self, box: np.ndarray, points: np.ndarray | None = None,
                          point_labels: np.ndarray | None = None, prior: np.ndarray | None = None

@@ -143,17 +143,3 @@ class SliceCache:
 
     def clear(self) -> None:
         self._items.clear()
-
-
-def make_segmenter(model: Any, precision: str = "auto", store: Any = None) -> Segmenter2D:
-    """The segmenter for a loaded model: the class its registry entry names
-    (:class:`~medsam.modeling.registry.ModelKind`; ``MedSAMSegmenter`` for the SAM
-    models, ``BoxUNetSegmenter`` for the U-Net) at ``precision``, keeping slice
-    embeddings in ``store`` (an
-    :class:`~medsam.segmentation.embedding_store.EmbeddingStore`) where it has any."""
-    import importlib
-
-    from ..modeling.registry import model_kind
-
-    segmenters = importlib.import_module("medsam.segmentation")
-    return getattr(segmenters, model_kind(model.variant).segmenter)(model, precision=precision, store=store)

@@ -28,7 +28,7 @@ class BoxUNetSegmenter:
             in float32 (``exact``).
         store: accepted for the common signature and unused: the U-Net has no image
             embedding to keep on disk.
-        transform: preprocessing name or object (None: ``model.preprocessing``).
+        transform: preprocessing name or object (None: ``model.info.transform``).
         cache_slices: how many prepared slices to keep.
     """
 
@@ -39,7 +39,7 @@ class BoxUNetSegmenter:
         from ..transforms import get_transform
 
         self.model = model.eval()
-        name = transform or model.preprocessing
+        name = transform or model.info.transform
         self.transform = get_transform(name) if isinstance(name, str) else name
         self.cache = SliceCache(cache_slices)
         self._current: Any = None
