@@ -23,7 +23,7 @@ from ..prompt_geometry import mask_to_box, reference_box_to_world, validate_box_
 from .cases import Case, find_cases, load_case, output_path_for
 from .engine import propagate_3d, segment_prompt
 from .medsam_segmenter import MedSAMSegmenter, segment_image
-from .pipeline import resolve_prompts, segment
+from .pipeline import segment
 from .prompts import (
                       BoxPrompt,
                       Click,
@@ -35,14 +35,15 @@ from .prompts import (
                       prompts_from_npz_boxes,
                       read_prompts_file,
                       resolve_prompt,
+                      resolve_prompts,
 )
+from .runner import segment_object
 from .segmenter import (
-                        CallableSegmenter,
-                        PointSegmenter2D,
-                        Segmenter2D,
-                        SliceCache,
-                        as_segmenter,
-                        segment_object,
+                      CallableSegmenter,
+                      PointSegmenter2D,
+                      Segmenter2D,
+                      SliceCache,
+                      as_segmenter,
 )
 from .segmenters import SEGMENTERS, make_segmenter
 from .unet_segmenter import BoxUNetSegmenter

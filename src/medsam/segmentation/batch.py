@@ -163,7 +163,7 @@ def prepare_case(path: str | os.PathLike, output: str | os.PathLike, options: Ca
     """
     from ..fileutil import check_writable_output
     from ..intensity import prepare_intensities
-    from .pipeline import resolve_prompts
+    from .prompts import resolve_prompts
 
     output = Path(output)
     check_writable_output(output, options.overwrite)

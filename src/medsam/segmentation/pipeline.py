@@ -16,33 +16,10 @@ import numpy as np
 
 from ..io.geometry import Geometry
 from .engine import MODES, segment_prompt, walk_config
-from .prompts import BoxPrompt, ResolvedPrompt, check_unique_labels, resolve_prompt
+from .prompts import BoxPrompt, resolve_prompts
 from .quality import object_quality
 from .runner import CONTENT
 from .segmenter import as_segmenter, content_key
-
-
-def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
-                    mode: str = "propagate") -> list[ResolvedPrompt]:
-    """Check every prompt against the image (see :func:`resolve_prompt`) and the 3D mode:
-    the plain mode (the same box on every slice of a range) needs 3D boxes.
-
-    Raises:
-        InputError: naming the prompt and the problem.
-    """
-    from ..errors import InputError
-
-    if not prompts:
-        raise InputError("no prompts given")
-    check_unique_labels(prompts)
-    resolved = [resolve_prompt(p, shape, geometry) for p in prompts]
-    if mode == "plain" and geometry.ndim == 3:
-        for p in resolved:
-            if p.z_range is None:
-                raise InputError(f"label {p.label}: the plain 3D mode uses the same box on every "
-                                 f"slice of a range, so it needs a 3D box x0,y0,z0,x1,y1,z1, not a "
-                                 f"2D box on one slice")
-    return resolved
 
 
 def compose_labels(shape: Sequence[int], masks: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:

@@ -227,6 +227,27 @@ def resolve_prompt(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) 
     return replace(resolved, clicks=tuple(clicks))
 
 
+def resolve_prompts(prompts: Sequence[BoxPrompt], shape: Sequence[int], geometry: Geometry,
+                    mode: str = "propagate") -> list[ResolvedPrompt]:
+    """Check every prompt against the image (see :func:`resolve_prompt`) and the 3D mode:
+    the plain mode (the same box on every slice of a range) needs 3D boxes.
+
+    Raises:
+        InputError: naming the prompt and the problem.
+    """
+    if not prompts:
+        raise InputError("no prompts given")
+    check_unique_labels(prompts)
+    resolved = [resolve_prompt(p, shape, geometry) for p in prompts]
+    if mode == "plain" and geometry.ndim == 3:
+        for p in resolved:
+            if p.z_range is None:
+                raise InputError(f"label {p.label}: the plain 3D mode uses the same box on every "
+                                 f"slice of a range, so it needs a 3D box x0,y0,z0,x1,y1,z1, not a "
+                                 f"2D box on one slice")
+    return resolved
+
+
 def _resolve_box(prompt: BoxPrompt, shape: Sequence[int], geometry: Geometry) -> ResolvedPrompt:
     what = f"{prompt.describe} box"
     box = np.asarray(prompt.box, dtype=float)

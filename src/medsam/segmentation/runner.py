@@ -17,7 +17,8 @@ from typing import Any, Callable, Hashable, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
-from .segmenter import Segmenter2D, as_segmenter, content_key, segment_object
+from ..errors import InputError
+from .segmenter import PointSegmenter2D, Segmenter2D, as_segmenter, content_key
 
 #: ``cache_key`` value that keys each slice by its contents
 CONTENT = "medsam:slice-content"
@@ -162,3 +163,21 @@ def enforce_clicks(mask: np.ndarray, clicks: SliceClicks) -> np.ndarray:
             radius = max(1.0, float(ndimage.distance_transform_edt(~mask)[r, c])) if mask.any() else 1.0
             mask |= (yy - r) ** 2 + (xx - c) ** 2 <= radius ** 2
     return mask
+
+
+def segment_object(segmenter: Segmenter2D, box: np.ndarray, points: Any = (), point_labels: Any = (),
+                   label: int | None = None) -> np.ndarray:
+    """One object's mask ``(H, W)`` bool on the current slice: the box alone, or the box with
+    its clicks when there are any.
+
+    Raises:
+        InputError: there are clicks but the segmenter takes boxes only (``label`` names the object).
+    """
+    if len(points) == 0:
+        return np.asarray(segmenter.segment(np.asarray(box, dtype=float).reshape(1, 4)))[0].astype(bool)
+    if not isinstance(segmenter, PointSegmenter2D):
+        what = f"label {label}" if label is not None else "a prompt"
+        raise InputError(f"{what} has points, but the {type(segmenter).__name__} segmenter takes boxes only")
+    return np.asarray(segmenter.segment_points(np.asarray(box, dtype=float).ravel(),
+                                               np.asarray(points, dtype=float).reshape(-1, 2),
+                                               np.asarray(point_labels, dtype=int).ravel())).astype(bool)

@@ -13,7 +13,7 @@ Anything that can segment boxes on a 2D image is a :class:`Segmenter2D`:
 A segmenter that also takes refinement clicks is a :class:`PointSegmenter2D`:
 ``segment_points(box, points, point_labels) -> mask`` for one object (box ``(4,)``,
 points ``(K, 2)`` ``x, y`` pixels, labels ``(K,)`` 1 foreground / 0 background).
-:func:`segment_object` calls whichever a prompt needs.
+:func:`~.runner.segment_object` calls whichever a prompt needs.
 
 A plain function ``fn(image2d, box) -> mask (H, W)`` becomes a segmenter with
 :class:`CallableSegmenter`. :class:`SliceCache` is a small LRU cache that segmenters use
@@ -43,26 +43,6 @@ class PointSegmenter2D(Segmenter2D, Protocol):
     """A :class:`Segmenter2D` that also refines a box with foreground/background clicks."""
 
     def segment_points(self, box: np.ndarray, points: np.ndarray, point_labels: np.ndarray) -> np.ndarray: ...
-
-
-def segment_object(segmenter: Segmenter2D, box: np.ndarray, points: Any = (), point_labels: Any = (),
-                   label: int | None = None) -> np.ndarray:
-    """One object's mask ``(H, W)`` bool on the current slice: the box alone, or the box with
-    its clicks when there are any.
-
-    Raises:
-        InputError: there are clicks but the segmenter takes boxes only (``label`` names the object).
-    """
-    if len(points) == 0:
-        return np.asarray(segmenter.segment(np.asarray(box, dtype=float).reshape(1, 4)))[0].astype(bool)
-    if not isinstance(segmenter, PointSegmenter2D):
-        from ..errors import InputError
-
-        what = f"label {label}" if label is not None else "a prompt"
-        raise InputError(f"{what} has points, but the {type(segmenter).__name__} segmenter takes boxes only")
-    return np.asarray(segmenter.segment_points(np.asarray(box, dtype=float).ravel(),
-                                               np.asarray(points, dtype=float).reshape(-1, 2),
-                                               np.asarray(point_labels, dtype=int).ravel())).astype(bool)
 
 
 class CallableSegmenter:
