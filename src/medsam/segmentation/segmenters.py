@@ -4,6 +4,8 @@
 The mapping is a plain dict from a model kind's name (a key of
 :data:`medsam.modeling.registry.MODEL_REGISTRY`) to a class, so the import is visible to
 the layer check and to mypy; a test checks that every registered kind has its segmenter.
+(The names are written out: importing :mod:`medsam.modeling` would import torch, and
+nothing here may before a model is loaded.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..modeling.unet import UNET_VARIANT
 from .medsam_segmenter import MedSAMSegmenter
 from .segmenter import Segmenter2D
 from .unet_segmenter import BoxUNetSegmenter
@@ -22,7 +23,7 @@ SEGMENTERS: dict[str, type[MedSAMSegmenter] | type[BoxUNetSegmenter]] = {
     "vit_l": MedSAMSegmenter,
     "vit_h": MedSAMSegmenter,
     "lite": MedSAMSegmenter,
-    UNET_VARIANT: BoxUNetSegmenter,
+    "unet": BoxUNetSegmenter,
 }
 
 
