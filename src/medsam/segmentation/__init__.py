@@ -6,7 +6,7 @@
 * :mod:`.segmenter` - the ``Segmenter2D`` protocol and a per-slice cache;
 * :mod:`.runner` - one slice of one object (``SliceRunner``);
 * :mod:`.engine` - the 3D engine: one object from its prompt, the slice walk and the click
-  rules (``segment_prompt``, ``VolumeObject``), 2D images as volumes of one slice;
+  rules (``object_mask``, ``VolumeObject``), 2D images as volumes of one slice;
 * :mod:`.session` - the interactive session (objects, clicks, undo);
 * :mod:`.pipeline` - ``segment(image, geometry, prompts, segmenter)``;
 * :mod:`.medsam_segmenter` - MedSAM as a ``Segmenter2D`` (embeddings cached per slice)
@@ -21,7 +21,7 @@ The intensity step is :func:`medsam.intensity.prepare_intensities`; label volume
 
 from ..prompt_geometry import mask_to_box, reference_box_to_world, validate_box_2d, world_box_to_pixels
 from .cases import Case, find_cases, load_case, output_path_for
-from .engine import propagate_3d, segment_prompt
+from .engine import object_mask, propagate_3d
 from .medsam_segmenter import MedSAMSegmenter, segment_image
 from .pipeline import segment
 from .prompts import (
@@ -37,7 +37,7 @@ from .prompts import (
                       resolve_prompt,
                       resolve_prompts,
 )
-from .runner import segment_object
+from .runner import slice_mask
 from .segmenter import (
                       CallableSegmenter,
                       PointSegmenter2D,
@@ -53,9 +53,9 @@ __all__ = [
     "read_prompts_file",
     "prompts_from_npz_boxes", "resolve_prompt", "resolve_prompts", "mask_to_box",
     "validate_box_2d", "world_box_to_pixels", "reference_box_to_world",
-    "Segmenter2D", "PointSegmenter2D", "segment_object", "CallableSegmenter",
+    "Segmenter2D", "PointSegmenter2D", "slice_mask", "CallableSegmenter",
     "SliceCache",
-    "as_segmenter", "propagate_3d", "segment_prompt", "segment", "Case",
+    "as_segmenter", "propagate_3d", "object_mask", "segment", "Case",
     "load_case", "find_cases", "output_path_for", "MedSAMSegmenter", "BoxUNetSegmenter", "make_segmenter", "SEGMENTERS",
     "segment_image",
 ]

@@ -2,7 +2,7 @@
 
 Every path goes through here: :func:`~.pipeline.segment` (the command line, ``segment_image``,
 a challenge npz), the interactive session (the web app, the benchmarks) and
-:func:`propagate_3d`. A 2D image is a volume of one slice. :func:`segment_prompt` segments an
+:func:`propagate_3d`. A 2D image is a volume of one slice. :func:`object_mask` segments an
 object from its :class:`~.prompts.ResolvedPrompt` in one call; :class:`VolumeObject` holds an
 object's mask between clicks, for the session. Each slice is segmented by a
 :class:`~.runner.SliceRunner`, whose ``on_slice`` reports progress.
@@ -334,7 +334,7 @@ class VolumeObject:
         return tuple(box)
 
 
-def segment_prompt(volume: np.ndarray, segmenter: Any, prompt: ResolvedPrompt, config: WalkConfig = DEFAULT_WALK,
+def object_mask(volume: np.ndarray, segmenter: Any, prompt: ResolvedPrompt, config: WalkConfig = DEFAULT_WALK,
                    mode: str = "propagate", cache_key: Hashable | None = CONTENT,
                    on_slice: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict[int, float]]:
     """One object of ``volume`` from its prompt: the box, then its clicks in order (see the
@@ -382,7 +382,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
                  points: Sequence = (), point_labels: Sequence = (), label: int | None = None,
                  config: WalkConfig = DEFAULT_WALK, on_slice: Callable[[int], None] | None = None) -> np.ndarray:
     """Segment one object in a volume from a box given as plain numbers (a thin form of
-    :func:`segment_prompt`, which it calls).
+    :func:`object_mask`, which it calls).
 
     Args:
         volume: ``(z, y, x)`` (or ``(z, y, x, 3)``) array; slices ``volume[z]`` go to the segmenter.
@@ -396,7 +396,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
         margin, min_pixels: override ``config``'s (pixels around the previous slice's mask
             box; a slice mask with fewer pixels counts as vanished).
         mode: ``"propagate"`` or ``"plain"`` (same box on every slice of the z-range).
-        cache_key: as :func:`segment_prompt`'s (default here: no keys).
+        cache_key: as :func:`object_mask`'s (default here: no keys).
         progress: show a progress bar over slices (:func:`medsam.progress.progress_bar`).
         points, point_labels: clicks ``(x, y)`` on the key slice (1 foreground, 0
             background), applied after the box. ``label`` names the object in errors.
@@ -422,7 +422,7 @@ def propagate_3d(volume: np.ndarray, segmenter: Any, box: Sequence[float], key_s
             on_slice(z)
 
     try:
-        return segment_prompt(volume, segmenter, prompt, walk_config(margin, min_pixels, config), mode,
+        return object_mask(volume, segmenter, prompt, walk_config(margin, min_pixels, config), mode,
                               cache_key, tick)[0]
     finally:
         bar.close()

@@ -3,7 +3,7 @@
 :func:`segment` is what ``medsam segment`` runs (the command adds only file handling):
 prompts are checked against the image (world boxes converted through the geometry),
 2D boxes without clicks are segmented in one batch; every other object (a volume's, a 2D
-object with clicks) through the 3D engine (:func:`~.engine.segment_prompt`), a 2D image as a
+object with clicks) through the 3D engine (:func:`~.engine.object_mask`), a 2D image as a
 volume of one slice. Per-slice keys let a caching segmenter (MedSAM) compute each slice's
 embedding once for all objects.
 """
@@ -15,7 +15,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from ..io.geometry import Geometry
-from .engine import MODES, segment_prompt, walk_config
+from .engine import MODES, object_mask, walk_config
 from .prompts import BoxPrompt, resolve_prompts
 from .quality import object_quality
 from .runner import CONTENT
@@ -88,7 +88,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
             scores = {i: {0: float(v)} for i, v in zip(plain, batch_scores)}
         for i, p in enumerate(resolved):
             if i not in masks:
-                mask3d, scores[i] = segment_prompt(image[None], segmenter, p, config, cache_key=keys)
+                mask3d, scores[i] = object_mask(image[None], segmenter, p, config, cache_key=keys)
                 masks[i] = mask3d[0]
         if qualities is not None:
             qualities += [object_quality(p.label, masks[i], scores.get(i, {})) for i, p in enumerate(resolved)]
@@ -102,7 +102,7 @@ def segment(image: np.ndarray, geometry: Geometry, prompts: Sequence[BoxPrompt],
         start = bar.n
         if len(resolved) > 1:
             bar.set_description(f"object {number}/{len(resolved)}: slices", refresh=False)
-        mask, slice_scores = segment_prompt(image, segmenter, p, config, mode, keys, on_slice=lambda _: bar.update())
+        mask, slice_scores = object_mask(image, segmenter, p, config, mode, keys, on_slice=lambda _: bar.update())
         if qualities is not None:
             qualities.append(object_quality(p.label, mask, slice_scores, p.start, p.z_range,
                                             range_given=p.z_range is not None))

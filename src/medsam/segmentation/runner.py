@@ -125,9 +125,9 @@ class SliceRunner:
             mask = np.asarray(prompted).astype(bool)
             return enforce_clicks(mask, clicks) if self.edit_model_clicks else mask
         if self.model_clicks:
-            mask = segment_object(self.segmenter, b, clicks.points, clicks.labels, self.label)
+            mask = slice_mask(self.segmenter, b, clicks.points, clicks.labels, self.label)
         else:
-            mask = segment_object(self.segmenter, b)
+            mask = slice_mask(self.segmenter, b)
         return enforce_clicks(mask, clicks)
 
 
@@ -165,7 +165,7 @@ def enforce_clicks(mask: np.ndarray, clicks: SliceClicks) -> np.ndarray:
     return mask
 
 
-def segment_object(segmenter: Segmenter2D, box: np.ndarray, points: Any = (), point_labels: Any = (),
+def slice_mask(segmenter: Segmenter2D, box: np.ndarray, points: Any = (), point_labels: Any = (),
                    label: int | None = None) -> np.ndarray:
     """One object's mask ``(H, W)`` bool on the current slice: the box alone, or the box with
     its clicks when there are any.

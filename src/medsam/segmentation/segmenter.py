@@ -13,7 +13,7 @@ Anything that can segment boxes on a 2D image is a :class:`Segmenter2D`:
 A segmenter that also takes refinement clicks is a :class:`PointSegmenter2D`:
 ``segment_points(box, points, point_labels) -> mask`` for one object (box ``(4,)``,
 points ``(K, 2)`` ``x, y`` pixels, labels ``(K,)`` 1 foreground / 0 background).
-:func:`~.runner.segment_object` calls whichever a prompt needs.
+:func:`~.runner.slice_mask` calls whichever a prompt needs.
 
 A plain function ``fn(image2d, box) -> mask (H, W)`` becomes a segmenter with
 :class:`CallableSegmenter`. :class:`SliceCache` is a small LRU cache that segmenters use
