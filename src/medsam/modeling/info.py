@@ -48,3 +48,20 @@ class ModelInfo:
     checksum: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+
+
+class DescribedModel:
+    """What every model of the package has beside its layers: ``info``, and its
+    ``variant`` and ``image_size`` read from it (mixed into ``Sam`` and ``BoxUNet``)."""
+
+    info: ModelInfo
+
+    @property
+    def variant(self) -> str:
+        """Registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite", "unet")."""
+        return self.info.variant
+
+    @property
+    def image_size(self) -> int:
+        """S, the side of the model's square input (1024 or 256)."""
+        return self.info.image_size

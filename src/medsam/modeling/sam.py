@@ -12,12 +12,12 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import nn
 
-from .info import ModelInfo
+from .info import DescribedModel, ModelInfo
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
 
 
-class Sam(nn.Module):
+class Sam(DescribedModel, nn.Module):
     """A SAM-architecture model (SAM / MedSAM ViTs, LiteMedSAM).
 
     Attributes:
@@ -36,16 +36,6 @@ class Sam(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.info = ModelInfo(str(variant), int(image_size))
-
-    @property
-    def variant(self) -> str:
-        """Registry name of the architecture ("vit_b", "vit_l", "vit_h", "lite")."""
-        return self.info.variant
-
-    @property
-    def image_size(self) -> int:
-        """S, the side of the encoder's square input (1024 or 256)."""
-        return self.info.image_size
 
     @property
     def device(self) -> torch.device:

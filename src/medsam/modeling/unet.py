@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, install_hint
-from .info import ModelInfo
+from .info import DescribedModel, ModelInfo
 
 #: the variant name of box-cropped U-Nets in checkpoints and on the command line
 UNET_VARIANT = "unet"
@@ -111,7 +111,7 @@ def _paste_grid(boxes: torch.Tensor, frame: int) -> tuple[torch.Tensor, torch.Te
     return grid, inside[:, None]
 
 
-class BoxUNet(nn.Module):
+class BoxUNet(DescribedModel, nn.Module):
     """(images (B, 3, S, S), boxes (B, 4) input frame) -> logits (B, 1, 256, 256); see the
     module docstring. ``info``: what the model is and what its weights are, as a ``Sam``
     has it (:class:`~medsam.modeling.info.ModelInfo`)."""
@@ -121,14 +121,6 @@ class BoxUNet(nn.Module):
         self.config = config
         self.net = _dynunet(config)
         self.info = ModelInfo(UNET_VARIANT, config.image_size)
-
-    @property
-    def variant(self) -> str:
-        return self.info.variant
-
-    @property
-    def image_size(self) -> int:
-        return self.info.image_size
 
     @property
     def device(self) -> torch.device:
