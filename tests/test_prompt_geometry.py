@@ -4,6 +4,7 @@ import pytest
 from medsam.errors import InputError
 from medsam.io import Geometry
 from medsam.prompt_geometry import (
+    index_box,
     mask_to_box,
     reference_box_to_world,
     validate_box_2d,
@@ -146,3 +147,22 @@ def predictor_segmenter(model):
     from medsam.segmentation import MedSAMSegmenter
 
     return MedSAMSegmenter(model)
+
+
+def test_a_box_from_inclusive_pixel_indices_keeps_a_one_pixel_object():
+    """Boxes from pixel indices (a mask's extent, a challenge npz's box) follow the same
+    rule: a one-pixel-wide extent becomes a box one pixel wide, which every check takes,
+    rather than a zero-width box that the checks refuse."""
+    from medsam.io.npz import ChallengeBox
+    from medsam.segmentation import resolve_prompt
+    from medsam.segmentation.prompt_files import challenge_prompt
+
+    assert index_box(4, 2, 4, 9) == (4.0, 2.0, 5.0, 9.0)
+    assert index_box(3, 2, 8, 9) == (3.0, 2.0, 8.0, 9.0)          # any other box as it is
+    assert index_box(11, 2, 11, 9, (20, 12)) == (11.0, 2.0, 12.0, 9.0)
+    line = np.zeros((20, 12), bool)
+    line[2:10, 11] = True
+    np.testing.assert_array_equal(mask_to_box(line), [11, 2, 12, 9])
+    prompt = challenge_prompt(ChallengeBox(1, 3, 2, 4, 2, 4, 9), label=1)
+    resolved = resolve_prompt(prompt, (5, 20, 12), Geometry.default(3))
+    assert resolved.box2d == (4.0, 2.0, 5.0, 9.0) and resolved.z_range == (1, 3) and resolved.key_slice == 2

@@ -10,7 +10,7 @@ import pytest
 from medsam.errors import InputError
 from medsam.io import read_npz
 from medsam.io.npz import ChallengeBox
-from medsam.segmentation.prompts import prompts_from_interaction
+from medsam.segmentation.prompt_files import prompts_from_interaction
 
 
 def _box(z_min=2, z_max=6, z_mid=4, x0=10, y0=12, x1=30, y1=28):

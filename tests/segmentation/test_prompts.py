@@ -5,15 +5,8 @@ import pytest
 
 from medsam.errors import InputError
 from medsam.io import Geometry
-from medsam.segmentation.prompts import (
-    BoxPrompt,
-    Click,
-    load_prompts,
-    parse_box_text,
-    prompts_from_npz_boxes,
-    read_prompts_file,
-    resolve_prompt,
-)
+from medsam.segmentation.prompt_files import load_prompts, parse_box_text, prompts_from_npz_boxes, read_prompts_file
+from medsam.segmentation.prompts import BoxPrompt, Click, resolve_prompt
 
 
 def test_read_prompts_file(tmp_path):

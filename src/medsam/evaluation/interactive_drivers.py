@@ -52,7 +52,7 @@ class SessionDriver:
     def step(self, boxes: list[ChallengeBox], clicks: list[dict[str, list[list[int]]]],
              order: list[list[str]], prev_pred: np.ndarray | None) -> np.ndarray:
         if not self._applied:
-            from ..segmentation.prompts import challenge_prompt
+            from ..segmentation.prompt_files import challenge_prompt
 
             for i, b in enumerate(boxes):
                 self.session.set_prompt(challenge_prompt(b, i + 1))

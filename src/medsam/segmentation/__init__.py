@@ -24,18 +24,20 @@ from .cases import Case, find_cases, load_case, output_path_for
 from .engine import object_mask, propagate_3d
 from .medsam_segmenter import MedSAMSegmenter, segment_image
 from .pipeline import segment
+from .prompt_files import (
+    PromptsFile,
+    load_prompts,
+    parse_box_text,
+    parse_prompts,
+    prompts_from_npz_boxes,
+    read_prompts_file,
+)
 from .prompts import (
-                      BoxPrompt,
-                      Click,
-                      PromptsFile,
-                      ResolvedPrompt,
-                      load_prompts,
-                      parse_box_text,
-                      parse_prompts,
-                      prompts_from_npz_boxes,
-                      read_prompts_file,
-                      resolve_prompt,
-                      resolve_prompts,
+    BoxPrompt,
+    Click,
+    ResolvedPrompt,
+    resolve_prompt,
+    resolve_prompts,
 )
 from .runner import slice_mask
 from .segmenter import (

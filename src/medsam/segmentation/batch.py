@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import InputError, MedSAMError, as_failure
 from .cases import Case, case_name, check_output_clashes, find_cases, load_case, output_path_for
-from .prompts import BoxPrompt, PromptsFile, prompts_from_interaction, prompts_from_npz_boxes
+from .prompt_files import PromptsFile, prompts_from_interaction, prompts_from_npz_boxes
+from .prompts import BoxPrompt
 from .quality import ObjectQuality
 from .segmenter import Segmenter2D
 
