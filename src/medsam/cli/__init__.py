@@ -45,6 +45,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "medsam.cli.train",
     "weights": "medsam.cli.weights",
     "serve": "medsam.cli.serve",
+    "pacs": "medsam.cli.pacs",
     "reproduce": "medsam.cli.reproduce",
     "benchmark": "medsam.cli.benchmark",
     "export": "medsam.cli.export",

@@ -15,6 +15,7 @@ All the work is done by the library (:mod:`medsam.segmentation.batch`: ``prepare
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -35,8 +36,9 @@ MODALITY_HELP = ("ct, mr, xray, us, mammo, oct, pet, endoscopy, dermoscopy, fund
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
-                        help="image or volume file, DICOM series folder, challenge .npz, or a folder "
-                             "of cases (batch)")
+                        help="image or volume file, DICOM series folder, challenge .npz, a folder "
+                             "of cases (batch), or a DICOMweb server (dicomweb://HOST:PORT/PATH, "
+                             "dicomwebs:// for TLS) with --study and --series")
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="output label map (one case; default INPUT_seg.<ext> beside it) or output "
                              "folder (batch; default INPUT_seg/)")
@@ -78,7 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "every run when MEDSAM_EMBEDDING_CACHE names a folder (used instead)")
     parser.add_argument("--series", metavar="UID",
                         help="DICOM series to use when a folder holds several: its id, or #N for "
-                             "the N-th one listed")
+                             "the N-th one listed; on a DICOMweb server, the series instance UID")
+    parser.add_argument("--study", metavar="UID", help="the study instance UID of the series on a DICOMweb server")
+    parser.add_argument("--store", action="store_true",
+                        help="DICOMweb input: store the DICOM SEG (-o SEG.dcm) back on the server (STOW-RS)")
+    parser.add_argument("--pacs-config", metavar="FILE",
+                        help="the DICOMweb server's settings and credentials (JSON; default "
+                             "$MEDSAM_PACS_CONFIG or ~/.config/medsam/pacs.json; see docs/pacs.md)")
     parser.add_argument("--overlay", action="store_true",
                         help="also write a colour overlay PNG beside the output (volumes: a "
                              "montage of the slices holding the mask)")
@@ -156,11 +164,12 @@ def _options(args: argparse.Namespace) -> CaseOptions:
                        overwrite=args.overwrite)
 
 
-def _print_case(result: CaseResult) -> None:
-    """One case's output and label volumes (a failed case is reported at the end)."""
+def _print_case(result: CaseResult, source: str | None = None) -> None:
+    """One case's output and label volumes (a failed case is reported at the end);
+    ``source``: how to name where the case came from (default: its path)."""
     if not result.ok:
         return
-    print(f"{result.path} -> {result.output}" + (f" (overlay {result.overlay})" if result.overlay else ""))
+    print(f"{source or result.path} -> {result.output}" + (f" (overlay {result.overlay})" if result.overlay else ""))
     quality = {q.label: q for q in result.qualities}
     for m in result.volumes:
         q = quality.get(m.label)
@@ -220,6 +229,12 @@ def run(args: argparse.Namespace) -> int:
 
     _check_options(args)
     prompts_file = load_prompts(args.prompts) if args.prompts else None
+    from ..io.dicomweb import is_dicomweb_address
+
+    if is_dicomweb_address(args.input):
+        return _run_pacs(args, prompts_file)
+    if args.study or args.store:
+        raise InputError("--study and --store apply to a series on a DICOMweb server (dicomweb://HOST:PORT/PATH)")
     source = Path(args.input)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
@@ -234,6 +249,34 @@ def run(args: argparse.Namespace) -> int:
     segmenter = model_segmenter(args, args.device, disk_cache=prepared.case.interaction is not None,
                                 interactive=interactive)
     _print_case(segment_prepared(prepared, segmenter, options, progress=True))
+    return 0
+
+
+def _run_pacs(args: argparse.Namespace, prompts_file: PromptsFile | None) -> int:
+    """One series on a DICOMweb server: retrieved, segmented, and with --store stored back."""
+    from .. import distributed
+    from ..errors import InputError
+    from ..io.dicomweb import pacs_server
+    from ..segmentation.batch import segment_prepared
+    from ..segmentation.pacs import pacs_case, store_result
+
+    if not (args.study and args.series):
+        raise InputError("a series on a DICOMweb server is named by --study UID and --series UID")
+    if not args.output:
+        raise InputError("give the output (-o SEG.dcm) for a series on a DICOMweb server")
+    if not distributed.read_env().is_main:
+        return 0
+    server = pacs_server(args.input, args.pacs_config)
+    options = dataclasses.replace(_options(args), series=None)   # the folder holds that series alone
+    with pacs_case(server, args.study, args.series, args.output, options, prompts_file, _boxes(args),
+                   store=args.store) as prepared:
+        segmenter = model_segmenter(args, args.device, interactive=any(p.points for p in prepared.prompts))
+        result = segment_prepared(prepared, segmenter, options, progress=True)
+    _print_case(result, f"{server.describe()} study {args.study} series {args.series}")
+    if args.store:
+        stored = store_result(server, result)
+        print(f"stored {result.output} on {server.describe()} ({len(stored)} instance"
+              f"{'s' if len(stored) != 1 else ''})")
     return 0
 
 
