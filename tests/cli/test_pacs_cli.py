@@ -163,3 +163,55 @@ def test_a_server_that_does_not_answer(cli, tmp_path):
     finally:
         silent.close()
     assert done.returncode == 2 and done.stderr.strip().endswith("the server did not answer in time")
+
+
+@pytest.mark.slow
+def test_two_torchrun_workers_on_one_series_list_and_the_batch_resumed(cli, cli_process, pacs, uids, tmp_path,
+                                                                         shared_data):
+    """Two processes share a list of three series (two on the server, one not): each series
+    is one case, the missing one fails alone, the SEGs are stored; the same command again
+    keeps what is done and stores it again (idempotent), and fails the missing one again."""
+    import csv
+    import os
+    import runpy
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    fill_uids = runpy.run_path(str(ROOT / "examples/fill_dicom_uids.py"))["fill_uids"]
+    second = fill_uids(shared_data / "totalseg/example_ct_dicom", tmp_path / "second")   # new study and series UIDs
+    assert cli("pacs", "store", pacs.address, second, env=pacs.env).returncode == 0
+    first_ds = pydicom.dcmread(sorted(second.iterdir())[0], stop_before_pixels=True)
+    listed = [{"study": uids[0], "series": uids[1]},
+              {"study": str(first_ds.StudyInstanceUID), "series": str(first_ds.SeriesInstanceUID)},
+              {"study": "1.2.3", "series": "9.9.9"}]
+    series_list = tmp_path / "series.json"
+    series_list.write_text(json.dumps(listed))
+    out = tmp_path / "segs"
+    common = ["segment", pacs.address, "--series-list", series_list, *CT_BOX, "-o", out, "--store", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", **pacs.env, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "medsam", *map(str, common)], env=env, capture_output=True, text=True, timeout=900)
+    assert two.returncode != 0, two.stderr                          # the missing series failed
+    assert "segmented 2 of 3 series" in two.stdout and "by 2 processes" in two.stdout, two.stdout + two.stderr
+    assert "9.9.9: no such series on the server" in two.stderr
+
+    def times() -> list[tuple[str, str]]:
+        with open(out / "segment_times.csv", newline="") as f:
+            return [(row["case"], row["status"]) for row in csv.DictReader(f)]
+
+    assert times() == [(listed[0]["series"], "ok"), (listed[1]["series"], "ok"), ("9.9.9", "failed")]
+    written = sorted(p.name for p in out.glob("*_seg.dcm"))
+    assert written == sorted(f"{r['series']}_seg.dcm" for r in listed[:2])
+    segs = json.loads(cli("pacs", "find", pacs.address, "--modality", "SEG", "--json", env=pacs.env).stdout)
+    on_server = {s["study"] for s in segs}
+    assert {listed[0]["study"], listed[1]["study"]} <= on_server
+
+    again = cli_process(*common, env=pacs.env)
+    assert again.returncode == 1
+    assert "segmented 2 of 3 series" in again.stdout and "2 kept from an earlier run" in again.stdout
+    assert times() == [(listed[0]["series"], "done before"), (listed[1]["series"], "done before"), ("9.9.9", "failed")]
+    segs_again = json.loads(cli("pacs", "find", pacs.address, "--modality", "SEG", "--json", env=pacs.env).stdout)
+    assert len(segs_again) == len(segs)                             # stored again: the same instances

@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DICOM series to use when a folder holds several: its id, or #N for "
                              "the N-th one listed; on a DICOMweb server, the series instance UID")
     parser.add_argument("--study", metavar="UID", help="the study instance UID of the series on a DICOMweb server")
+    parser.add_argument("--series-list", metavar="FILE",
+                        help="DICOMweb input: a batch of series, as `medsam pacs find --json` prints them "
+                             "(or a CSV with the columns study,series), into the folder -o; run it again "
+                             "to finish a batch: the series done before are kept")
     parser.add_argument("--store", action="store_true",
                         help="DICOMweb input: store the DICOM SEG (-o SEG.dcm) back on the server (STOW-RS)")
     parser.add_argument("--pacs-config", metavar="FILE",
@@ -168,6 +172,9 @@ def _print_case(result: CaseResult, source: str | None = None) -> None:
     """One case's output and label volumes (a failed case is reported at the end);
     ``source``: how to name where the case came from (default: its path)."""
     if not result.ok:
+        return
+    if result.done_before:
+        print(f"{source or result.path} -> {result.output} (done before, kept)")
         return
     print(f"{source or result.path} -> {result.output}" + (f" (overlay {result.overlay})" if result.overlay else ""))
     quality = {q.label: q for q in result.qualities}
@@ -260,8 +267,11 @@ def _run_pacs(args: argparse.Namespace, prompts_file: PromptsFile | None) -> int
     from ..segmentation.batch import segment_prepared
     from ..segmentation.pacs import pacs_case, store_result
 
+    if args.series_list:
+        return _run_pacs_batch(args, prompts_file)
     if not (args.study and args.series):
-        raise InputError("a series on a DICOMweb server is named by --study UID and --series UID")
+        raise InputError("a series on a DICOMweb server is named by --study UID and --series UID "
+                         "(or a batch by --series-list FILE)")
     if not args.output:
         raise InputError("give the output (-o SEG.dcm) for a series on a DICOMweb server")
     if not distributed.read_env().is_main:
@@ -278,6 +288,37 @@ def _run_pacs(args: argparse.Namespace, prompts_file: PromptsFile | None) -> int
         print(f"stored {result.output} on {server.describe()} ({len(stored)} instance"
               f"{'s' if len(stored) != 1 else ''})")
     return 0
+
+
+def _run_pacs_batch(args: argparse.Namespace, prompts_file: PromptsFile | None) -> int:
+    """A list of series on a DICOMweb server (each ``torchrun`` process takes its share)."""
+    from .. import distributed
+    from ..errors import InputError
+    from ..io.dicomweb import pacs_server
+    from ..segmentation.pacs import read_series_list, segment_pacs_series
+
+    if args.study or args.series:
+        raise InputError("--series-list names every series of a batch; give no --study or --series with it")
+    if not args.output:
+        raise InputError("give the output folder (-o FOLDER) of a batch of series")
+    server = pacs_server(args.input, args.pacs_config)
+    series = read_series_list(args.series_list)
+    main = distributed.read_env().is_main
+    options = dataclasses.replace(_options(args), series=None)
+    interactive = prompts_file is not None and any(
+        p.points for p in [*(prompts_file.shared or ()), *(q for v in prompts_file.by_case.values() for q in v)])
+    done = segment_pacs_series(
+        server, series, lambda device: model_segmenter(args, device, report=main, interactive=interactive),
+        args.output, options, prompts_file, _boxes(args), store=args.store, device=args.device,
+        on_case=_print_case, on_failures=_print_failures, progress=True)
+    if main:
+        workers = f" by {done.processes} processes" if done.processes > 1 else ""
+        before = sum(r.done_before for r in done.cases)
+        kept = f", {before} kept from an earlier run" if before else ""
+        stored = f", stored on {server.describe()}" if args.store else ""
+        print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} series into "
+              f"{done.output_dir}{workers}{kept}{stored} (times: {done.times})")
+    return 1 if done.failed else 0
 
 
 def _run_folder(args: argparse.Namespace, source: Path, options: CaseOptions, prompts_file: PromptsFile | None,

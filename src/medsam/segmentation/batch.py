@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, cast
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar, cast
 
 import numpy as np
 
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 #: the table of a folder's cases written beside their label maps
 TIMES_NAME = "segment_times.csv"
 #: a folder run's table of every object: size, predicted IoU and warnings
+#: one job of a batch (a case file and its output, a series on a PACS, ...)
+Job = TypeVar("Job")
 OBJECTS_NAME = "segment_objects.csv"
 
 
@@ -93,10 +95,17 @@ class CaseResult:
     seconds: float = 0.0
     error: MedSAMError | None = None
     qualities: tuple[ObjectQuality, ...] = ()
+    #: the output was there from an earlier run of a resumable batch, and was kept
+    done_before: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``done before`` or ``failed``, as the times table says."""
+        return "failed" if self.error is not None else "done before" if self.done_before else "ok"
 
 
 @dataclass(frozen=True)
@@ -338,28 +347,33 @@ def segment_folder(folder: str | os.PathLike, segmenter_for: Callable[[str | tor
     out_dir, jobs = plan_folder(folder, output_dir, prompts_file, options.overwrite)
     env = distributed.read_env()
     with output_lock(out_dir) if env.is_main else contextlib.nullcontext():
-        results = _run_jobs(jobs, segmenter_for, options, prompts_file, boxes, device, on_case, progress, env)
+        results = run_jobs(jobs, segmenter_for, lambda job, segmenter: _segment_one(
+            job[0], job[1], segmenter, options, prompts_file, boxes), device, on_case, progress, env)
         if env.is_main:
-            _write_times(results, out_dir, options, on_failures)
+            write_times(results, out_dir, options, on_failures)
     return FolderResult(tuple(results), out_dir, out_dir / TIMES_NAME, env.world_size)
 
 
-def _run_jobs(jobs: list[tuple[Path, Path]], segmenter_for: Callable[[str | torch.device], Segmenter2D],
-              options: CaseOptions, prompts_file: PromptsFile | None, boxes: Sequence[BoxPrompt], device: str,
-              on_case: Callable[[CaseResult], None] | None, progress: bool,
-              env: DistEnv) -> list[CaseResult]:
+def run_jobs(jobs: Sequence[Job], segmenter_for: Callable[[str | torch.device], Segmenter2D],
+             run_one: Callable[[Job, Segmenter2D], CaseResult], device: str = "auto",
+             on_case: Callable[[CaseResult], None] | None = None, progress: bool = False,
+             env: DistEnv | None = None) -> list[CaseResult]:
+    """Each process of a ``torchrun`` job (or the one process) takes every ``world_size``-th
+    job, makes its segmenter on its device and runs ``run_one(job, segmenter)`` on each
+    (which reports a failed case in its result, never raises); returns every process's
+    results in job order (all of them in process 0)."""
     from .. import distributed
     from ..progress import progress_bar
 
+    env = env if env is not None else distributed.read_env()
     run_on = distributed.device_for(env, device)
     distributed.init(env, run_on)
     try:
         segmenter = segmenter_for(run_on)
         mine = list(enumerate(jobs))[env.rank::env.world_size]
         done = []
-        for index, (case, output) in progress_bar(mine, desc="cases", unit="case",
-                                                     enabled=progress and env.is_main):
-            result = _segment_one(case, output, segmenter, options, prompts_file, boxes)
+        for index, job in progress_bar(mine, desc="cases", unit="case", enabled=progress and env.is_main):
+            result = run_one(job, segmenter)
             if on_case is not None:
                 on_case(result)
             done.append((index, result))
@@ -382,8 +396,10 @@ def _object_rows(results: Sequence[CaseResult]) -> list[tuple]:
     return rows
 
 
-def _write_times(results: Sequence[CaseResult], out_dir: Path, options: CaseOptions,
-                 on_failures: Callable[[Sequence[CaseResult]], None] | None) -> None:
+def write_times(results: Sequence[CaseResult], out_dir: Path, options: CaseOptions,
+                on_failures: Callable[[Sequence[CaseResult]], None] | None) -> None:
+    """Process 0's last step of a batch: report the failed cases, then write the times
+    table and the objects table, together."""
     from ..fileutil import committed_together, write_csv
 
     failed = [r for r in results if not r.ok]
@@ -391,7 +407,7 @@ def _write_times(results: Sequence[CaseResult], out_dir: Path, options: CaseOpti
         on_failures(failed)
     with committed_together(options.overwrite):
         write_csv(out_dir / TIMES_NAME, ["case", "status", "seconds", "error"],
-                  [(r.case, "ok" if r.ok else "failed", round(r.seconds, 3), r.error.render() if r.error else "")
+                  [(r.case, r.status, round(r.seconds, 3), r.error.render() if r.error else "")
                    for r in results])
         write_csv(out_dir / OBJECTS_NAME, ["case", "label", "name", "voxels", "volume", "unit", "slices",
                                            "predicted_iou", "key_iou", "warnings"], _object_rows(results))

@@ -7,6 +7,11 @@ instances by their UIDs, which are the PACS's own. :func:`store_result` sends th
 (STOW-RS). The local output is always complete or absent: it is written (atomically) before
 anything is stored, and a store that fails says so and names it.
 
+:func:`segment_pacs_series` does the same for a list of series (a batch): each series is
+one case, a failed one is reported and skipped, a series whose output an earlier run left is
+kept (and stored again with ``store``: storing is idempotent), so running the same batch again
+finishes it; each ``torchrun`` process takes its share, as for a folder of files.
+
     server = pacs_server("dicomweb://127.0.0.1:8042/dicom-web")
     with pacs_case(server, study, series, "seg.dcm", boxes=[BoxPrompt(...)]) as prepared:
         result = segment_prepared(prepared, make_segmenter(load_model()))
@@ -15,17 +20,36 @@ anything is stored, and a store that fails says so and names it.
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from ..errors import InputError
+from ..errors import InputError, MedSAMError, as_failure
 from ..io.dicomweb import PacsError, PacsServer, retrieve_series, store_files
-from .batch import CaseOptions, CaseResult, PreparedCase, prepare_case
+from .batch import (
+    TIMES_NAME,
+    CaseOptions,
+    CaseResult,
+    FolderResult,
+    PreparedCase,
+    prepare_case,
+    run_jobs,
+    segment_prepared,
+    write_times,
+)
 from .prompt_files import PromptsFile
 from .prompts import BoxPrompt
+from .segmenter import Segmenter2D
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -69,3 +93,100 @@ def store_result(server: PacsServer, result: CaseResult) -> list[str]:
 def _safe(uid: str) -> str:
     """A series UID as a folder name (the case's name in reports)."""
     return "".join(c if c.isalnum() or c in ".-_" else "_" for c in uid)[:128] or "series"
+
+
+def read_series_list(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """The ``(study, series)`` UIDs of a batch: JSON, a list of objects with ``study`` and
+    ``series`` (what ``medsam pacs find --json`` prints), or CSV with the columns ``study``
+    and ``series``.
+
+    Raises:
+        InputError: naming the file and what is wrong.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the series list ({exc})") from None
+    if path.suffix.lower() == ".csv":
+        rows: list = list(csv.DictReader(text.splitlines()))
+        if rows and not {"study", "series"} <= set(rows[0]):
+            raise InputError(f"{path}: a series list in CSV needs the columns study and series")
+    else:
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError(f"{path}: a series list is a JSON list of objects with \"study\" and \"series\"")
+    out = []
+    for i, row in enumerate(rows, start=1):
+        study, series = str(row.get("study") or "").strip(), str(row.get("series") or "").strip()
+        if not study or not series:
+            raise InputError(f"{path}: entry {i} needs a study and a series UID")
+        out.append((study, series))
+    if not out:
+        raise InputError(f"{path}: no series listed")
+    seen: set[str] = set()
+    for _, series in out:
+        if series in seen:
+            raise InputError(f"{path}: series {series} is listed twice")
+        seen.add(series)
+    return out
+
+
+def segment_pacs_series(server: PacsServer, series: Sequence[tuple[str, str]],
+                        segmenter_for: Callable[[str | torch.device], Segmenter2D], output_dir: str | os.PathLike,
+                        options: CaseOptions = CaseOptions(), prompts_file: PromptsFile | None = None,
+                        boxes: Sequence[BoxPrompt] = (), store: bool = False, device: str = "auto",
+                        on_case: Callable[[CaseResult], None] | None = None,
+                        on_failures: Callable[[Sequence[CaseResult]], None] | None = None,
+                        progress: bool = False) -> FolderResult:
+    """Segment each ``(study, series)`` of ``server`` into ``output_dir`` as
+    ``<series UID>_seg.dcm`` (see the module docstring); prompts per case in ``prompts_file``
+    are keyed by the series UID. The times table says of each case ``ok``, ``done before``
+    or ``failed``, with its error, and is rewritten by each run.
+
+    Raises:
+        InputError: before any work, for an output folder that is a file or prompts for
+            series not in the list.
+    """
+    from .. import distributed
+    from ..fileutil import output_lock
+
+    out_dir = Path(output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: the output of a batch of series must be a folder")
+    names = [_safe(uid) for _, uid in series]
+    unknown = prompts_file.unknown_cases(names) if prompts_file is not None else []
+    if unknown:
+        raise InputError(f"{prompts_file.path if prompts_file else ''}: case(s) not in the series list: "
+                         f"{', '.join(unknown[:5])}")
+    jobs = [(study, uid, out_dir / f"{name}_seg.dcm") for (study, uid), name in zip(series, names)]
+    env = distributed.read_env()
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir) if env.is_main else contextlib.nullcontext():
+        results = run_jobs(jobs, segmenter_for, lambda job, segmenter: _one_series(
+            server, *job, segmenter, options, prompts_file, boxes, store), device, on_case, progress, env)
+        if env.is_main:   # each run's tables describe that run: they are replaced
+            write_times(results, out_dir, replace(options, overwrite=True), on_failures)
+    return FolderResult(tuple(results), out_dir, out_dir / TIMES_NAME, env.world_size)
+
+
+def _one_series(server: PacsServer, study: str, series: str, output: Path, segmenter: Segmenter2D,
+                options: CaseOptions, prompts_file: PromptsFile | None, boxes: Sequence[BoxPrompt],
+                store: bool) -> CaseResult:
+    start, name = time.perf_counter(), _safe(series)
+    try:
+        if output.exists() and not options.overwrite:     # an earlier run's: resumed, not redone
+            result = CaseResult(name, Path(name), output, done_before=True)
+        else:
+            with pacs_case(server, study, series, output, options, prompts_file, boxes, store) as prepared:
+                result = replace(segment_prepared(prepared, segmenter, options), case=name, path=Path(name))
+        if store:
+            store_result(server, result)
+        return replace(result, seconds=time.perf_counter() - start)
+    except Exception as exc:  # no failure of one case may stop the others
+        error = exc if isinstance(exc, MedSAMError) else as_failure(exc, f"series {series}")
+        return CaseResult(name, Path(name), output, seconds=time.perf_counter() - start, error=error)
