@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest upload in MiB (default 1024)")
     parser.add_argument("--max-memory-gb", type=finite_float, default=8.0,
                         help="memory all sessions may hold together, in GiB (default 8)")
+    parser.add_argument("--pacs", nargs="?", const="", metavar="ADDRESS",
+                        help="let the page open series from a PACS and store SEGs on it (DICOMweb: "
+                             "dicomweb://HOST:PORT/PATH; without ADDRESS, $MEDSAM_PACS_URL or the config "
+                             "file's); credentials from the environment or the config file, kept on the server")
+    parser.add_argument("--pacs-config", metavar="FILE",
+                        help="the PACS's settings and credentials (JSON; see docs/pacs.md)")
 
 
 def _loopback(host: str) -> bool:
@@ -80,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         token = token or secrets.token_urlsafe(16)
         print(f"medsam: warning: the app is reachable from other machines on {args.host}; anyone with the "
               f"token can read the images uploaded to it. Use it on a trusted network only.", file=sys.stderr)
+    pacs = None
+    if args.pacs is not None:
+        from ..io.dicomweb import find_series, pacs_server
+
+        pacs = pacs_server(args.pacs or None, args.pacs_config)
+        find_series(pacs, study="0")   # the server answers and takes the credentials, before the model loads
     first = model_segmenter(args, args.device, interactive=True)
     if not isinstance(first, MedSAMSegmenter):
         raise InputError(f"--checkpoint {args.checkpoint}: the web app runs MedSAM-family models; "
@@ -93,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
                                cache_slices=limits.cache_slices, store=first.store)
 
     app = create_app(make_segmenter, limits=limits, token=token, model_name=args.checkpoint or args.weights or
-                     "lite_medsam", replay_options=_replay_options(args))
+                     "lite_medsam", replay_options=_replay_options(args), pacs=pacs)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
-    print(f"medsam: serving the web app on {address} (Ctrl+C to stop)", flush=True)
+    print(f"medsam: serving the web app on {address} (Ctrl+C to stop)"
+          + (f"; PACS {pacs.describe()}" if pacs is not None else ""), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -240,9 +240,10 @@ def _row(item: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- retrieve and store
 
-def retrieve_series(server: PacsServer, study: str, series: str, folder: str | os.PathLike) -> Path:
+def retrieve_series(server: PacsServer, study: str, series: str, folder: str | os.PathLike,
+                    max_bytes: int | None = None) -> Path:
     """Retrieve one series (WADO-RS) into the new ``folder``, one ``.dcm`` file per
-    instance; returns the folder.
+    instance; returns the folder. ``max_bytes``: the most its files may take on disk.
 
     Raises:
         PacsError: the server cannot be reached or refuses, the series is not there, or
@@ -258,7 +259,7 @@ def retrieve_series(server: PacsServer, study: str, series: str, folder: str | o
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=False)
     try:
-        count = 0
+        count = written = 0
         # any transfer syntax, as stored (the server need not transcode); pydicom's warnings on
         # a truncated part are not shown: a part that is not whole is this function's error
         parts = _call(server, study, lambda c: c.iter_series(study, series, media_types=(("application/dicom", "*"),)))
@@ -271,6 +272,10 @@ def retrieve_series(server: PacsServer, study: str, series: str, folder: str | o
                 tmp = target.with_name(f".{target.name}.tmp")
                 ds.save_as(tmp, enforce_file_format=True)
                 os.replace(tmp, target)
+                written += target.stat().st_size
+                if max_bytes is not None and written > max_bytes:
+                    raise PacsError(f"{where}: the series is larger than the {max_bytes / 2**20:.0f} MiB "
+                                    f"that may be retrieved here")
         if count == 0 or (expected and count != expected):
             raise PacsError(f"{where}: the server sent {count} of the series' {expected} instances")
     except PacsError:

@@ -89,7 +89,7 @@ def _import_fastapi() -> Any:
 
 def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = ServerLimits(),
                token: str | None = None, model_name: str = "", replay_options: str = "",
-               viewer_dir: Path = VIEWER_DIR, root: Path | None = None) -> Any:
+               viewer_dir: Path = VIEWER_DIR, root: Path | None = None, pacs: Any = None) -> Any:
     """The FastAPI application.
 
     Args:
@@ -101,6 +101,8 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
         replay_options: what the page adds to the replay command to name the same model.
         viewer_dir: the viewer's folder (:mod:`.assets`: built into a wheel, or ``npm ci``).
         root: folder for session files (default: a new temporary folder, removed at shutdown).
+        pacs: a :class:`~medsam.io.dicomweb.PacsServer` the page may open series from and store
+            SEGs on ("Open from PACS", "Save to PACS"); its credentials stay on the server.
     """
     fastapi = _import_fastapi()
     from contextlib import asynccontextmanager
@@ -121,7 +123,7 @@ def create_app(make_segmenter: Callable[[], Any], *, limits: ServerLimits = Serv
     app = fastapi.FastAPI(title="medsam", lifespan=lifespan, docs_url=None, redoc_url=None,
                           description="Box-prompted medical image segmentation (MedSAM) as a REST API.")
     files = {**viewer, **{p.name: p for p in routes.STATIC.iterdir() if p.suffix in (".js", ".css")}}
-    app.state.server = routes.Server(store, limits, model_name, replay_options, files, WEB_HINTS)
+    app.state.server = routes.Server(store, limits, model_name, replay_options, files, WEB_HINTS, pacs)
 
     @app.exception_handler(MedSAMError)
     async def medsam_error(request: Request, exc: MedSAMError) -> Any:

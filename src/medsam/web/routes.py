@@ -46,6 +46,7 @@ class Server:
         replay_options: what the page adds to the replay command to name the same model.
         files: static file name -> path (the page's scripts and styles, NiiVue, Swagger UI).
         hints: how a page user sets the options errors name (``MedSAMError.render``).
+        pacs: the configured PACS, or None.
     """
 
     store: SessionStore
@@ -54,6 +55,9 @@ class Server:
     replay_options: str
     files: dict[str, Path]
     hints: dict[str, str]
+    #: the PACS (:class:`~medsam.io.dicomweb.PacsServer`) the page may open series from and
+    #: store SEGs on; None: none. Its credentials stay here, never sent to the page.
+    pacs: Any = None
 
     def message(self, exc: MedSAMError) -> str:
         """An error as the page shows it (no server paths)."""
@@ -83,6 +87,13 @@ class SegmentRequest(BaseModel):
     category: str = Field("", max_length=200, description="what the object is, for DICOM SEG and Slicer "
                                                            "exports: scheme^value^meaning (with type)")
     type: str = Field("", max_length=200, description="e.g. SCT^64033007^Kidney (with category)")
+
+
+class PacsOpenRequest(BaseModel):
+    study: str = Field(description="study instance UID", max_length=64)
+    series: str = Field(description="series instance UID", max_length=64)
+    modality: Optional[str] = Field(None, description="as for an upload (default: the series' own)")
+    window: Optional[str] = Field(None, description="CT window for the model, as for an upload")
 
 
 class ClickRequest(BaseModel):
@@ -124,7 +135,7 @@ def health(srv: Server = Depends(server)) -> dict[str, Any]:
 
     return {"status": "ok", "version": __version__, "model": srv.model_name, "sessions": len(srv.store),
             "max_sessions": srv.limits.max_sessions, "replay_options": srv.replay_options,
-            "label_colours": LABEL_COLOURS}
+            "label_colours": LABEL_COLOURS, "pacs": srv.pacs.describe() if srv.pacs is not None else None}
 
 
 @api.post("/sessions", status_code=201)
@@ -161,16 +172,72 @@ def upload(files: list[UploadFile] = File(...), modality: Optional[str] = Form(N
         for f, name in zip(files, names):
             save_upload(_chunks(f.file), folder / name, budget)
             saved.append(folder / name)
-        # what the file declares is checked against the memory the other sessions leave,
-        # before a voxel is decoded
-        with read_limits(max_array_bytes=srv.store.memory_left(besides=s), max_voxels=srv.limits.max_voxels):
-            info = s.load(case_path(saved, folder, srv.limits.max_upload_bytes), modality or None, window or None)
-        try:
-            srv.store.check_memory()
-        except SessionError:
-            s.unload()
-            raise
-        return info
+        return _load(s, srv, case_path(saved, folder, srv.limits.max_upload_bytes), modality, window)
+
+
+@api.get("/pacs/series")
+def pacs_series(patient_id: Optional[str] = Query(None, max_length=64),
+                date: Optional[str] = Query(None, max_length=17, description="YYYYMMDD or YYYYMMDD-YYYYMMDD"),
+                modality: Optional[str] = Query(None, max_length=16),
+                description: Optional[str] = Query(None, max_length=64, description="* matches anything"),
+                srv: Server = Depends(server)) -> dict[str, Any]:
+    """The configured PACS's series matching every filter given (QIDO-RS)."""
+    from ..io.dicomweb import find_series
+
+    pacs = _pacs(srv)
+    return {"server": pacs.describe(), "series": find_series(pacs, patient_id=patient_id or None, date=date or None,
+                                                             modality=modality or None,
+                                                             description=description or None)}
+
+
+@api.post("/sessions/{sid}/pacs")
+def open_from_pacs(request: PacsOpenRequest, s: Session = Depends(session),
+                   srv: Server = Depends(server)) -> dict[str, Any]:
+    """Retrieve a series from the configured PACS (WADO-RS) and open it, as an upload."""
+    from ..io.dicomweb import retrieve_series
+
+    pacs = _pacs(srv)
+    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in request.series) or "series"
+    with s.lock:
+        folder = s.workdir / "upload"
+        if folder.exists():
+            shutil.rmtree(folder)
+        series = retrieve_series(pacs, request.study, request.series, folder / name,
+                                 max_bytes=srv.limits.max_upload_bytes)
+        return _load(s, srv, series, request.modality, request.window)
+
+
+@api.post("/sessions/{sid}/pacs/store")
+def save_to_pacs(s: Session = Depends(session), srv: Server = Depends(server)) -> dict[str, Any]:
+    """Store the DICOM SEG of the current objects (names and codes included) on the
+    configured PACS (STOW-RS, checked by looking it up)."""
+    from ..io.dicomweb import store_files
+
+    pacs = _pacs(srv)
+    with s.lock:
+        path = s.labels_file("dcm")
+        stored = store_files(pacs, [path])
+    return {"server": pacs.describe(), "stored": len(stored), "file": path.name}
+
+
+def _load(s: Session, srv: Server, path: Path, modality: Optional[str], window: Optional[str]) -> dict[str, Any]:
+    """Open ``path`` in the session (its lock held): what the file declares is checked
+    against the memory the other sessions leave, before a voxel is decoded, and an image
+    that leaves the server over its memory bound is unloaded again."""
+    with read_limits(max_array_bytes=srv.store.memory_left(besides=s), max_voxels=srv.limits.max_voxels):
+        info = s.load(path, modality or None, window or None)
+    try:
+        srv.store.check_memory()
+    except SessionError:
+        s.unload()
+        raise
+    return info
+
+
+def _pacs(srv: Server) -> Any:
+    if srv.pacs is None:
+        raise SessionError("this server has no PACS configured", status=404)
+    return srv.pacs
 
 
 @api.get("/sessions/{sid}/image.nii.gz", include_in_schema=False)

@@ -262,6 +262,7 @@ function renderExports() {
     download: `${image.case}_prompts.json`, className: "export" }));
   const options = [image.modality && `--modality ${image.modality}`, image.window && `--window ${image.window}`,
                    state.health.replay_options].filter(Boolean).join(" ");
+  $("pacs-save").hidden = !(state.health.pacs && image.exports.dcm && state.info.objects.length);
   $("replay").textContent = ["medsam segment", image.name, "--prompts", `${image.case}_prompts.json`, options,
                              "-o", image.exports[formats[0]]].filter(Boolean).join(" ");
 }
@@ -276,23 +277,70 @@ async function open() {
     for (const f of files) form.append("files", f, f.name);
     if ($("modality").value) form.append("modality", $("modality").value);
     if ($("window").value) form.append("window", $("window").value);
-    const upload = async () => {
-      if (!state.session) state.session = (await api("/api/sessions", { method: "POST" })).id;
-      return api(`/api/sessions/${state.session}/image`, { method: "POST", body: form });
-    };
-    const info = await upload().catch((err) => {   // the session expired: open a new one
-      if (!err.message.startsWith("no session")) throw err;
-      state.session = null;
-      return upload();
-    });
-    state.info = info;
-    state.selected = null;
-    await nv.loadVolumes([{ url: withToken(`/api/sessions/${state.session}/image.nii.gz`), name: "image.nii.gz" }]);
-    nv.setSliceType(SLICE_TYPE.AXIAL);
-    nv.setRadiologicalConvention(is3D() && $("radiological").checked);
-    if (info.image.modality === "ct" && is3D()) setDisplay(info.image.window === "lung" ? "-600,1500" : "40,400");
-    await show(info);
+    await opened(await inSession((sid) => api(`/api/sessions/${sid}/image`, { method: "POST", body: form })));
   });
+}
+
+// request(session id) in this page's session, opened first when there is none, and opened
+// again when the server has let it expire.
+async function inSession(request) {
+  const call = async () => {
+    if (!state.session) state.session = (await api("/api/sessions", { method: "POST" })).id;
+    return request(state.session);
+  };
+  return call().catch((err) => {
+    if (!err.message.startsWith("no session")) throw err;
+    state.session = null;
+    return call();
+  });
+}
+
+// After an upload or a series opened from the PACS: show the image and its (no) objects.
+async function opened(info) {
+  state.info = info;
+  state.selected = null;
+  await nv.loadVolumes([{ url: withToken(`/api/sessions/${state.session}/image.nii.gz`), name: "image.nii.gz" }]);
+  nv.setSliceType(SLICE_TYPE.AXIAL);
+  nv.setRadiologicalConvention(is3D() && $("radiological").checked);
+  if (info.image.modality === "ct" && is3D()) setDisplay(info.image.window === "lung" ? "-600,1500" : "40,400");
+  await show(info);
+}
+
+// ---------------------------------------------------------------- the PACS (configured on the server)
+
+async function findOnPacs() {
+  await work("searching the PACS", async () => {
+    const query = new URLSearchParams();
+    if ($("pacs-patient").value.trim()) query.set("patient_id", $("pacs-patient").value.trim());
+    if ($("pacs-modality").value.trim()) query.set("modality", $("pacs-modality").value.trim().toUpperCase());
+    const found = await api(`/api/pacs/series?${query}`);
+    const list = $("pacs-series");
+    list.replaceChildren();
+    for (const s of found.series) {
+      const li = document.createElement("li");
+      const text = [s.patient_id, s.date, s.modality, s.description, `${s.instances} images`].filter(Boolean).join(", ");
+      li.append(text, " ", button("Open", () => openFromPacs(s)));
+      li.title = `study ${s.study}, series ${s.series}`;
+      list.append(li);
+    }
+    if (!found.series.length) list.append(Object.assign(document.createElement("li"), { textContent: "no series match" }));
+  });
+}
+
+async function openFromPacs(s) {
+  await work(`opening ${s.modality} series ${s.description || s.series} from the PACS`, async () => {
+    const request = { study: s.study, series: s.series, modality: $("modality").value || null,
+                      window: $("window").value || null };
+    await opened(await inSession((sid) => api(`/api/sessions/${sid}/pacs`, { method: "POST", json: request })));
+  });
+}
+
+async function saveToPacs() {
+  let stored = null;
+  await work("saving to the PACS", async () => {
+    stored = await api(`/api/sessions/${state.session}/pacs/store`, { method: "POST" });
+  });
+  if (stored) status(`saved ${stored.file} to the PACS ${stored.server}`);
 }
 
 function setDisplay(value) {
@@ -322,6 +370,12 @@ async function main() {
   state.health = await api("/api/health");
   useLabelColours(state.health.label_colours);
   $("open").addEventListener("click", open);
+  if (state.health.pacs) {
+    $("pacs").hidden = false;
+    $("pacs-server").textContent = state.health.pacs;
+    $("pacs-find").addEventListener("click", findOnPacs);
+    $("pacs-save").addEventListener("click", saveToPacs);
+  }
   $("new").addEventListener("click", () => { state.selected = null; if (state.info) renderObjects(); });
   $("undo").addEventListener("click", () => work("undoing", async () =>
     show(await api(`/api/sessions/${state.session}/undo`, { method: "POST" }))));
