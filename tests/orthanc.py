@@ -103,12 +103,17 @@ def orthanc(folder: Path, lua: str | None = None) -> Iterator[Pacs]:
         log.close()
 
 
+WADO = re.compile(rb"GET /dicom-web/studies/[^/\s]+/series/[^/?\s]+ HTTP")
+
+
 @contextmanager
-def cutting_relay(target_port: int, after_bytes: int) -> Iterator[int]:
-    """A TCP relay to ``127.0.0.1:target_port`` that closes a connection once it has passed
-    ``after_bytes`` of the answer to a series retrieval (``GET .../studies/S/series/R``, not a
-    search); yields its own port."""
-    wado = re.compile(rb"GET /dicom-web/studies/[^/\s]+/series/[^/?\s]+ HTTP")
+def cutting_relay(target_port: int, after_bytes: int | None = None, answer: bytes | None = None) -> Iterator[int]:
+    """A TCP relay to ``127.0.0.1:target_port``, a gateway in front of the PACS that passes
+    searches and spoils a series retrieval (``GET .../studies/S/series/R``): with
+    ``after_bytes``, it closes the connection once it has passed that much of the answer;
+    with ``answer``, it sends these bytes (a whole HTTP response) instead of the server's.
+    Yields its own port."""
+    wado = WADO
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -121,7 +126,12 @@ def cutting_relay(target_port: int, after_bytes: int) -> Iterator[int]:
         def up() -> None:
             try:
                 while data := client.recv(65536):
-                    if wado.search(data) and state["cut_at"] is None:
+                    if wado.search(data) and answer is not None:
+                        client.sendall(answer)
+                        client.shutdown(socket.SHUT_RDWR)
+                        upstream.close()
+                        return
+                    if wado.search(data) and state["cut_at"] is None and after_bytes is not None:
                         state["cut_at"] = state["sent"] + after_bytes
                     upstream.sendall(data)
             except OSError:

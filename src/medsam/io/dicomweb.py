@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -367,6 +368,9 @@ def _reason(exc: BaseException) -> str:
     if status is not None:
         return f"the server answered HTTP {status} {getattr(response, 'reason', '') or ''}".rstrip()
     name = type(exc).__name__
+    media = re.search(r'Unexpected media type: "([^"]*)"', str(exc))
+    if media:
+        return f"the server answered with {media.group(1) or 'no media type'}, not DICOM"
     if "SSL" in name or "SSL" in str(exc):
         return "the server's TLS certificate could not be verified"
     if "Timeout" in name or "timed out" in str(exc):
