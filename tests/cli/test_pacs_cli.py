@@ -237,3 +237,10 @@ def test_two_torchrun_workers_on_one_series_list_and_the_batch_resumed(cli, cli_
     assert times() == [(listed[0]["series"], "done before"), (listed[1]["series"], "done before"), ("9.9.9", "failed")]
     segs_again = json.loads(cli("pacs", "find", pacs.address, "--modality", "SEG", "--json", env=pacs.env).stdout)
     assert len(segs_again) == len(segs)                             # stored again: the same instances
+
+
+def test_serve_checks_its_pacs_before_it_loads_the_model(cli, pacs):
+    wrong = cli("serve", "--pacs", pacs.address, "--port", "0",
+                env={**pacs.env, "MEDSAM_PACS_PASSWORD": "not-the-password-7"})
+    assert wrong.returncode == 2 and "refused the credentials (HTTP 401)" in wrong.stderr
+    assert "medsam: model" not in wrong.stderr and "not-the-password-7" not in wrong.stderr

@@ -164,8 +164,7 @@ def segment_pacs_series(server: PacsServer, series: Sequence[tuple[str, str]],
                          f"{', '.join(unknown[:5])}")
     jobs = [(study, uid, out_dir / f"{name}_seg.dcm") for (study, uid), name in zip(series, names)]
     env = distributed.read_env()
-    if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)   # by every process: none may write before it is there
     with output_lock(out_dir) if env.is_main else contextlib.nullcontext():
         results = run_jobs(jobs, segmenter_for, lambda job, segmenter: _one_series(
             server, *job, segmenter, options, prompts_file, boxes, store), device, on_case, progress, env)
