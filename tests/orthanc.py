@@ -107,13 +107,13 @@ WADO = re.compile(rb"GET /dicom-web/studies/[^/\s]+/series/[^/?\s]+ HTTP")
 
 
 @contextmanager
-def cutting_relay(target_port: int, after_bytes: int | None = None, answer: bytes | None = None) -> Iterator[int]:
+def cutting_relay(target_port: int, after_bytes: int | None = None, answer: bytes | None = None,
+                  retrievals: list | None = None) -> Iterator[int]:
     """A TCP relay to ``127.0.0.1:target_port``, a gateway in front of the PACS that passes
     searches and spoils a series retrieval (``GET .../studies/S/series/R``): with
     ``after_bytes``, it closes the connection once it has passed that much of the answer;
     with ``answer``, it sends these bytes (a whole HTTP response) instead of the server's.
-    Yields its own port."""
-    wado = WADO
+    ``retrievals`` gets one item per series retrieval it sees. Yields its own port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -126,12 +126,14 @@ def cutting_relay(target_port: int, after_bytes: int | None = None, answer: byte
         def up() -> None:
             try:
                 while data := client.recv(65536):
-                    if wado.search(data) and answer is not None:
+                    if WADO.search(data) and retrievals is not None:
+                        retrievals.append(data.split(b"\r\n", 1)[0])
+                    if WADO.search(data) and answer is not None:
                         client.sendall(answer)
                         client.shutdown(socket.SHUT_RDWR)
                         upstream.close()
                         return
-                    if wado.search(data) and state["cut_at"] is None and after_bytes is not None:
+                    if WADO.search(data) and state["cut_at"] is None and after_bytes is not None:
                         state["cut_at"] = state["sent"] + after_bytes
                     upstream.sendall(data)
             except OSError:

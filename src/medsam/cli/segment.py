@@ -305,19 +305,15 @@ def _run_pacs_batch(args: argparse.Namespace, prompts_file: PromptsFile | None) 
     series = read_series_list(args.series_list)
     main = distributed.read_env().is_main
     options = dataclasses.replace(_options(args), series=None)
-    interactive = prompts_file is not None and any(
-        p.points for p in [*(prompts_file.shared or ()), *(q for v in prompts_file.by_case.values() for q in v)])
+    interactive = _has_clicks(prompts_file, _boxes(args))
     done = segment_pacs_series(
         server, series, lambda device: model_segmenter(args, device, report=main, interactive=interactive),
         args.output, options, prompts_file, _boxes(args), store=args.store, device=args.device,
         on_case=_print_case, on_failures=_print_failures, progress=True)
     if main:
-        workers = f" by {done.processes} processes" if done.processes > 1 else ""
         before = sum(r.done_before for r in done.cases)
         kept = f", {before} kept from an earlier run" if before else ""
-        stored = f", stored on {server.describe()}" if args.store else ""
-        print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} series into "
-              f"{done.output_dir}{workers}{kept}{stored} (times: {done.times})")
+        _print_batch(done, "series", kept + (f", stored on {server.describe()}" if args.store else ""))
     return 1 if done.failed else 0
 
 
@@ -329,16 +325,26 @@ def _run_folder(args: argparse.Namespace, source: Path, options: CaseOptions, pr
 
     main = distributed.read_env().is_main
     npz = any(p.suffix.lower() == ".npz" for p in source.iterdir())   # challenge cases: embeddings on disk
-    given = [*(prompts_file.shared or ()), *(p for v in prompts_file.by_case.values() for p in v)] \
-        if prompts_file is not None else []
-    interactive = npz or any(p.points for p in [*given, *boxes])
+    interactive = npz or _has_clicks(prompts_file, boxes)
     done: FolderResult = segment_folder(
         source, lambda device: model_segmenter(args, device, report=main, disk_cache=npz,
                                                interactive=interactive), args.output,
         options, prompts_file, boxes, device=args.device, on_case=_print_case, on_failures=_print_failures,
         progress=True)
     if main:
-        workers = f" by {done.processes} processes" if done.processes > 1 else ""
-        print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} cases into "
-              f"{done.output_dir}{workers} (times: {done.times})")
+        _print_batch(done, "cases")
     return 1 if done.failed else 0
+
+
+def _has_clicks(prompts_file: PromptsFile | None, boxes: Sequence[BoxPrompt]) -> bool:
+    """Whether any prompt of a batch has clicks (they need the interaction default model)."""
+    given = [*(prompts_file.shared or ()), *(p for v in prompts_file.by_case.values() for p in v)] \
+        if prompts_file is not None else []
+    return any(p.points for p in [*given, *boxes])
+
+
+def _print_batch(done: FolderResult, what: str, extra: str = "") -> None:
+    """Process 0's last line of a batch: how many of its cases were segmented, and where."""
+    workers = f" by {done.processes} processes" if done.processes > 1 else ""
+    print(f"segmented {len(done.cases) - len(done.failed)} of {len(done.cases)} {what} into "
+          f"{done.output_dir}{workers}{extra} (times: {done.times})")

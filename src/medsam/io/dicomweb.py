@@ -138,6 +138,11 @@ def service_url(address: str) -> str:
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+def uid_name(uid: str) -> str:
+    """A UID as a file or folder name (the case's name of a retrieved series)."""
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in uid)[:128] or "series"
+
+
 def is_dicomweb_address(text: str) -> bool:
     """Whether ``text`` names a DICOMweb server (``dicomweb://`` or ``dicomwebs://``)."""
     return urlsplit(str(text)).scheme.lower() in ("dicomweb", "dicomwebs")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ..errors import InputError, MedSAMError, as_failure
-from ..io.dicomweb import PacsError, PacsServer, retrieve_series, store_files
+from ..io.dicomweb import PacsError, PacsServer, retrieve_series, store_files, uid_name
 from .batch import (
     TIMES_NAME,
     CaseOptions,
@@ -72,7 +72,7 @@ def pacs_case(server: PacsServer, study: str, series: str, output: str | os.Path
         raise InputError(f"{output}: only a DICOM SEG (.dcm) can be stored on a PACS")
     check_writable_output(output, options.overwrite)
     with tempfile.TemporaryDirectory(prefix="medsam-pacs-") as tmp:
-        folder = retrieve_series(server, study, series, Path(tmp) / _safe(series))
+        folder = retrieve_series(server, study, series, Path(tmp) / uid_name(series))
         yield prepare_case(folder, output, options, prompts_file, boxes)
 
 
@@ -88,11 +88,6 @@ def store_result(server: PacsServer, result: CaseResult) -> list[str]:
         return store_files(server, [result.output])
     except PacsError as exc:
         raise PacsError(f"{exc.message}; nothing was stored, the DICOM SEG is at {result.output}") from None
-
-
-def _safe(uid: str) -> str:
-    """A series UID as a folder name (the case's name in reports)."""
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in uid)[:128] or "series"
 
 
 def read_series_list(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -157,7 +152,7 @@ def segment_pacs_series(server: PacsServer, series: Sequence[tuple[str, str]],
     out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: the output of a batch of series must be a folder")
-    names = [_safe(uid) for _, uid in series]
+    names = [uid_name(uid) for _, uid in series]
     unknown = prompts_file.unknown_cases(names) if prompts_file is not None else []
     if unknown:
         raise InputError(f"{prompts_file.path if prompts_file else ''}: case(s) not in the series list: "
@@ -176,7 +171,7 @@ def segment_pacs_series(server: PacsServer, series: Sequence[tuple[str, str]],
 def _one_series(server: PacsServer, study: str, series: str, output: Path, segmenter: Segmenter2D,
                 options: CaseOptions, prompts_file: PromptsFile | None, boxes: Sequence[BoxPrompt],
                 store: bool) -> CaseResult:
-    start, name = time.perf_counter(), _safe(series)
+    start, name = time.perf_counter(), uid_name(series)
     try:
         if output.exists() and not options.overwrite:     # an earlier run's: resumed, not redone
             result = CaseResult(name, Path(name), output, done_before=True)

@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..io.geometry import Geometry
 from ..io.segments import Code
 from ..prompt_geometry import validate_click_slice, validate_point
-from .engine import DEFAULT_WALK, VolumeObject, WalkConfig
+from .engine import DEFAULT_WALK, VolumeObject, WalkConfig, object_mask
 from .pipeline import compose_labels
 from .prompts import BoxPrompt, Click, ResolvedPrompt, resolve_prompt
 from .quality import ObjectQuality, object_quality
@@ -194,12 +194,9 @@ class InteractiveSession:
 
     def _segment(self, prompt: ResolvedPrompt) -> np.ndarray:
         """Segment an object anew from its box, then its clicks in order (one change)."""
-        obj = VolumeObject(prompt.box2d, prompt.start, prompt.z_range)
-        run = self._runner(prompt.label)
-        mask = obj.segment_box(run, self.config)
-        for click in prompt.clicks:
-            mask = obj.add_click(run, click, self.config)
-        self._commit(_Entry(prompt, mask, dict(run.scores)))
+        mask, scores = object_mask(self._require(), self.segmenter, prompt, self.config, cache_key=self.cache_key,
+                                   on_slice=self.on_slice)
+        self._commit(_Entry(prompt, mask, dict(scores)))
         return self._view(mask)
 
     def slices_to_segment(self, prompt: BoxPrompt) -> int:

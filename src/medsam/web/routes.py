@@ -163,10 +163,7 @@ def upload(files: list[UploadFile] = File(...), modality: Optional[str] = Form(N
     if len(set(names)) != len(names):
         raise InputError(f"{describe_upload(names)}: two uploaded files have the same name")
     with s.lock:
-        folder = s.workdir / "upload"
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir()
+        folder = _fresh_upload_folder(s)
         budget = [srv.limits.max_upload_bytes]
         saved = []
         for f, name in zip(files, names):
@@ -194,16 +191,12 @@ def pacs_series(patient_id: Optional[str] = Query(None, max_length=64),
 def open_from_pacs(request: PacsOpenRequest, s: Session = Depends(session),
                    srv: Server = Depends(server)) -> dict[str, Any]:
     """Retrieve a series from the configured PACS (WADO-RS) and open it, as an upload."""
-    from ..io.dicomweb import retrieve_series
+    from ..io.dicomweb import retrieve_series, uid_name
 
     pacs = _pacs(srv)
-    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in request.series) or "series"
     with s.lock:
-        folder = s.workdir / "upload"
-        if folder.exists():
-            shutil.rmtree(folder)
-        series = retrieve_series(pacs, request.study, request.series, folder / name,
-                                 max_bytes=srv.limits.max_upload_bytes)
+        folder = _fresh_upload_folder(s) / uid_name(request.series)
+        series = retrieve_series(pacs, request.study, request.series, folder, max_bytes=srv.limits.max_upload_bytes)
         return _load(s, srv, series, request.modality, request.window)
 
 
@@ -218,6 +211,15 @@ def save_to_pacs(s: Session = Depends(session), srv: Server = Depends(server)) -
         path = s.labels_file("dcm")
         stored = store_files(pacs, [path])
     return {"server": pacs.describe(), "stored": len(stored), "file": path.name}
+
+
+def _fresh_upload_folder(s: Session) -> Path:
+    """The session's empty folder for the image it opens next (an earlier one's files go)."""
+    folder = s.workdir / "upload"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    return folder
 
 
 def _load(s: Session, srv: Server, path: Path, modality: Optional[str], window: Optional[str]) -> dict[str, Any]:
