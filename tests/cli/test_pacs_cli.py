@@ -108,26 +108,28 @@ def test_a_connection_dropped_in_the_middle_of_the_series(cli, pacs, uids, tmp_p
     assert set(Path(tempfile.gettempdir()).glob("medsam-pacs-*")) == before
 
 
-@pytest.mark.parametrize("answer, reason", [
+@pytest.mark.parametrize("answer, reason, tries", [
     (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 30\r\nConnection: close\r\n\r\n"
-     b"<html>please log in</html>   ", "not DICOM"),
+     b"<html>please log in</html>   ", "not DICOM", 1),
     (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-     "the server answered HTTP 503"),
+     "the server answered HTTP 503", 2),
 ], ids=["html-page", "503"])
-def test_a_gateway_that_answers_a_retrieval_with_something_else(cli, pacs, uids, tmp_path, answer, reason):
+def test_a_gateway_that_answers_a_retrieval_with_something_else(cli, pacs, uids, tmp_path, answer, reason, tries):
     """A gateway in front of the PACS passes the search, then answers the series' retrieval
     with a login page, or with 503 (after one retry): one line naming the server and the
     study, nothing written."""
     study, series = uids
     port = int(pacs.rest.rsplit(":", 1)[1])
     env = {**pacs.env, "MEDSAM_PACS_CONFIG": _config(tmp_path, retries=1)}
-    with cutting_relay(port, answer=answer) as relay:
+    retrievals: list = []
+    with cutting_relay(port, answer=answer, retrievals=retrievals) as relay:
         done = cli("segment", f"dicomweb://127.0.0.1:{relay}/dicom-web", "--study", study, "--series", series,
                    *CT_BOX, "-o", tmp_path / "seg.dcm", env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{relay}/dicom-web: study {study}" in lines[0] and reason in lines[0], lines
     assert list(tmp_path.iterdir()) == [tmp_path / "pacs.json"]
+    assert len(retrievals) == tries                 # a 503 is tried again (retries 1); a page is not
 
 
 def test_a_server_that_refuses_the_seg_leaves_the_local_seg_whole_and_says_so(cli, uids, pacs_ct_series, tmp_path):

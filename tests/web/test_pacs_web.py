@@ -65,6 +65,24 @@ def test_find_open_segment_and_save_through_the_api(server, http, pacs, pacs_ct_
     assert tags["ReferencedSeriesSequence"][0]["SeriesInstanceUID"] == series["series"]
 
 
+def test_a_series_over_the_upload_limit_is_refused(lite_medsam_model, http, pacs):
+    """Opening from the PACS is held to the upload limit, counted as the files arrive."""
+    from medsam.io.dicomweb import pacs_server
+    from medsam.web import ServerLimits
+
+    from web_server import make_app, serve
+
+    with serve(make_app(lite_medsam_model, limits=ServerLimits(max_upload_bytes=2**20),
+                        pacs=pacs_server(pacs.address, env=pacs.env))) as small:
+        series = http.get(f"{small}/api/pacs/series", params={"modality": "CT"}).json()["series"][0]
+        sid = http.post(f"{small}/api/sessions").json()["id"]
+        answer = http.post(f"{small}/api/sessions/{sid}/pacs", json={"study": series["study"],
+                                                                     "series": series["series"]})
+        assert answer.status_code == 400
+        assert answer.json()["detail"].endswith("the series is larger than the 1 MiB that may be retrieved here")
+        assert "image" not in http.get(f"{small}/api/sessions/{sid}").json()
+
+
 def test_a_server_without_a_pacs_says_so(lite_medsam_model, http):
     from web_server import make_app, serve
 
